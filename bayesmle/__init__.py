@@ -1,0 +1,70 @@
+"""bayesmle: one model, three answers -- MLE, MAP and the full posterior, side by side."""
+
+import logging
+
+from bayesmle import errors, models
+from bayesmle.errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataError,
+    ImproperPosteriorError,
+    MLENotFoundError,
+    PriorError,
+    SamplingWarning,
+    SpecError,
+)
+from bayesmle.inference import (
+    METHODS,
+    LaplaceResult,
+    PointResult,
+    PosteriorResult,
+    clear_cache,
+    fit,
+)
+from bayesmle.models import ModelSpec
+from bayesmle.priors import (
+    Beta,
+    Exponential,
+    Flat,
+    Gamma,
+    HalfCauchy,
+    HalfFlat,
+    HalfNormal,
+    Laplace,
+    Normal,
+    Prior,
+)
+
+logging.getLogger("bayesmle").addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "Beta",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "DataError",
+    "Exponential",
+    "Flat",
+    "Gamma",
+    "HalfCauchy",
+    "HalfFlat",
+    "HalfNormal",
+    "ImproperPosteriorError",
+    "Laplace",
+    "LaplaceResult",
+    "MLENotFoundError",
+    "ModelSpec",
+    "Normal",
+    "PointResult",
+    "PosteriorResult",
+    "Prior",
+    "PriorError",
+    "SamplingWarning",
+    "SpecError",
+    "clear_cache",
+    "errors",
+    "fit",
+    "models",
+]

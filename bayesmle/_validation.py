@@ -1,0 +1,117 @@
+"""Input checks shared by priors and model builders (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bayesmle.errors import DataError, PriorError, checklist
+
+__all__ = [
+    "as_float_array",
+    "as_count_array",
+    "check_min_rows",
+    "positive_param",
+    "real_param",
+]
+
+
+def _describe_bad(values: np.ndarray) -> str:
+    flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
+    bad_rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    shown = ", ".join(str(i) for i in bad_rows[:10])
+    more = f" (and {bad_rows.size - 10} more)" if bad_rows.size > 10 else ""
+    return f"{bad_rows.size} non-finite value(s) at row(s) {shown}{more}"
+
+
+def as_float_array(
+    name: str,
+    value: Any,
+    *,
+    ndim: int | Sequence[int] = 1,
+    error: type[ValueError] = DataError,
+) -> np.ndarray:
+    """Convert ``value`` to a finite float64 array of the given dimensionality.
+
+    Raises
+    ------
+    DataError
+        If the value is not numeric, has the wrong number of dimensions, is empty, or holds
+        NaN or infinite entries (the message names the offending rows).
+    """
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise error(
+            checklist(
+                f"`{name}` must be numeric, but got a value of type {type(value).__name__} "
+                f"that cannot be converted to float ({exc}).",
+                ["Encode categorical columns as numbers (dummy/one-hot) before fitting."],
+            )
+        ) from None
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise error(f"`{name}` must be {want}, but got an array of shape {arr.shape}.")
+    if arr.size == 0:
+        raise error(f"`{name}` is empty (shape {arr.shape}); at least one value is needed.")
+    if not np.isfinite(arr).all():
+        raise error(
+            checklist(
+                f"`{name}` contains {_describe_bad(arr) if arr.ndim else 'a non-finite value'}.",
+                ["Drop or impute missing values before fitting (e.g. `df.dropna()`)."],
+            )
+        )
+    return arr
+
+
+def as_count_array(name: str, value: Any, *, what: str = "counts") -> np.ndarray:
+    """A 1-D float array of non-negative integers (counts), validated."""
+    arr = as_float_array(name, value, ndim=1)
+    negative = np.flatnonzero(arr < 0)
+    if negative.size:
+        raise DataError(
+            f"`{name}` must hold non-negative {what}, but row(s) "
+            f"{', '.join(map(str, negative[:10]))} are negative (e.g. {arr[negative[0]]!r})."
+        )
+    fractional = np.flatnonzero(arr != np.round(arr))
+    if fractional.size:
+        raise DataError(
+            f"`{name}` must hold whole-number {what}, but row(s) "
+            f"{', '.join(map(str, fractional[:10]))} are fractional "
+            f"(e.g. {arr[fractional[0]]!r})."
+        )
+    return arr
+
+
+def check_min_rows(name: str, n: int, minimum: int, why: str) -> None:
+    """Raise a DataError if ``n`` is smaller than ``minimum``."""
+    if n < minimum:
+        raise DataError(f"`{name}` has {n} row(s); at least {minimum} are needed {why}.")
+
+
+def real_param(owner: str, name: str, value: Any) -> np.ndarray:
+    """A finite real prior parameter (scalar or array)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PriorError(
+            f"{owner}: `{name}` must be a real number or an array of them, got {value!r}."
+        ) from None
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise PriorError(f"{owner}: `{name}` must be finite and non-empty, got {value!r}.")
+    arr.setflags(write=False)
+    return arr
+
+
+def positive_param(owner: str, name: str, value: Any) -> np.ndarray:
+    """A finite, strictly positive prior parameter (scalar or array)."""
+    arr = real_param(owner, name, value)
+    if (arr <= 0).any():
+        raise PriorError(
+            f"{owner}: `{name}` must be > 0, got {value!r}. "
+            f"Valid values are finite positive numbers (or an array of them)."
+        )
+    return arr

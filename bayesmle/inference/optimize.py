@@ -1,0 +1,242 @@
+"""Certified optimisation of ``f(x) + sum_j |x_j - c_j| / b_j`` with exact Hessians (numpy only).
+
+One algorithm covers the smooth case (MLE, Gaussian priors) and the L1 case (Laplace priors):
+a *proximal Newton* method. Each iteration builds the exact second-order model of the smooth
+part ``f`` (shifted to positive definite when needed, Levenberg-Marquardt style), minimises
+model + L1 penalty -- in closed form when there is no penalty, otherwise by coordinate descent
+followed by an exact solve on the identified support and sign pattern -- and takes an Armijo
+step on the true composite objective. Near the optimum the step is a full Newton step on the
+free coordinates, so convergence is quadratic and exact zeros are zeros (``== 0.0``), not values
+near zero. Iteration continues after the usual tolerances are met, while the optimality
+residual keeps falling, so the result is polished to the limit of double precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["OptimResult", "minimize_composite", "optimality_residual"]
+
+ObjectiveFn = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class OptimResult:
+    """Outcome of :func:`minimize_composite`."""
+
+    x: np.ndarray
+    f: float  #: smooth part at x
+    penalty: float  #: L1 part at x
+    grad: np.ndarray  #: gradient of the smooth part at x
+    hess: np.ndarray  #: Hessian of the smooth part at x
+    free: np.ndarray  #: mask of coordinates not held at an L1 kink
+    residual: np.ndarray  #: minimum-norm subgradient of the composite objective
+    decrement: float  #: predicted decrease of one more (proximal) Newton step
+    hess_pd: bool  #: Hessian positive definite on the free coordinates
+    n_iter: int
+    n_eval: int
+    message: str
+
+    @property
+    def grad_norm(self) -> float:
+        """Infinity norm of the minimum-norm subgradient."""
+        return float(np.max(np.abs(self.residual))) if self.residual.size else 0.0
+
+
+def optimality_residual(x, g, index, center, weight) -> np.ndarray:
+    """Minimum-norm element of the subdifferential of ``f + L1`` at ``x``."""
+    r = np.array(g, dtype=float, copy=True)
+    if index.size:
+        u = x[index] - center
+        gi = g[index]
+        at = u == 0
+        r[index] = np.where(at, np.sign(gi) * np.maximum(np.abs(gi) - weight, 0.0),
+                            gi + weight * np.sign(u))
+    return r
+
+
+def _positive_definite(h: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """Cholesky factor of ``h``, or of ``h + tau I`` (Levenberg-Marquardt shift), and the matrix."""
+    try:
+        return scipy.linalg.cho_factor(h, check_finite=False), h
+    except (np.linalg.LinAlgError, ValueError):
+        pass
+    sym = 0.5 * (h + h.T)
+    evals = np.linalg.eigvalsh(sym)
+    top = max(np.max(np.abs(evals)), 1.0)
+    tau = max(0.0, -evals.min()) + 1e-6 * top
+    for _ in range(60):
+        shifted = sym + tau * np.eye(len(h))
+        try:
+            return scipy.linalg.cho_factor(shifted, check_finite=False), shifted
+        except np.linalg.LinAlgError:
+            tau *= 4.0
+    raise np.linalg.LinAlgError("Hessian could not be regularised")
+
+
+def _cd_quadratic_l1(x, g, h, pen, center, weight, *, tol=1e-12, max_sweeps=500):
+    """Coordinate descent for ``min_w g.(w-x) + (w-x)'h(w-x)/2 + sum_pen weight |w - center|``."""
+    n = x.size
+    w = x.copy()
+    r = np.zeros(n)  # h @ (w - x)
+    diag = np.diag(h).copy()
+    active = np.ones(n, dtype=bool)
+    full_sweep = True
+    for _ in range(max_sweeps):
+        biggest = 0.0
+        for j in (range(n) if full_sweep else np.flatnonzero(active)):
+            a = diag[j]
+            gj = g[j] + r[j]
+            target = w[j] - gj / a
+            if pen[j]:
+                u = target - center[j]
+                lam = weight[j] / a
+                new = center[j] + (np.sign(u) * (abs(u) - lam) if abs(u) > lam else 0.0)
+            else:
+                new = target
+            delta = new - w[j]
+            if delta != 0.0:
+                r += h[:, j] * delta
+                w[j] = new
+                biggest = max(biggest, abs(delta) * np.sqrt(a))
+        active = ~pen | (w != center)
+        if biggest <= tol:
+            if full_sweep:
+                break
+            full_sweep = True
+        else:
+            full_sweep = biggest > 1e3 * tol and full_sweep
+    return w
+
+
+def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
+    """Exact minimiser of the L1 model on the support and signs of ``w``, if consistent."""
+    zero = pen & (w == center)
+    free = ~zero
+    s = np.where(pen & free, np.sign(w - center), 0.0)
+    d = np.zeros_like(x)
+    d[zero] = center[zero] - x[zero]
+    rhs = -(g[free] + weight[free] * s[free]) - h[np.ix_(free, zero)] @ d[zero]
+    try:
+        d[free] = scipy.linalg.solve(h[np.ix_(free, free)], rhs, assume_a="pos",
+                                     check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    cand = x + d
+    if np.any(np.sign(cand[pen & free] - center[pen & free]) != s[pen & free]):
+        return None
+    grad_zero = g[zero] + (h @ d)[zero]
+    if np.any(np.abs(grad_zero) > weight[zero] * (1 + 1e-9) + 1e-12):
+        return None
+    cand[zero] = center[zero]
+    return cand
+
+
+def minimize_composite(
+    fun: ObjectiveFn,
+    x0: np.ndarray,
+    *,
+    l1_index: np.ndarray | None = None,
+    l1_center: np.ndarray | None = None,
+    l1_weight: np.ndarray | None = None,
+    max_iter: int = 200,
+) -> OptimResult:
+    """Minimise ``fun(x)[0] + sum(l1_weight * |x[l1_index] - l1_center|)``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``x -> (f, grad, hess)`` of the smooth part.
+    x0 : ndarray
+        Starting point (the smooth part must be finite there).
+    l1_index, l1_center, l1_weight : ndarray, optional
+        Penalised coordinates, their centres and weights (``1 / b``).
+    max_iter : int
+        Maximum number of Newton iterations.
+
+    Returns
+    -------
+    OptimResult
+        The final iterate with its gradient, Hessian and optimality measures.
+    """
+    n = x0.size
+    index = np.zeros(0, dtype=int) if l1_index is None else np.asarray(l1_index, dtype=int)
+    pen = np.zeros(n, dtype=bool)
+    pen[index] = True
+    center = np.zeros(n)
+    weight = np.zeros(n)
+    if index.size:
+        center[index] = l1_center
+        weight[index] = l1_weight
+
+    def penalty(x):
+        return float(np.sum(weight[pen] * np.abs(x[pen] - center[pen]))) if index.size else 0.0
+
+    def residual(x, g):
+        return optimality_residual(x, g, index, center[index], weight[index])
+
+    def direction(x, g, h):
+        chol, hq = _positive_definite(h)
+        if not index.size:
+            return -scipy.linalg.cho_solve(chol, g, check_finite=False)
+        w = _cd_quadratic_l1(x, g, hq, pen, center, weight)
+        exact = _exact_on_support(x, g, hq, w, pen, center, weight)
+        return (exact if exact is not None else w) - x
+
+    x = np.asarray(x0, dtype=float).copy()
+    f, g, h = fun(x)
+    n_eval = 1
+    if not np.isfinite(f) or not np.all(np.isfinite(g)):
+        raise FloatingPointError("objective is not finite at the starting point")
+    big_f = f + penalty(x)
+    res_norm = np.max(np.abs(residual(x, g))) if n else 0.0
+    message = "maximum number of iterations reached"
+    n_iter = 0
+    decrement = np.inf
+    for n_iter in range(1, max_iter + 1):  # noqa: B007
+        d = direction(x, g, h)
+        delta = float(g @ d + penalty(x + d) - penalty(x))
+        decrement = -delta
+        if not np.isfinite(delta):
+            message = "non-finite search direction"
+            break
+        if delta >= 0 or np.max(np.abs(d)) <= 4 * np.finfo(float).eps * (1 + np.max(np.abs(x))):
+            message = "converged: no further decrease possible"
+            break
+        noise = 1e-11 * (1 + abs(big_f))
+        t = 1.0
+        accepted = False
+        while t >= 1e-10:
+            xn = x + t * d
+            fn_, gn, hn = fun(xn)
+            n_eval += 1
+            if np.isfinite(fn_) and np.all(np.isfinite(gn)):
+                big_fn = fn_ + penalty(xn)
+                rn = np.max(np.abs(residual(xn, gn)))
+                if big_fn <= big_f + 1e-4 * t * delta or (
+                    -delta <= noise and big_fn <= big_f + noise and rn < res_norm
+                ):
+                    accepted = True
+                    break
+            t *= 0.5
+        if not accepted:
+            message = ("converged: at the limit of floating-point resolution"
+                       if -delta <= noise else "line search failed")
+            break
+        x, f, g, h, big_f, res_norm = xn, fn_, gn, hn, big_fn, rn
+    free = ~(pen & (x == center))
+    hff = h[np.ix_(free, free)]
+    try:
+        np.linalg.cholesky(0.5 * (hff + hff.T))
+        hess_pd = bool(np.all(np.isfinite(hff)))
+    except np.linalg.LinAlgError:
+        hess_pd = False
+    return OptimResult(
+        x=x, f=float(f), penalty=penalty(x), grad=g, hess=h, free=free,
+        residual=residual(x, g), decrement=max(decrement, 0.0) if np.isfinite(decrement)
+        else np.inf, hess_pd=hess_pd, n_iter=n_iter, n_eval=n_eval, message=message,
+    )

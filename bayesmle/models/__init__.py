@@ -1,0 +1,35 @@
+"""Model builders: each returns a frozen :class:`ModelSpec` (see :mod:`bayesmle.models.spec`)."""
+
+from bayesmle.models.distributions import (
+    bernoulli,
+    binomial,
+    exponential,
+    gaussian,
+    poisson,
+    student_t,
+)
+from bayesmle.models.regression import (
+    linear_regression,
+    logistic_regression,
+    negative_binomial_regression,
+    poisson_regression,
+    robust_regression,
+    softmax_regression,
+)
+from bayesmle.models.spec import ModelSpec
+
+__all__ = [
+    "ModelSpec",
+    "bernoulli",
+    "binomial",
+    "exponential",
+    "gaussian",
+    "linear_regression",
+    "logistic_regression",
+    "negative_binomial_regression",
+    "poisson",
+    "poisson_regression",
+    "robust_regression",
+    "softmax_regression",
+    "student_t",
+]

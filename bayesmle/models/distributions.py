@@ -1,0 +1,377 @@
+"""Builders for single-distribution models: i.i.d. data from one family.
+
+Each builder validates its data, and returns a frozen :class:`~bayesmle.models.spec.ModelSpec`
+whose parameters default to flat priors (so the MAP equals the MLE until a prior is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pymc as pm
+
+from bayesmle._validation import as_count_array, as_float_array, check_min_rows
+from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.spec import ModelSpec
+from bayesmle.priors import Beta, Flat, HalfFlat, Prior, check_support
+
+__all__ = ["bernoulli", "binomial", "exponential", "gaussian", "poisson", "student_t"]
+
+
+def _labels_01(name: str, value: Any) -> np.ndarray:
+    """Binary labels as a float array of 0/1 (accepts bool, 0/1 ints/floats)."""
+    arr = as_float_array(name, value, ndim=1)
+    bad = np.flatnonzero((arr != 0) & (arr != 1))
+    if bad.size:
+        raise DataError(
+            f"`{name}` must hold binary labels 0/1 (or booleans), but row(s) "
+            f"{', '.join(map(str, bad[:10]))} hold {sorted(set(arr[bad[:10]].tolist()))}. "
+            f"Valid values: 0, 1, False, True."
+        )
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaussian
+# ---------------------------------------------------------------------------------------------
+def _declare_gaussian(data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    mu = priors["mu"].rv(model, "mu")
+    sigma = priors["sigma"].rv(model, "sigma")
+    with model:
+        pm.Normal("y_obs", mu=mu, sigma=sigma, observed=y)
+    return model
+
+
+def _gaussian_mle_exists(spec: ModelSpec) -> None:
+    y = spec.data["y"]
+    if np.ptp(y) == 0:
+        raise MLENotFoundError(
+            checklist(
+                f"The Gaussian MLE does not exist: all {y.size} values of `y` equal {y[0]!r}, "
+                "so the likelihood grows without bound as sigma -> 0.",
+                ["Give sigma a proper prior (e.g. sigma_prior=HalfNormal(1.0)) and fit 'map'.",
+                 "Check that the column is the one you meant to model."],
+            )
+        )
+
+
+def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None = None
+             ) -> ModelSpec:
+    r"""I.i.d. Gaussian data: :math:`y_i \sim \mathrm{Normal}(\mu, \sigma)`.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Observations (n >= 2).
+    mu_prior : Prior, default Flat()
+        Prior on the mean.
+    sigma_prior : Prior, default HalfFlat()
+        Prior on the standard deviation.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``mu`` and ``sigma``. The MLE is ``mean(y)`` and ``std(y, ddof=0)``.
+    """
+    y = as_float_array("y", y, ndim=1)
+    check_min_rows("y", y.size, 2, "to estimate a mean and a standard deviation")
+    priors = {
+        "mu": check_support("mu_prior", mu_prior or Flat(), "real"),
+        "sigma": check_support("sigma_prior", sigma_prior or HalfFlat(), "positive"),
+    }
+    sd = float(np.std(y))
+    return ModelSpec(
+        name="gaussian",
+        declare=_declare_gaussian,
+        data={"y": y},
+        priors=priors,
+        params=("mu", "sigma"),
+        start={"mu": float(np.mean(y)), "sigma": sd if sd > 0 else 1.0},
+        description=r"y_i ~ Normal(mu, sigma), i = 1..n",
+        mle_checks=(_gaussian_mle_exists,),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bernoulli and binomial
+# ---------------------------------------------------------------------------------------------
+def _declare_bernoulli(data, priors) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    p = priors["p"].rv(model, "p")
+    with model:
+        pm.Bernoulli("y_obs", p=p, observed=y)
+    return model
+
+
+def _declare_binomial(data, priors) -> pm.Model:
+    with pm.Model() as model:
+        k = pm.Data("successes", data["successes"])
+        n = pm.Data("trials", data["trials"])
+    p = priors["p"].rv(model, "p")
+    with model:
+        pm.Binomial("successes_obs", n=n, p=p, observed=k)
+    return model
+
+
+def _boundary_p_check(k: float, n: float, what: str):
+    def check(spec: ModelSpec) -> None:
+        if k == 0 or k == n:
+            outcome = "failures" if k == 0 else "successes"
+            raise MLENotFoundError(
+                checklist(
+                    f"The MLE of p is on the boundary: all {n:g} {what} are {outcome} "
+                    f"(k = {k:g}), so the likelihood is maximised at p = {k / n:g}, where the "
+                    "log-odds are infinite and no standard error exists.",
+                    ["Give p a proper prior (e.g. p_prior=Beta(1, 1) is flat but proper: fit "
+                     "'map' or 'nuts'; Beta(2, 2) shrinks towards 1/2).",
+                     "Collect more data."],
+                )
+            )
+
+    return check
+
+
+def bernoulli(y: Any, *, p_prior: Prior | None = None) -> ModelSpec:
+    r"""I.i.d. binary data: :math:`y_i \sim \mathrm{Bernoulli}(p)`.
+
+    Parameters
+    ----------
+    y : array_like of {0, 1} or bool, shape (n,)
+        Binary outcomes.
+    p_prior : Prior, default Beta(1, 1)
+        Prior on the success probability (``Beta(1, 1)`` is flat).
+
+    Returns
+    -------
+    ModelSpec
+        Parameter ``p``; the MLE is ``k / n`` (requires 0 < k < n).
+    """
+    y = _labels_01("y", y)
+    k, n = float(y.sum()), float(y.size)
+    return ModelSpec(
+        name="bernoulli",
+        declare=_declare_bernoulli,
+        data={"y": y},
+        priors={"p": check_support("p_prior", p_prior or Beta(1.0, 1.0), "unit")},
+        params=("p",),
+        start={"p": min(max(k / n, 0.01), 0.99)},
+        description="y_i ~ Bernoulli(p), i = 1..n",
+        mle_checks=(_boundary_p_check(k, n, "trials"),),
+    )
+
+
+def binomial(successes: Any, trials: Any, *, p_prior: Prior | None = None) -> ModelSpec:
+    r"""Binomial counts: :math:`k_i \sim \mathrm{Binomial}(n_i, p)`.
+
+    Parameters
+    ----------
+    successes : array_like of int, shape (m,)
+        Number of successes per group.
+    trials : array_like of int, shape (m,) or scalar
+        Number of trials per group (``successes <= trials``).
+    p_prior : Prior, default Beta(1, 1)
+        Prior on the success probability.
+
+    Returns
+    -------
+    ModelSpec
+        Parameter ``p``; the MLE is ``sum(successes) / sum(trials)``.
+    """
+    k = as_count_array("successes", np.atleast_1d(successes))
+    t_arr = np.atleast_1d(trials)
+    if t_arr.size == 1 and k.size > 1:
+        t_arr = np.repeat(t_arr, k.size)
+    t = as_count_array("trials", t_arr, what="trial counts")
+    if t.shape != k.shape:
+        raise DataError(
+            f"`successes` and `trials` must have the same length, got {k.size} and {t.size}."
+        )
+    over = np.flatnonzero(k > t)
+    if over.size:
+        i = over[0]
+        raise DataError(
+            f"`successes` exceeds `trials` at row(s) {', '.join(map(str, over[:10]))} "
+            f"(e.g. row {i}: {k[i]:g} successes out of {t[i]:g} trials)."
+        )
+    if t.sum() == 0:
+        raise DataError("`trials` sums to zero: there is no trial to learn p from.")
+    ks, ts = float(k.sum()), float(t.sum())
+    return ModelSpec(
+        name="binomial",
+        declare=_declare_binomial,
+        data={"successes": k, "trials": np.ascontiguousarray(t)},
+        priors={"p": check_support("p_prior", p_prior or Beta(1.0, 1.0), "unit")},
+        params=("p",),
+        start={"p": min(max(ks / ts, 0.01), 0.99)},
+        description="successes_i ~ Binomial(trials_i, p)",
+        mle_checks=(_boundary_p_check(ks, ts, "trials"),),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Poisson and exponential
+# ---------------------------------------------------------------------------------------------
+def _declare_poisson(data, priors) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    rate = priors["rate"].rv(model, "rate")
+    with model:
+        pm.Poisson("y_obs", mu=rate, observed=y)
+    return model
+
+
+def _poisson_mle_exists(spec: ModelSpec) -> None:
+    if spec.data["y"].sum() == 0:
+        raise MLENotFoundError(
+            checklist(
+                f"The Poisson MLE is on the boundary: all {spec.data['y'].size} counts are zero, "
+                "so the likelihood is maximised at rate = 0 (log-rate -> -inf) and no standard "
+                "error exists.",
+                ["Give the rate a proper prior (e.g. rate_prior=Gamma(1.0, 1.0)) and fit 'map'.",
+                 "Collect more data."],
+            )
+        )
+
+
+def poisson(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
+    r"""I.i.d. counts: :math:`y_i \sim \mathrm{Poisson}(\lambda)`.
+
+    Parameters
+    ----------
+    y : array_like of int, shape (n,)
+        Non-negative whole-number counts.
+    rate_prior : Prior, default HalfFlat()
+        Prior on the rate.
+
+    Returns
+    -------
+    ModelSpec
+        Parameter ``rate``; the MLE is ``mean(y)`` (requires some count > 0).
+    """
+    y = as_count_array("y", y)
+    mean = float(y.mean())
+    return ModelSpec(
+        name="poisson",
+        declare=_declare_poisson,
+        data={"y": y},
+        priors={"rate": check_support("rate_prior", rate_prior or HalfFlat(), "positive")},
+        params=("rate",),
+        start={"rate": mean if mean > 0 else 1.0},
+        description="y_i ~ Poisson(rate)",
+        mle_checks=(_poisson_mle_exists,),
+    )
+
+
+def _declare_exponential(data, priors) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    rate = priors["rate"].rv(model, "rate")
+    with model:
+        pm.Exponential("y_obs", lam=rate, observed=y)
+    return model
+
+
+def exponential(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
+    r"""I.i.d. waiting times: :math:`y_i \sim \mathrm{Exponential}(\lambda)` (rate).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Strictly positive observations.
+    rate_prior : Prior, default HalfFlat()
+        Prior on the rate.
+
+    Returns
+    -------
+    ModelSpec
+        Parameter ``rate``; the MLE is ``1 / mean(y)``.
+    """
+    y = as_float_array("y", y, ndim=1)
+    bad = np.flatnonzero(y <= 0)
+    if bad.size:
+        raise DataError(
+            f"`y` must be > 0 for an exponential model, but row(s) "
+            f"{', '.join(map(str, bad[:10]))} hold {y[bad[0]]!r}"
+            f"{' and others' if bad.size > 1 else ''}. Valid values: positive reals."
+        )
+    return ModelSpec(
+        name="exponential",
+        declare=_declare_exponential,
+        data={"y": y},
+        priors={"rate": check_support("rate_prior", rate_prior or HalfFlat(), "positive")},
+        params=("rate",),
+        start={"rate": 1.0 / float(y.mean())},
+        description="y_i ~ Exponential(rate)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Student-t
+# ---------------------------------------------------------------------------------------------
+def _declare_student_t(data, priors) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    mu = priors["mu"].rv(model, "mu")
+    sigma = priors["sigma"].rv(model, "sigma")
+    nu = priors["nu"].rv(model, "nu")
+    with model:
+        pm.StudentT("y_obs", nu=nu, mu=mu, sigma=sigma, observed=y)
+    return model
+
+
+def _student_t_posterior_proper(spec: ModelSpec) -> None:
+    if spec.priors["nu"].is_flat:
+        raise ImproperPosteriorError(
+            checklist(
+                "The posterior of a Student-t model with a flat prior on `nu` is improper: the "
+                "likelihood tends to a positive constant (the Gaussian limit) as nu -> inf, so "
+                "the flat prior's mass there is infinite.",
+                ["Give nu a proper prior, e.g. nu_prior=Gamma(2.0, 0.1) (Juarez & Steel) or "
+                 "Exponential(1/30)."],
+            )
+        )
+
+
+def student_t(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None = None,
+              nu_prior: Prior | None = None) -> ModelSpec:
+    r"""Heavy-tailed data: :math:`y_i \sim t_\nu(\mu, \sigma)`.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Observations (n >= 3).
+    mu_prior, sigma_prior, nu_prior : Prior
+        Priors on location, scale and degrees of freedom (defaults Flat, HalfFlat, HalfFlat).
+        NUTS needs a proper prior on ``nu``.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``mu``, ``sigma``, ``nu``. If the data are close to Gaussian the MLE of
+        ``nu`` is infinite; the fit then reports that the MLE does not exist.
+    """
+    y = as_float_array("y", y, ndim=1)
+    check_min_rows("y", y.size, 3, "to estimate location, scale and degrees of freedom")
+    med = float(np.median(y))
+    mad = float(np.median(np.abs(y - med))) * 1.4826
+    scale = mad if mad > 0 else (float(np.std(y)) or 1.0)
+    return ModelSpec(
+        name="student_t",
+        declare=_declare_student_t,
+        data={"y": y},
+        priors={
+            "mu": check_support("mu_prior", mu_prior or Flat(), "real"),
+            "sigma": check_support("sigma_prior", sigma_prior or HalfFlat(), "positive"),
+            "nu": check_support("nu_prior", nu_prior or HalfFlat(), "positive"),
+        },
+        params=("mu", "sigma", "nu"),
+        start={"mu": med, "sigma": scale, "nu": 5.0},
+        description="y_i ~ StudentT(nu, mu, sigma)",
+        mle_checks=(_gaussian_mle_exists,),
+        posterior_checks=(_student_t_posterior_proper,),
+    )

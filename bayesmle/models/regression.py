@@ -1,0 +1,605 @@
+"""Regression builders: linear, logistic, Poisson, negative binomial (NB2), robust, softmax.
+
+Every regression reports ``intercept`` (if any) and ``coef`` on the user's scale; ``prior``
+applies to ``coef`` and ``intercept_prior`` to the intercept. Internally the model is fitted in
+a well-conditioned linear reparametrisation (see :mod:`bayesmle.models.design`), which is exact
+and invisible in the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.tensor.slinalg import solve_triangular
+
+from bayesmle._validation import as_count_array, as_float_array, check_min_rows
+from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.design import Design, as_design, qr_arrays, rank_check, standardised_arrays
+from bayesmle.models.separation import separation_check
+from bayesmle.models.spec import ModelSpec
+from bayesmle.priors import Flat, HalfFlat, Laplace, Prior, check_support
+
+__all__ = [
+    "linear_regression",
+    "logistic_regression",
+    "negative_binomial_regression",
+    "poisson_regression",
+    "robust_regression",
+    "softmax_regression",
+]
+
+Family = Literal[
+    "gaussian", "bernoulli", "poisson", "negative_binomial", "laplace", "student_t", "cauchy",
+    "categorical",
+]
+_EXTRAS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("sigma",),
+    "bernoulli": (),
+    "poisson": (),
+    "negative_binomial": ("alpha",),
+    "laplace": ("sigma",),
+    "student_t": ("sigma", "nu"),
+    "cauchy": ("sigma",),
+    "categorical": (),
+}
+_EQUATIONS = {
+    "gaussian": "y_i ~ Normal(intercept + x_i·coef, sigma)",
+    "bernoulli": "y_i ~ Bernoulli(logit⁻¹(intercept + x_i·coef))",
+    "poisson": "y_i ~ Poisson(exp(intercept + x_i·coef + offset_i))",
+    "negative_binomial": "y_i ~ NB2(mu_i = exp(intercept + x_i·coef + offset_i), "
+                         "Var = mu_i + alpha·mu_i²)",
+    "laplace": "y_i ~ Laplace(intercept + x_i·coef, sigma)",
+    "student_t": "y_i ~ StudentT(nu, intercept + x_i·coef, sigma)",
+    "cauchy": "y_i ~ Cauchy(intercept + x_i·coef, sigma)",
+    "categorical": "y_i ~ Categorical(softmax(0, intercept_k + x_i·coef_k)), k = 2..K",
+}
+
+
+def _parametrisation(priors: Mapping[str, Prior], full_rank: bool) -> str:
+    coef_l1 = isinstance(priors["coef"], Laplace)
+    return "qr" if (full_rank and not coef_l1) else "standardised"
+
+
+@dataclass(frozen=True)
+class _RegressionModel:
+    """Declares a regression model; a frozen value so equal options share compiled code."""
+
+    family: Family
+    intercept: bool
+    n_out: int  # 0 for a scalar linear predictor, K - 1 for softmax
+    full_rank: bool
+
+    # -- prepared arrays --------------------------------------------------------------------
+    def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> dict:
+        design = Design(data["X"], ())
+        arrays = {k: v for k, v in data.items() if k != "X"}
+        if _parametrisation(priors, self.full_rank) == "qr":
+            arrays.update(qr_arrays(design, self.intercept))
+        else:
+            centre = priors.get("intercept") is None or priors["intercept"].is_flat
+            arrays.update(standardised_arrays(design, self.intercept, centre=centre))
+        return arrays
+
+    # -- starting values --------------------------------------------------------------------
+    def _eta0(self, arrays) -> np.ndarray | float:
+        y, fam = arrays["y"], self.family
+        if fam == "bernoulli":
+            m = np.clip(y.mean(), 0.02, 0.98)
+            return np.log(m / (1 - m))
+        if fam in ("poisson", "negative_binomial"):
+            return np.log(max(y.mean(), 0.1)) - arrays["offset"].mean()
+        if fam == "categorical":
+            counts = np.bincount(y.astype(int), minlength=self.n_out + 1) + 0.5
+            return np.log(counts[1:] / counts[0])
+        return float(np.median(y)) if fam in ("laplace", "student_t", "cauchy") else y.mean()
+
+    def start(self, arrays, priors) -> dict:
+        eta0 = self._eta0(arrays)
+        y = arrays["y"]
+        start: dict[str, Any] = {}
+        shape = lambda p: (p,) if self.n_out == 0 else (p, self.n_out)  # noqa: E731
+        if "Q" in arrays:
+            q = arrays["Q"]
+            n, p = q.shape
+            if self.family == "gaussian":
+                theta = q.T @ y / n
+                resid = y - q @ theta
+            else:
+                theta = np.multiply.outer(q.sum(axis=0) / n, eta0) if self.n_out else (
+                    q.sum(axis=0) / n * eta0)
+                resid = y - np.median(y)
+            start["theta"] = np.reshape(theta, shape(p))
+        else:
+            d = arrays["Xs"].shape[1]
+            start["coef_std"] = np.zeros(shape(d))
+            if self.intercept:
+                name = "intercept_c" if priors["intercept"].is_flat else "intercept"
+                start[name] = eta0
+            resid = y - (np.median(y) if self.family != "gaussian" else y.mean())
+        if "sigma" in _EXTRAS[self.family]:
+            if self.family == "gaussian":
+                s = float(np.sqrt(np.mean(resid**2)))
+            else:
+                s = float(np.median(np.abs(resid - np.median(resid)))) * 1.4826
+            start["sigma"] = s if s > 0 else 1.0
+        if self.family == "negative_binomial":
+            m = max(y.mean(), 1e-3)
+            start["alpha"] = max((y.var() - m) / m**2, 0.1)
+        if self.family == "student_t":
+            start["nu"] = 5.0
+        return start
+
+    # -- model ------------------------------------------------------------------------------
+    def __call__(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> pm.Model:
+        k = self.n_out
+        with pm.Model() as model:
+            y = pm.Data("y", data["y"])
+        if "Q" in data:
+            eta, intercept, coef = self._qr_predictor(model, data, priors)
+        else:
+            eta, intercept, coef = self._standardised_predictor(model, data, priors)
+        with model:
+            if intercept is not None and "intercept" not in model.named_vars:
+                pm.Deterministic("intercept", intercept)
+            if "coef" not in model.named_vars:
+                pm.Deterministic("coef", coef)
+        extras = {name: priors[name].rv(model, name) for name in _EXTRAS[self.family]}
+        with model:
+            if self.family in ("poisson", "negative_binomial"):
+                eta = eta + pm.Data("offset", data["offset"])
+            self._likelihood(eta, y, extras, k)
+        return model
+
+    def _qr_predictor(self, model, data, priors):
+        k = self.n_out
+        with model:
+            q = pm.Data("Q", data["Q"])
+            r = pm.Data("R", data["R"])
+            norms = pm.Data("col_norm", data["col_norm"])
+            p = data["Q"].shape[1]
+            theta = pm.Flat("theta", shape=(p,) if k == 0 else (p, k))
+            beta = solve_triangular(r, theta, lower=False)
+            beta = beta / (norms if k == 0 else norms[:, None])
+            eta = q @ theta
+        intercept = beta[0] if self.intercept else None
+        coef = beta[1:] if self.intercept else beta
+        with model:
+            if not priors["coef"].is_flat:
+                pm.Potential("coef_prior", priors["coef"].logp(model, "coef", coef))
+            if self.intercept and not priors["intercept"].is_flat:
+                pm.Potential(
+                    "intercept_prior", priors["intercept"].logp(model, "intercept", intercept)
+                )
+        return eta, intercept, coef
+
+    def _standardised_predictor(self, model, data, priors):
+        k = self.n_out
+        d = data["Xs"].shape[1]
+        with model:
+            xs = pm.Data("Xs", data["Xs"])
+            center = pm.Data("center", data["center"])
+            scale = pm.Data("scale", data["scale"])
+        shape = (d,) if k == 0 else (d, k)
+        z = priors["coef"].rv(model, "coef_std", shape=shape, key="coef",
+                              scale=scale if k == 0 else scale[:, None])
+        coef = z / (scale if k == 0 else scale[:, None])
+        eta = xs @ z
+        intercept = None
+        if self.intercept:
+            ishape = () if k == 0 else (k,)
+            if priors["intercept"].is_flat:
+                with model:
+                    a0 = pm.Flat("intercept_c", shape=ishape)
+                intercept = a0 - center @ coef
+            else:
+                a0 = priors["intercept"].rv(model, "intercept", shape=ishape)
+                intercept = a0
+            eta = eta + a0
+        return eta, intercept, coef
+
+    def _likelihood(self, eta, y, extras, k) -> None:
+        fam = self.family
+        if fam == "gaussian":
+            pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
+        elif fam == "bernoulli":
+            pm.Bernoulli("y_obs", logit_p=eta, observed=y)
+        elif fam == "poisson":
+            pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
+        elif fam == "negative_binomial":
+            pm.NegativeBinomial("y_obs", mu=pt.exp(eta), alpha=1.0 / extras["alpha"], observed=y)
+        elif fam == "laplace":
+            pm.Laplace("y_obs", mu=eta, b=extras["sigma"], observed=y)
+        elif fam == "student_t":
+            pm.StudentT("y_obs", nu=extras["nu"], mu=eta, sigma=extras["sigma"], observed=y)
+        elif fam == "cauchy":
+            pm.Cauchy("y_obs", alpha=eta, beta=extras["sigma"], observed=y)
+        elif fam == "categorical":
+            logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+            pm.Categorical("y_obs", logit_p=logits, observed=y)
+        else:  # pragma: no cover - guarded by the builders
+            raise ValueError(fam)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared construction
+# ---------------------------------------------------------------------------------------------
+def _check_rows(design: Design, y: np.ndarray, what: str = "y") -> None:
+    if y.shape[0] != design.n:
+        raise DataError(
+            f"`X` has {design.n} rows but `{what}` has {y.shape[0]}; they must match "
+            "(one row of X per observation)."
+        )
+
+
+def _improper_if_flat(family: str, full_rank: bool, intercept: bool):
+    def check(spec: ModelSpec) -> None:
+        if full_rank:
+            return
+        flat = spec.priors["coef"].is_flat or (intercept and spec.priors["intercept"].is_flat)
+        if flat:
+            raise ImproperPosteriorError(
+                checklist(
+                    "The posterior is improper: the design is rank deficient and a flat prior "
+                    "leaves the collinear directions unconstrained.",
+                    ["Give coef (and the intercept) proper priors, e.g. prior=Normal(1.0), "
+                     "intercept_prior=Normal(10.0).",
+                     "Or drop the collinear columns."],
+                )
+            )
+
+    return check
+
+
+def _regression_spec(
+    name: str,
+    family: Family,
+    X: Any,
+    y: np.ndarray,
+    *,
+    prior: Prior | None,
+    intercept: bool,
+    intercept_prior: Prior | None,
+    extra_priors: dict[str, Prior],
+    extra_data: dict[str, np.ndarray] | None = None,
+    classes: tuple | None = None,
+    extra_mle_checks: tuple = (),
+) -> ModelSpec:
+    design = as_design(X)
+    _check_rows(design, y)
+    n_out = 0 if classes is None else len(classes) - 1
+    p = design.d + int(intercept)
+    check_min_rows("X", design.n, p + (1 if _EXTRAS[family] else 0),
+                   f"for {p} coefficient(s){' and a scale' if _EXTRAS[family] else ''}")
+    priors: dict[str, Prior] = {"coef": check_support("prior", prior or Flat(), "real")}
+    coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
+    priors["coef"].check_shape("coef", coef_shape)
+    if intercept:
+        priors["intercept"] = check_support("intercept_prior", intercept_prior or Flat(), "real")
+        priors["intercept"].check_shape("intercept", () if n_out == 0 else (n_out,))
+    elif intercept_prior is not None:
+        raise DataError("`intercept_prior` was given but `intercept=False`; drop one of them.")
+    for key, value in extra_priors.items():
+        priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
+
+    try:
+        rank_check(design, intercept)
+        full_rank = True
+    except MLENotFoundError:
+        full_rank = False
+
+    def mle_rank(spec: ModelSpec) -> None:
+        rank_check(design, intercept)
+
+    builder = _RegressionModel(family, intercept, n_out, full_rank)
+    dims = {"coef": ("coef",) if n_out == 0 else ("coef", "class")}
+    coords: dict[str, tuple] = {"coef": design.names}
+    if n_out:
+        dims["intercept"] = ("class",)
+        coords["class"] = tuple(str(c) for c in classes[1:])
+    params = (("intercept",) if intercept else ()) + ("coef",) + _EXTRAS[family]
+    data = {"X": design.X, "y": y, **(extra_data or {})}
+    return ModelSpec(
+        name=name,
+        declare=builder,
+        data=data,
+        priors=priors,
+        params=params,
+        dims=dims,
+        coords=coords,
+        prepare=builder.prepare,
+        start_fn=builder.start,
+        options={"family": family, "intercept": intercept, "classes": classes},
+        description=_EQUATIONS[family],
+        mle_checks=(mle_rank, *extra_mle_checks),
+        posterior_checks=(_improper_if_flat(family, full_rank, intercept),),
+    )
+
+
+def _offset(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
+    if exposure is not None and offset is not None:
+        raise DataError("Give either `exposure` or `offset`, not both (offset = log(exposure)).")
+    if exposure is not None:
+        e = as_float_array("exposure", exposure, ndim=1)
+        bad = np.flatnonzero(e <= 0)
+        if bad.size:
+            raise DataError(
+                f"`exposure` must be > 0, but row(s) {', '.join(map(str, bad[:10]))} hold "
+                f"{e[bad[0]]!r}. Valid values: positive exposure times or population sizes."
+            )
+        off = np.log(e)
+    elif offset is not None:
+        off = as_float_array("offset", offset, ndim=1)
+    else:
+        off = np.zeros(design_rows)
+    if off.shape[0] != design_rows:
+        raise DataError(f"`X` has {design_rows} rows but the offset/exposure has {off.shape[0]}.")
+    return off
+
+
+def _all_zero_counts(spec: ModelSpec) -> None:
+    if spec.data["y"].sum() == 0:
+        raise MLENotFoundError(
+            checklist(
+                "The MLE does not exist: every count of `y` is zero, so the log-link intercept "
+                "runs to -inf (the rate's MLE is 0, on the boundary).",
+                ["Give the intercept a proper prior (intercept_prior=Normal(5.0)) and fit 'map'.",
+                 "Check the response column."],
+            )
+        )
+
+
+def _nrows(X: Any) -> int:
+    return int(np.shape(X)[0]) if np.ndim(X) else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Public builders
+# ---------------------------------------------------------------------------------------------
+def linear_regression(
+    X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None, sigma_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Gaussian linear regression: :math:`y_i \sim N(\alpha + x_i^\top\beta, \sigma)`.
+
+    Parameters
+    ----------
+    X : array_like or pandas.DataFrame, shape (n, d)
+        Predictors (column names label the coefficients).
+    y : array_like, shape (n,)
+        Response.
+    prior : Prior, default Flat()
+        Prior on the slopes ``coef``. ``Normal(tau)`` is ridge regression
+        (``alpha = sigma^2 / tau^2`` in scikit-learn's ``Ridge``); ``Laplace(b)`` is the lasso
+        (``alpha = sigma^2 / (b n)`` in ``Lasso``), with exact zeros in the MAP.
+    intercept : bool, default True
+        Include an intercept.
+    intercept_prior : Prior, default Flat()
+        Prior on the intercept.
+    sigma_prior : Prior, default HalfFlat()
+        Prior on the noise standard deviation.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef`` (d,), ``sigma``. The MLE of ``sigma`` divides the
+        residual sum of squares by n.
+    """
+    y = as_float_array("y", y, ndim=1)
+    return _regression_spec(
+        "linear_regression", "gaussian", X, y, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors={"sigma": sigma_prior},
+        extra_mle_checks=(_perfect_fit_check,),
+    )
+
+
+def _perfect_fit_check(spec: ModelSpec) -> None:
+    X, y = spec.data["X"], spec.data["y"]
+    full = np.hstack([np.ones((X.shape[0], 1)), X]) if spec.options["intercept"] else X
+    coef, *_ = np.linalg.lstsq(full, y, rcond=None)
+    resid = y - full @ coef
+    if np.sqrt(np.mean(resid**2)) <= 64 * np.finfo(float).eps * max(np.abs(y).max(), 1e-300):
+        raise MLENotFoundError(
+            checklist(
+                "The MLE of sigma does not exist: the predictors fit y exactly (zero residuals), "
+                "so the likelihood grows without bound as sigma -> 0.",
+                ["Check for a column that duplicates the response.",
+                 "Give sigma a proper prior (sigma_prior=HalfNormal(1.0)) and fit 'map'."],
+            )
+        )
+
+
+def logistic_regression(
+    X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Logistic regression: :math:`y_i \sim \mathrm{Bernoulli}(\mathrm{logit}^{-1}(\alpha + x_i^\top\beta))`.
+
+    ``prior=Normal(tau)`` matches scikit-learn's ``LogisticRegression(C=tau**2)`` (l2) and
+    ``prior=Laplace(b)`` its l1 penalty with ``C=b``; the intercept is unpenalised by default.
+    Complete and quasi-complete separation are detected before an MLE fit.
+
+    Parameters
+    ----------
+    X : array_like or pandas.DataFrame, shape (n, d)
+        Predictors.
+    y : array_like of {0, 1} or bool, shape (n,)
+        Binary response.
+    prior, intercept, intercept_prior
+        As in :func:`linear_regression`.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``.
+    """
+    from bayesmle.models.distributions import _labels_01
+
+    y = _labels_01("y", y)
+    return _regression_spec(
+        "logistic_regression", "bernoulli", X, y, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors={},
+        extra_mle_checks=(separation_check,),
+    )
+
+
+def poisson_regression(
+    X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None, exposure: Any = None, offset: Any = None,
+) -> ModelSpec:
+    r"""Poisson regression with log link: :math:`y_i \sim \mathrm{Poisson}(e^{\alpha + x_i^\top\beta + o_i})`.
+
+    Parameters
+    ----------
+    X, y
+        Design and non-negative whole-number counts.
+    prior, intercept, intercept_prior
+        As in :func:`linear_regression`.
+    exposure : array_like, optional
+        Positive exposure per row; enters as ``offset = log(exposure)``.
+    offset : array_like, optional
+        Known offset on the log scale.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``.
+    """
+    y = as_count_array("y", y)
+    off = _offset(_nrows(X), exposure, offset)
+    return _regression_spec(
+        "poisson_regression", "poisson", X, y, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors={}, extra_data={"offset": off},
+        extra_mle_checks=(_all_zero_counts, separation_check),
+    )
+
+
+def negative_binomial_regression(
+    X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None, alpha_prior: Prior | None = None,
+    exposure: Any = None, offset: Any = None,
+) -> ModelSpec:
+    r"""Negative binomial (NB2) regression: mean :math:`\mu_i = e^{\alpha + x_i^\top\beta + o_i}`,
+    variance :math:`\mu_i + \alpha\mu_i^2`.
+
+    ``alpha`` is the NB2 dispersion as in statsmodels' ``NegativeBinomial`` and R's ``glm.nb``
+    (``theta = 1 / alpha``). When the counts are not overdispersed the MLE of ``alpha`` is 0, on
+    the boundary; the fit then reports that the MLE does not exist (use Poisson).
+
+    Parameters
+    ----------
+    X, y, prior, intercept, intercept_prior, exposure, offset
+        As in :func:`poisson_regression`.
+    alpha_prior : Prior, default HalfFlat()
+        Prior on the dispersion.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``, ``alpha``.
+    """  # noqa: D205
+    y = as_count_array("y", y)
+    off = _offset(_nrows(X), exposure, offset)
+    return _regression_spec(
+        "negative_binomial_regression", "negative_binomial", X, y, prior=prior,
+        intercept=intercept, intercept_prior=intercept_prior,
+        extra_priors={"alpha": alpha_prior}, extra_data={"offset": off},
+        extra_mle_checks=(_all_zero_counts, separation_check),
+    )
+
+
+def robust_regression(
+    X: Any, y: Any, *, noise: Literal["laplace", "student_t", "cauchy"] = "student_t",
+    prior: Prior | None = None, intercept: bool = True, intercept_prior: Prior | None = None,
+    sigma_prior: Prior | None = None, nu_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Linear regression with heavy-tailed noise.
+
+    Parameters
+    ----------
+    X, y, prior, intercept, intercept_prior
+        As in :func:`linear_regression`.
+    noise : {"laplace", "student_t", "cauchy"}
+        Noise distribution. ``"laplace"`` is least-absolute-deviations regression (``sigma``
+        is the Laplace scale, the MLE is the mean absolute residual).
+    sigma_prior : Prior, default HalfFlat()
+        Prior on the noise scale.
+    nu_prior : Prior, default HalfFlat()
+        Prior on the Student-t degrees of freedom (``noise="student_t"`` only).
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``, ``sigma`` (and ``nu``).
+    """
+    valid = ("laplace", "student_t", "cauchy")
+    if noise not in valid:
+        raise DataError(f"`noise` must be one of {valid}, got {noise!r}.")
+    if nu_prior is not None and noise != "student_t":
+        raise DataError(f"`nu_prior` applies only to noise='student_t', not {noise!r}.")
+    y = as_float_array("y", y, ndim=1)
+    extras: dict[str, Prior | None] = {"sigma": sigma_prior}
+    if noise == "student_t":
+        extras["nu"] = nu_prior
+    spec = _regression_spec(
+        f"robust_regression_{noise}", noise, X, y, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors=extras,
+        extra_mle_checks=(_perfect_fit_check,),
+    )
+    if noise == "student_t":
+        from bayesmle.models.distributions import _student_t_posterior_proper
+
+        spec = _with_posterior_check(spec, _student_t_posterior_proper)
+    return spec
+
+
+def _with_posterior_check(spec: ModelSpec, check) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, posterior_checks=(*spec.posterior_checks, check))
+
+
+def softmax_regression(
+    X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Multinomial logistic (softmax) regression; the first class is the reference.
+
+    The reference class (the first in sorted order of the labels) has its intercept and
+    coefficients fixed at zero, as in statsmodels' ``MNLogit``, so the MLE is identified.
+
+    Parameters
+    ----------
+    X : array_like or pandas.DataFrame, shape (n, d)
+        Predictors.
+    y : array_like, shape (n,)
+        Class labels (numbers or strings), at least two distinct classes.
+    prior, intercept, intercept_prior
+        As in :func:`linear_regression`; ``prior`` applies to every non-reference class.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept`` (K-1,) and ``coef`` (d, K-1).
+    """
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.size == 0:
+        raise DataError(f"`y` must be a non-empty 1-D array of labels, got shape {labels.shape}.")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise DataError("`y` contains NaN or infinite labels; drop those rows.")
+    if labels.dtype == object and any(v is None for v in labels):
+        raise DataError("`y` contains missing labels (None); drop those rows.")
+    classes, codes = np.unique(labels, return_inverse=True)
+    if classes.size < 2:
+        raise DataError(
+            f"`y` holds a single class ({classes[0]!r}); softmax regression needs at least two."
+        )
+    return _regression_spec(
+        "softmax_regression", "categorical", X, codes.astype(np.int64), prior=prior,
+        intercept=intercept, intercept_prior=intercept_prior, extra_priors={},
+        classes=tuple(classes.tolist()), extra_mle_checks=(separation_check,),
+    )

@@ -1,0 +1,245 @@
+"""``ModelSpec``: the frozen description of one model (builder + validated data + priors).
+
+A *builder* is a plain function ``declare(data, priors) -> pymc.Model`` that declares a PyMC
+model. It must register every array of ``data`` with ``pm.Data(name, data[name])`` under its
+key, and create the prior of each parameter with ``priors[key].rv(model, name, ...)``; then a
+spec of the same *structure* (same builder, same array ranks and column shapes, same prior
+types) with new values is fitted by swapping data into the compiled model -- no recompilation.
+
+Write your own model like this::
+
+    import pymc as pm
+    from bayesmle import ModelSpec, Normal, HalfNormal, fit
+
+    def declare(data, priors):
+        with pm.Model() as model:
+            y = pm.Data("y", data["y"])
+            mu = priors["mu"].rv(model, "mu")
+            sigma = priors["sigma"].rv(model, "sigma")
+            pm.Normal("obs", mu, sigma, observed=y)
+        return model
+
+    spec = ModelSpec(
+        name="my_gaussian",
+        declare=declare,
+        data={"y": y},
+        priors={"mu": Normal(10.0), "sigma": HalfNormal(5.0)},
+        params=("mu", "sigma"),
+    )
+    fit(spec, "mle"), fit(spec, "map"), fit(spec, "nuts")
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pymc as pm
+
+from bayesmle.errors import SpecError
+from bayesmle.priors import Prior
+
+__all__ = ["ModelSpec"]
+
+Declare = Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], pm.Model]
+
+
+def _frozen_array(value: Any) -> np.ndarray:
+    """A read-only view (no copy): the spec never writes to its data."""
+    arr = np.asarray(value).view()
+    arr.setflags(write=False)
+    return arr
+
+
+def _readonly(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A model ready to fit: builder, validated data, priors and what to report.
+
+    Parameters
+    ----------
+    name : str
+        Short name of the model (``"gaussian"``, ``"logistic_regression"``...).
+    declare : callable
+        ``declare(data, priors) -> pymc.Model``; see the module docstring.
+    data : mapping of str to array
+        Validated data arrays, keyed by their ``pm.Data`` names.
+    priors : mapping of str to Prior
+        One prior per parameter key.
+    params : tuple of str
+        Names of the model variables (free random variables or Deterministics) reported as the
+        parameters, in order.
+    dims : mapping of str to tuple of str, optional
+        Dimension names of each reported parameter (e.g. ``{"coef": ("coef",)}``).
+    coords : mapping of str to tuple, optional
+        Labels of each dimension (e.g. ``{"coef": ("age", "income")}``).
+    start : mapping of str to array, optional
+        Starting values, on the natural scale, for free random variables of the model.
+    row_data : frozenset of str, optional
+        Data keys whose first axis is the observation axis (its length may change between fits of
+        the same structure without recompiling).
+    nobs : int, optional
+        Number of observations (for BIC); default the length of the first row array.
+    options : mapping, optional
+        Structural options of the builder (part of the compile-cache key).
+    description : str, optional
+        The model in words and equations, for reports.
+    """
+
+    name: str
+    declare: Declare
+    data: Mapping[str, np.ndarray]
+    priors: Mapping[str, Prior]
+    params: tuple[str, ...]
+    dims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    coords: Mapping[str, tuple] = field(default_factory=dict)
+    start: Mapping[str, np.ndarray] = field(default_factory=dict)
+    row_data: frozenset[str] | None = None
+    nobs: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    #: ``prepare(data, priors) -> arrays``: derived arrays pushed into the model's ``pm.Data``
+    #: (e.g. the QR factors of a design). Default: the data themselves.
+    prepare: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
+    #: ``start_fn(arrays, priors) -> start values`` when they depend on the prepared arrays.
+    start_fn: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
+    #: Checks run before a flat-prior fit; each raises MLENotFoundError when the MLE does not exist.
+    mle_checks: tuple[Callable[[ModelSpec], None], ...] = ()
+    #: Checks run before NUTS with the declared priors; raise ImproperPosteriorError when improper.
+    posterior_checks: tuple[Callable[[ModelSpec], None], ...] = ()
+
+    def __post_init__(self):
+        if not callable(self.declare):
+            raise SpecError(f"`declare` must be a function (data, priors) -> pm.Model, got "
+                            f"{self.declare!r}.")
+        if not isinstance(self.params, tuple | list) or not self.params:
+            raise SpecError(f"`params` must be a non-empty tuple of names, got {self.params!r}.")
+        for key, prior in self.priors.items():
+            if not isinstance(prior, Prior):
+                raise SpecError(
+                    f"priors[{key!r}] must be a bayesmle prior (Flat(), Normal(sigma), ...), "
+                    f"got {prior!r}."
+                )
+        data = {str(k): _frozen_array(v) for k, v in self.data.items()}
+        object.__setattr__(self, "data", _readonly(data))
+        object.__setattr__(self, "priors", _readonly(self.priors))
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "dims", _readonly({k: tuple(v) for k, v in self.dims.items()}))
+        object.__setattr__(self, "coords", _readonly({k: tuple(v) for k, v in self.coords.items()}))
+        object.__setattr__(
+            self, "start", _readonly({k: _frozen_array(v) for k, v in self.start.items()})
+        )
+        object.__setattr__(self, "options", _readonly(self.options))
+        if self.row_data is None:
+            object.__setattr__(
+                self, "row_data", frozenset(k for k, v in data.items() if v.ndim >= 1)
+            )
+        if self.nobs is None:
+            rows = [data[k].shape[0] for k in sorted(self.row_data) if data[k].ndim >= 1]
+            object.__setattr__(self, "nobs", int(rows[0]) if rows else 1)
+
+    # -- variants ---------------------------------------------------------------------------
+    def with_priors(self, **priors: Prior) -> ModelSpec:
+        """A copy with some priors replaced (keys must exist)."""
+        unknown = set(priors) - set(self.priors)
+        if unknown:
+            raise SpecError(
+                f"Unknown prior key(s) {sorted(unknown)} for model {self.name!r}. "
+                f"Valid keys: {sorted(self.priors)}."
+            )
+        return replace(self, priors={**self.priors, **priors})
+
+    def flat(self) -> ModelSpec:
+        """The same model with every prior replaced by the flat prior on its support."""
+        return replace(self, priors={k: p.flat() for k, p in self.priors.items()})
+
+    @property
+    def is_flat(self) -> bool:
+        """True when every prior is flat (so the MAP is the MLE)."""
+        return all(p.is_flat for p in self.priors.values())
+
+    # -- compilation ------------------------------------------------------------------------
+    def structure_key(self) -> tuple:
+        """What a compiled model depends on; specs with equal keys share compiled functions."""
+        data = tuple(
+            (k, v.ndim, v.dtype.kind, v.shape[1:] if k in self.row_data else v.shape)
+            for k, v in sorted(self.data.items())
+        )
+        priors = tuple((k, p.structure()) for k, p in sorted(self.priors.items()))
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        # Functions hash by identity; builder objects (frozen dataclasses) by value.
+        return (self.declare, data, priors, options, self.params)
+
+    def arrays(self) -> Mapping[str, np.ndarray]:
+        """The arrays the builder declares as ``pm.Data`` (prepared once per spec, cached)."""
+        cached = self.__dict__.get("_arrays")
+        if cached is None:
+            raw = self.data if self.prepare is None else self.prepare(self.data, self.priors)
+            cached = _readonly({k: _frozen_array(v) for k, v in raw.items()})
+            object.__setattr__(self, "_arrays", cached)
+        return cached
+
+    def start_values(self) -> dict[str, np.ndarray]:
+        """Natural-scale starting values of free variables (builder's guess), possibly empty."""
+        values = dict(self.start)
+        if self.start_fn is not None:
+            values.update(self.start_fn(self.arrays(), self.priors))
+        return values
+
+    def data_values(self) -> dict[str, np.ndarray]:
+        """Every value pushed into the model's ``pm.Data`` containers: data and prior params."""
+        values = dict(self.arrays())
+        for key, prior in self.priors.items():
+            values.update(prior.data_values(key))
+        return values
+
+    def fingerprint(self) -> str:
+        """A hash of the structure and all values (used for seeds and caching of results)."""
+        h = hashlib.sha256(repr(self.structure_key()[1:]).encode())
+        for k, v in sorted(self.data_values().items()):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        return h.hexdigest()
+
+    def build(self) -> pm.Model:
+        """Declare the PyMC model for this spec (a new model object each call)."""
+        model = self.declare(self.arrays(), self.priors)
+        if not isinstance(model, pm.Model):
+            raise SpecError(
+                f"The builder of model {self.name!r} must return a pymc.Model, "
+                f"got {type(model).__name__}."
+            )
+        missing = [p for p in self.params if p not in model.named_vars]
+        if missing:
+            raise SpecError(
+                f"Model {self.name!r} reports parameter(s) {missing} that its builder did not "
+                f"declare. Declared variables: {sorted(model.named_vars)}."
+            )
+        return model
+
+    def labels(self, name: str, shape: tuple[int, ...]) -> list[str]:
+        """Flat labels of a reported parameter, e.g. ``coef[age]``, ``coef[x1,class2]``."""
+        if not shape:
+            return [name]
+        dims = self.dims.get(name, ())
+        axes = []
+        for i, n in enumerate(shape):
+            dim = dims[i] if i < len(dims) else None
+            coord = self.coords.get(dim) if dim else None
+            axes.append([str(c) for c in coord] if coord and len(coord) == n else
+                        [str(j) for j in range(n)])
+        grid = np.array(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")).reshape(
+            len(shape), -1
+        ).T
+        return [f"{name}[{','.join(axes[a][i] for a, i in enumerate(idx))}]" for idx in grid]
+
+    def __repr__(self) -> str:
+        priors = ", ".join(f"{k}={p!r}" for k, p in self.priors.items())
+        return f"ModelSpec({self.name}, nobs={self.nobs}, params={self.params}, priors: {priors})"
