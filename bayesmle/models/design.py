@@ -89,11 +89,9 @@ def collinear_columns(design: Design, intercept: bool) -> list[list[str]]:
     tolerance; each group is the support of a null-space direction.
     """
     full, names = _full(design, intercept)
-    norms = np.sqrt(np.einsum("ij,ij->j", full, full))
-    zero = np.flatnonzero(norms == 0)
+    zero = np.flatnonzero(~np.any(full != 0, axis=0))
     groups = [[names[j]] for j in zero]
-    norms[zero] = 1.0
-    r = np.linalg.qr(full / norms, mode="r")
+    r = np.linalg.qr(full / _pow2_norms(full), mode="r")
     _, s, vt = np.linalg.svd(r)
     tol = s.max() * max(full.shape) * np.finfo(float).eps
     for k in np.flatnonzero(s <= tol):
@@ -121,16 +119,60 @@ def rank_check(design: Design, intercept: bool) -> None:
         )
 
 
-def qr_arrays(design: Design, intercept: bool) -> dict[str, np.ndarray]:
-    """Arrays of the QR parametrisation: ``Q`` (n, p), ``R`` (p, p) upper, ``col_norm`` (p,)."""
-    full, _ = _full(design, intercept)
+def _pow2_norms(full: np.ndarray) -> np.ndarray:
+    """Column norms rounded to powers of two, so that scaling by them is exact."""
     norms = np.sqrt(np.einsum("ij,ij->j", full, full))
-    scaled = full / norms
+    norms[norms == 0] = 1.0
+    return 2.0 ** np.round(np.log2(norms))
+
+
+def refined_least_squares(full: np.ndarray, y: np.ndarray, q: np.ndarray, r: np.ndarray,
+                          norms: np.ndarray, sweeps: int = 4) -> np.ndarray:
+    """Least-squares coefficients by QR plus iterative refinement in extended precision.
+
+    Refines the augmented system ``[I A; A' 0][r; b] = [y; 0]`` (Bjorck 1967) with residuals
+    accumulated in ``numpy.longdouble``; ``q``, ``r`` are the thin QR factors of
+    ``A = full / norms``. Returns the coefficients of ``full``.
+    """
+    a = full / norms
+    b = scipy.linalg.solve_triangular(r, q.T @ y)
+    res = y - a @ b
+    a_ext = a.astype(np.longdouble)
+    y_ext = y.astype(np.longdouble)
+    for _ in range(sweeps):
+        f = (y_ext - res.astype(np.longdouble) - a_ext @ b.astype(np.longdouble)).astype(float)
+        g = (-(a_ext.T @ res.astype(np.longdouble))).astype(float)
+        h = scipy.linalg.solve_triangular(r, g, trans="T")
+        db = scipy.linalg.solve_triangular(r, q.T @ f - h)
+        b = b + db
+        res = res + (f - a @ db)
+    return b / norms
+
+
+def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
+              ) -> dict[str, np.ndarray]:
+    """Arrays of the QR parametrisation.
+
+    ``Q`` (n, p) and ``R`` (p, p, upper) with ``[1, X] / col_norm = (Q / sqrt(n)) (R sqrt(n))``,
+    and an anchor: coefficients ``anchor`` (p,) with ``eta_anchor = [1, X] @ anchor``, so that
+    ``beta = anchor + solve(R, theta) / col_norm`` and ``eta = eta_anchor + Q theta``. For a
+    Gaussian response ``y`` the anchor is the least-squares solution refined in extended
+    precision (then ``theta`` is a tiny correction and the coefficients keep the anchor's
+    accuracy); otherwise it is zero.
+    """
+    full, _ = _full(design, intercept)
+    norms = _pow2_norms(full)
+    q, r = scipy.linalg.qr(full / norms, mode="economic", check_finite=False)
+    if y is not None:
+        anchor = refined_least_squares(full, y, q, r, norms)
+        eta = (full.astype(np.longdouble) @ anchor.astype(np.longdouble)).astype(float)
+    else:
+        anchor = np.zeros(full.shape[1])
+        eta = np.zeros(full.shape[0])
     del full
-    q, r = scipy.linalg.qr(scaled, mode="economic", overwrite_a=True, check_finite=False)
     c = np.sqrt(design.n)
     q *= c
-    return {"Q": q, "R": r / c, "col_norm": norms}
+    return {"Q": q, "R": r / c, "col_norm": norms, "anchor": anchor, "eta_anchor": eta}
 
 
 def standardised_arrays(design: Design, intercept: bool, centre: bool = True

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.tensor.slinalg import solve_triangular
+from pytensor.tensor.linalg import solve_triangular
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
@@ -73,13 +73,19 @@ class _RegressionModel:
     intercept: bool
     n_out: int  # 0 for a scalar linear predictor, K - 1 for softmax
     full_rank: bool
+    known_sigma: bool = False
+
+    def extras(self) -> tuple[str, ...]:
+        """Names of the family's extra (scale/shape) parameters that are estimated."""
+        return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
 
     # -- prepared arrays --------------------------------------------------------------------
     def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> dict:
         design = Design(data["X"], ())
         arrays = {k: v for k, v in data.items() if k != "X"}
         if _parametrisation(priors, self.full_rank) == "qr":
-            arrays.update(qr_arrays(design, self.intercept))
+            arrays.update(qr_arrays(design, self.intercept,
+                                    data["y"] if self.family == "gaussian" else None))
         else:
             centre = priors.get("intercept") is None or priors["intercept"].is_flat
             arrays.update(standardised_arrays(design, self.intercept, centre=centre))
@@ -107,8 +113,8 @@ class _RegressionModel:
             q = arrays["Q"]
             n, p = q.shape
             if self.family == "gaussian":
-                theta = q.T @ y / n
-                resid = y - q @ theta
+                theta = np.zeros(p)  # the anchor is the refined least-squares solution
+                resid = y - arrays["eta_anchor"]
             else:
                 theta = np.multiply.outer(q.sum(axis=0) / n, eta0) if self.n_out else (
                     q.sum(axis=0) / n * eta0)
@@ -121,7 +127,7 @@ class _RegressionModel:
                 name = "intercept_c" if priors["intercept"].is_flat else "intercept"
                 start[name] = eta0
             resid = y - (np.median(y) if self.family != "gaussian" else y.mean())
-        if "sigma" in _EXTRAS[self.family]:
+        if "sigma" in self.extras():
             if self.family == "gaussian":
                 s = float(np.sqrt(np.mean(resid**2)))
             else:
@@ -148,8 +154,10 @@ class _RegressionModel:
                 pm.Deterministic("intercept", intercept)
             if "coef" not in model.named_vars:
                 pm.Deterministic("coef", coef)
-        extras = {name: priors[name].rv(model, name) for name in _EXTRAS[self.family]}
+        extras = {name: priors[name].rv(model, name) for name in self.extras()}
         with model:
+            if self.known_sigma:
+                extras["sigma"] = pm.Data("sigma_known", data["sigma_known"])
             if self.family in ("poisson", "negative_binomial"):
                 eta = eta + pm.Data("offset", data["offset"])
             self._likelihood(eta, y, extras, k)
@@ -161,11 +169,17 @@ class _RegressionModel:
             q = pm.Data("Q", data["Q"])
             r = pm.Data("R", data["R"])
             norms = pm.Data("col_norm", data["col_norm"])
+            anchor = pm.Data("anchor", data["anchor"])
+            eta_anchor = pm.Data("eta_anchor", data["eta_anchor"])
             p = data["Q"].shape[1]
             theta = pm.Flat("theta", shape=(p,) if k == 0 else (p, k))
             beta = solve_triangular(r, theta, lower=False)
-            beta = beta / (norms if k == 0 else norms[:, None])
-            eta = q @ theta
+            if k == 0:
+                beta = anchor + beta / norms
+                eta = eta_anchor + q @ theta
+            else:
+                beta = beta / norms[:, None]
+                eta = q @ theta
         intercept = beta[0] if self.intercept else None
         coef = beta[1:] if self.intercept else beta
         with model:
@@ -268,13 +282,15 @@ def _regression_spec(
     extra_data: dict[str, np.ndarray] | None = None,
     classes: tuple | None = None,
     extra_mle_checks: tuple = (),
+    known_sigma: float | None = None,
 ) -> ModelSpec:
     design = as_design(X)
     _check_rows(design, y)
     n_out = 0 if classes is None else len(classes) - 1
     p = design.d + int(intercept)
-    check_min_rows("X", design.n, p + (1 if _EXTRAS[family] else 0),
-                   f"for {p} coefficient(s){' and a scale' if _EXTRAS[family] else ''}")
+    scale = bool(_EXTRAS[family]) and known_sigma is None
+    check_min_rows("X", design.n, p + int(scale),
+                   f"for {p} coefficient(s){' and a scale' if scale else ''}")
     priors: dict[str, Prior] = {"coef": check_support("prior", prior or Flat(), "real")}
     coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
     priors["coef"].check_shape("coef", coef_shape)
@@ -295,14 +311,16 @@ def _regression_spec(
     def mle_rank(spec: ModelSpec) -> None:
         rank_check(design, intercept)
 
-    builder = _RegressionModel(family, intercept, n_out, full_rank)
+    builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None)
     dims = {"coef": ("coef",) if n_out == 0 else ("coef", "class")}
     coords: dict[str, tuple] = {"coef": design.names}
     if n_out:
         dims["intercept"] = ("class",)
         coords["class"] = tuple(str(c) for c in classes[1:])
-    params = (("intercept",) if intercept else ()) + ("coef",) + _EXTRAS[family]
+    params = (("intercept",) if intercept else ()) + ("coef",) + builder.extras()
     data = {"X": design.X, "y": y, **(extra_data or {})}
+    if known_sigma is not None:
+        data["sigma_known"] = np.asarray(known_sigma, dtype=float)
     return ModelSpec(
         name=name,
         declare=builder,
@@ -363,6 +381,7 @@ def _nrows(X: Any) -> int:
 def linear_regression(
     X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
     intercept_prior: Prior | None = None, sigma_prior: Prior | None = None,
+    sigma: float | None = None,
 ) -> ModelSpec:
     r"""Gaussian linear regression: :math:`y_i \sim N(\alpha + x_i^\top\beta, \sigma)`.
 
@@ -382,18 +401,28 @@ def linear_regression(
         Prior on the intercept.
     sigma_prior : Prior, default HalfFlat()
         Prior on the noise standard deviation.
+    sigma : float, optional
+        A known noise standard deviation: ``sigma`` is then fixed, not estimated (the
+        conjugate textbook case, and the only MLE when the fit is exact).
 
     Returns
     -------
     ModelSpec
-        Parameters ``intercept``, ``coef`` (d,), ``sigma``. The MLE of ``sigma`` divides the
-        residual sum of squares by n.
+        Parameters ``intercept``, ``coef`` (d,), ``sigma`` (unless known). The MLE of
+        ``sigma`` divides the residual sum of squares by n.
     """
     y = as_float_array("y", y, ndim=1)
+    if sigma is not None:
+        if sigma_prior is not None:
+            raise DataError("Give either a known `sigma` or a `sigma_prior`, not both.")
+        if not (np.isscalar(sigma) and np.isfinite(sigma) and sigma > 0):
+            raise DataError(f"`sigma` must be a finite positive number, got {sigma!r}.")
     return _regression_spec(
         "linear_regression", "gaussian", X, y, prior=prior, intercept=intercept,
-        intercept_prior=intercept_prior, extra_priors={"sigma": sigma_prior},
-        extra_mle_checks=(_perfect_fit_check,),
+        intercept_prior=intercept_prior,
+        extra_priors={} if sigma is not None else {"sigma": sigma_prior},
+        extra_mle_checks=() if sigma is not None else (_perfect_fit_check,),
+        known_sigma=sigma,
     )
 
 
