@@ -55,7 +55,7 @@ class ConvergenceError(BayesMLEError, RuntimeError):
 
 
 class ImproperPosteriorError(BayesMLEError, ValueError):
-    """The posterior is improper (e.g. flat priors where the likelihood does not identify the model)."""
+    """The posterior is improper (flat priors where the likelihood does not identify the model)."""
 
 
 class ConvergenceWarning(UserWarning):

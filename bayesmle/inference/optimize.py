@@ -197,7 +197,6 @@ def minimize_composite(
     if not np.isfinite(f) or not np.all(np.isfinite(g)):
         raise FloatingPointError("objective is not finite at the starting point")
     big_f = f + penalty(x)
-    res_norm = np.max(np.abs(residual(x, g))) if n else 0.0
     message = "maximum number of iterations reached"
     n_iter = 0
     decrement = np.inf
@@ -234,7 +233,6 @@ def minimize_composite(
                 break
             x, f, g, h = xn, fn_, gn, hn
             big_f = f + penalty(x)
-            res_norm = np.max(np.abs(residual(x, g)))
             continue
         t = 1.0
         accepted = False
@@ -252,7 +250,6 @@ def minimize_composite(
             message = "line search failed"
             break
         x, f, g, h, big_f = xn, fn_, gn, hn, big_fn
-        res_norm = np.max(np.abs(residual(x, g)))
     free = ~(pen & (x == center))
     hff = h[np.ix_(free, free)]
     try:

@@ -36,7 +36,8 @@ class PointResult:
     Attributes
     ----------
     method : str
-        ``"mle"`` or ``"map"`` (``"laplace"`` in :class:`~bayesmle.inference.laplace.LaplaceResult`).
+        ``"mle"`` or ``"map"`` (``"laplace"`` in a
+        :class:`~bayesmle.inference.laplace.LaplaceResult`).
     params : dict of str to ndarray
         Estimates on the natural scale, by parameter name.
     stderr : dict of str to ndarray

@@ -99,7 +99,8 @@ def fit_point(spec: ModelSpec, method: str, *, jacobian: bool = False, start=Non
         msg = checklist(
             f"The {method.upper()} of model {spec.name!r} could not be certified: "
             f"{res.message}; gradient norm {res.grad_norm:.3g}, Newton decrement "
-            f"{res.decrement:.3g}, Hessian {'positive definite' if res.hess_pd else 'NOT positive definite'}.",
+            f"{res.decrement:.3g}, Hessian "
+            f"{'positive definite' if res.hess_pd else 'NOT positive definite'}.",
             ["A parameter may be running off to the boundary or to infinity: the MLE may not "
              "exist for these data. Try a proper prior and fit 'map'.",
              "Try other starting values with start={...}.",

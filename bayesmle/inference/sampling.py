@@ -78,7 +78,7 @@ def sample_nuts(
                     random_seed=random_seed, progressbar=progressbar, model=cm.model,
                     var_names=list(spec.params), nuts_sampler="nutpie",
                     initvals=start or None, compute_convergence_checks=False,
-                    nuts_sampler_kwargs=kwargs, quiet=True,
+                    nuts=kwargs, quiet=True,
                 )
             else:
                 dt = pm.sample(

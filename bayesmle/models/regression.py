@@ -446,7 +446,7 @@ def logistic_regression(
     X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
     intercept_prior: Prior | None = None,
 ) -> ModelSpec:
-    r"""Logistic regression: :math:`y_i \sim \mathrm{Bernoulli}(\mathrm{logit}^{-1}(\alpha + x_i^\top\beta))`.
+    r"""Logistic regression, :math:`P(y_i = 1) = \mathrm{logit}^{-1}(\alpha + x_i^\top\beta)`.
 
     ``prior=Normal(tau)`` matches scikit-learn's ``LogisticRegression(C=tau**2)`` (l2) and
     ``prior=Laplace(b)`` its l1 penalty with ``C=b``; the intercept is unpenalised by default.
@@ -480,7 +480,7 @@ def poisson_regression(
     X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
     intercept_prior: Prior | None = None, exposure: Any = None, offset: Any = None,
 ) -> ModelSpec:
-    r"""Poisson regression with log link: :math:`y_i \sim \mathrm{Poisson}(e^{\alpha + x_i^\top\beta + o_i})`.
+    r"""Poisson regression, log link: :math:`y_i \sim \mathrm{Poisson}(e^{\alpha + x_i\beta + o_i})`.
 
     Parameters
     ----------
