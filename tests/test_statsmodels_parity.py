@@ -46,7 +46,7 @@ def test_spector_logit():
     assert np.max(np.abs(ref.model.score(ref.params))) < 1e-8
     res = bm.fit(bm.models.logistic_regression(X, y), "mle")
     check(res, ref, ours_vector(res), stderr_vector(res))
-    assert list(res.spec.coords["coef"]) == list(X.columns)
+    assert list(res.spec.coords["feature"]) == list(X.columns)
 
 
 @pytest.fixture(scope="module")

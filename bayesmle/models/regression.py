@@ -312,8 +312,8 @@ def _regression_spec(
         rank_check(design, intercept)
 
     builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None)
-    dims = {"coef": ("coef",) if n_out == 0 else ("coef", "class")}
-    coords: dict[str, tuple] = {"coef": design.names}
+    dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
+    coords: dict[str, tuple] = {"feature": design.names}
     if n_out:
         dims["intercept"] = ("class",)
         coords["class"] = tuple(str(c) for c in classes[1:])
@@ -480,7 +480,7 @@ def poisson_regression(
     X: Any, y: Any, *, prior: Prior | None = None, intercept: bool = True,
     intercept_prior: Prior | None = None, exposure: Any = None, offset: Any = None,
 ) -> ModelSpec:
-    r"""Poisson regression, log link: :math:`y_i \sim \mathrm{Poisson}(e^{\alpha + x_i\beta + o_i})`.
+    r"""Poisson regression with log link and optional offset (log exposure).
 
     Parameters
     ----------

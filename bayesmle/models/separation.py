@@ -120,7 +120,7 @@ def separation_check(spec) -> None:
     intercept = spec.options["intercept"]
     X, y = spec.data["X"], spec.data["y"]
     classes = spec.options.get("classes")
-    names = (("(intercept)",) if intercept else ()) + tuple(spec.coords["coef"])
+    names = (("(intercept)",) if intercept else ()) + tuple(spec.coords["feature"])
     if family == "bernoulli" and np.ptp(y) == 0:
         raise MLENotFoundError(
             checklist(

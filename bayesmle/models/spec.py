@@ -77,7 +77,7 @@ class ModelSpec:
         Names of the model variables (free random variables or Deterministics) reported as the
         parameters, in order.
     dims : mapping of str to tuple of str, optional
-        Dimension names of each reported parameter (e.g. ``{"coef": ("coef",)}``).
+        Dimension names of each reported parameter (e.g. ``{"coef": ("feature",)}``).
     coords : mapping of str to tuple, optional
         Labels of each dimension (e.g. ``{"coef": ("age", "income")}``).
     start : mapping of str to array, optional
