@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 
 ## report: fit the bundled example models four ways and print the comparison tables
 report: install
-	$(PY) -m bayesmle.examples
+	$(PY) -m bayesmle.cli
 
 ## test: the full test suite (as CI runs it)
 test: install

@@ -1,16 +1,12 @@
 """Bundled example models on built-in (seeded synthetic) data, fitted four ways.
 
-Run ``python -m bayesmle.examples`` (``make report``) to print, for each example, the MLE,
-the MAP, the Laplace approximation and the NUTS posterior side by side. This is the main job
-until the HTML report lands.
+``python -m bayesmle.cli`` (``make report``) prints, for each example, the MLE, the MAP, the
+Laplace approximation and the NUTS posterior side by side (the main job until the HTML report
+lands). This module only builds and returns; the command line lives in :mod:`bayesmle.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +15,7 @@ import pandas as pd
 import bayesmle as bm
 from bayesmle import models
 
-__all__ = ["EXAMPLES", "comparison_table", "main"]
+__all__ = ["EXAMPLES", "comparison_table"]
 
 
 def _coin(rng):
@@ -80,35 +76,3 @@ def comparison_table(spec: models.ModelSpec, *, random_seed: int = 0, draws: int
         "post_mean": summ["mean"].to_numpy(), "post_sd": summ["sd"].to_numpy(),
         "r_hat": summ["r_hat"].to_numpy(), "ess_bulk": summ["ess_bulk"].to_numpy(),
     }, index=pd.Index(mle.labels, name="parameter"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the comparison table of every bundled example (command-line entry)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bayesmle.examples",
-        description="Fit the bundled example models by MLE, MAP, Laplace and NUTS and print "
-                    "the estimates side by side.")
-    parser.add_argument("names", nargs="*", choices=[[], *EXAMPLES], default=[],
-                        help="examples to run (default: all)")
-    parser.add_argument("--seed", type=int, default=20261122, help="random seed")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    names = args.names or list(EXAMPLES)
-    pd.set_option("display.width", 160)
-    pd.set_option("display.float_format", lambda v: f"{v:.4g}")
-    for name in names:
-        t0 = time.perf_counter()
-        spec = EXAMPLES[name](np.random.default_rng(args.seed))
-        try:
-            table = comparison_table(spec, random_seed=args.seed)
-        except bm.errors.BayesMLEError as exc:
-            print(f"== {name}: failed: {exc}", file=sys.stderr)
-            return 1
-        print(f"\n== {name}  ({spec.description})  [{time.perf_counter() - t0:.1f}s]")
-        print("priors: " + ", ".join(f"{k} ~ {p!r}" for k, p in spec.priors.items()))
-        print(table.to_string())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
