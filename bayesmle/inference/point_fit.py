@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from bayesmle.errors import ConvergenceError, ConvergenceWarning, SpecError, checklist
+from bayesmle.inference import lad
 from bayesmle.inference.compiled import CompiledModel, compiled_model
 from bayesmle.inference.optimize import OptimResult, minimize_composite
 from bayesmle.inference.point import PointResult
@@ -76,6 +77,8 @@ def _covariance(res: OptimResult, jac: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def fit_point(spec: ModelSpec, method: str, *, jacobian: bool = False, start=None,
               max_iter: int = 200, strict: bool = False) -> PointResult:
     """Fit ``spec`` by optimisation (``spec`` already carries the priors to use)."""
+    if not jacobian and lad.applies(spec):
+        return lad.fit_lad(spec, method, strict=strict, max_iter=max_iter)
     t0 = time.perf_counter()
     cm = compiled_model(spec)
     compile_before = cm.compile_seconds

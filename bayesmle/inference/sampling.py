@@ -129,6 +129,13 @@ def laplace_approximation(
     draws = _check_int("draws", draws, 1)
     if random_seed is None:
         raise SpecError("`random_seed` is required for the Laplace draws; pass an int.")
+    if getattr(spec.declare, "family", None) == "laplace":
+        raise SpecError(
+            "The Laplace approximation is not defined for least-absolute-deviations regression "
+            "(noise='laplace'): its log-likelihood has no curvature in the coefficients (the "
+            "Hessian is zero almost everywhere). Use method='nuts' for the posterior, or "
+            "'mle'/'map' for the exact optimum."
+        )
     for check in spec.posterior_checks:
         check(spec)
     point = fit_point(spec, "laplace", jacobian=True, start=start, max_iter=max_iter)
