@@ -2,7 +2,8 @@
 
 import logging
 
-from bayesmle import errors, models
+from bayesmle import errors, losses, models, studies
+from bayesmle.compare import Comparison, compare
 from bayesmle.errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS",
     "Beta",
+    "Comparison",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
@@ -64,7 +66,10 @@ __all__ = [
     "SamplingWarning",
     "SpecError",
     "clear_cache",
+    "compare",
     "errors",
     "fit",
+    "losses",
     "models",
+    "studies",
 ]

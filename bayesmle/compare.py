@@ -1,0 +1,250 @@
+"""``compare(spec)``: the MLE, the MAP, the Laplace approximation and the posterior side by side."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmle.errors import BayesMLEError, SpecError
+from bayesmle.inference.driver import _OPTIONS, METHODS, fit
+from bayesmle.inference.laplace import LaplaceResult
+from bayesmle.inference.point import PointResult
+from bayesmle.inference.posterior import PosteriorResult
+from bayesmle.models.spec import ModelSpec
+
+__all__ = ["Comparison", "compare", "point_datatree"]
+
+#: Credible level of the posterior intervals in the table (ArviZ's default).
+CI_LEVEL = 0.94
+
+
+@dataclass(frozen=True)
+class MethodWarning:
+    """A warning raised while fitting one method."""
+
+    method: str
+    category: str
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The same model fitted several ways.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The model.
+    results : dict of str to result
+        The fitted results by method (methods that failed are absent; see ``errors``).
+    errors : dict of str to str
+        Why a method has no result (e.g. the MLE does not exist), by method.
+    warnings : list of MethodWarning
+        Warnings raised while fitting (non-convergence, sampling problems), by method.
+    table : pandas.DataFrame
+        One row per scalar parameter (``coef[age]``, ``sigma``...); columns
+        ``mle_estimate``/``mle_stderr``, ``map_estimate``/``map_stderr``,
+        ``laplace_mode``/``laplace_mean``/``laplace_sd``, and ``nuts_mean``, ``nuts_sd``,
+        ``nuts_eti_0.03``/``nuts_eti_0.97`` (94% equal-tailed interval), ``nuts_mcse_mean``,
+        ``nuts_ess_bulk``, ``nuts_ess_tail``, ``nuts_r_hat``.
+    datatrees : dict of str to xarray.DataTree
+        One DataTree per method, ready for ``arviz_plots.plot_forest``. Point methods (MLE,
+        MAP) are represented by draws from their asymptotic normal distribution
+        ``N(estimate, cov)`` so that the forest plot shows their Wald intervals; the fit
+        itself is in the ``fit`` group.
+    """
+
+    spec: ModelSpec
+    results: dict[str, Any]
+    errors: dict[str, str]
+    warnings: list[MethodWarning]
+    table: pd.DataFrame
+    datatrees: dict[str, xr.DataTree] = field(default_factory=dict)
+
+    def plot(self, var_names: Sequence[str] | None = None):
+        """Forest plot of every method (``arviz_plots.plot_forest``); returns the Figure.
+
+        Point methods show their Wald intervals (see ``datatrees``), Laplace and NUTS their
+        credible intervals (ArviZ's default probabilities), one colour per method.
+        """
+        import arviz_plots as azp
+
+        if not self.datatrees:
+            raise SpecError("Nothing to plot: no method produced a result "
+                            f"(errors: {self.errors}).")
+        names = list(var_names) if var_names is not None else list(self.spec.params)
+        pc = azp.plot_forest(self.datatrees, var_names=names, combined=True,
+                             backend="matplotlib")
+        if len(self.datatrees) > 1:
+            pc.add_legend("model", title="method")
+        return pc.viz["figure"].item()
+
+    def __repr__(self) -> str:
+        return (f"<Comparison of {self.spec.name}: {list(self.results)}"
+                f"{f', failed {list(self.errors)}' if self.errors else ''}>")
+
+
+def point_datatree(result: PointResult, draws: int = 1000, random_seed: int = 0,
+                   chains: int = 4) -> xr.DataTree:
+    """A point result as draws from ``N(estimate, cov)`` (its Wald distribution), as a DataTree.
+
+    Parameters with undefined standard errors (lasso zeros, singular information) are held at
+    the estimate.
+    """
+    est = result.flat_params()
+    cov = np.array(result.cov, dtype=float)
+    ok = np.isfinite(np.diag(cov)) & (np.diag(cov) > 0)
+    sub = cov[np.ix_(ok, ok)]
+    total = chains * draws
+    flat = np.tile(est, (total, 1))
+    if ok.any() and np.all(np.isfinite(sub)):
+        rng = np.random.default_rng(random_seed)
+        vals, vecs = np.linalg.eigh(0.5 * (sub + sub.T))
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        flat[:, ok] += rng.standard_normal((total, int(ok.sum()))) @ root.T
+    post, i = {}, 0
+    for name, value in result.params.items():
+        value = np.asarray(value)
+        size = value.size
+        arr = flat[:, i:i + size].reshape(chains, draws, *value.shape)
+        i += size
+        dims, coords = result._dims(name, value)
+        post[name] = xr.DataArray(arr, dims=["chain", "draw", *dims], coords=coords)
+    tree = result.to_datatree()
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(post),
+                                  "fit": tree["fit"].to_dataset()})
+
+
+def _route(methods: Sequence[str], fit_options: dict[str, Any]) -> dict[str, dict]:
+    valid = set().union(*(_OPTIONS[m] for m in methods)) if methods else set()
+    unknown = set(fit_options) - valid
+    if unknown:
+        raise SpecError(f"Unknown option(s) {sorted(unknown)} for methods {list(methods)}. "
+                        f"Valid options: {sorted(valid)}.")
+    return {m: {k: v for k, v in fit_options.items() if k in _OPTIONS[m]} for m in methods}
+
+
+def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: int = 0,
+            **fit_options: Any) -> Comparison:
+    """Fit ``spec`` by several methods and put the answers side by side.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model, from a builder in :mod:`bayesmle.models` or your own.
+    methods : sequence of {"mle", "map", "laplace", "nuts"}
+        Methods to run, in the order of the table's columns.
+    random_seed : int, default 0
+        Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``).
+    **fit_options
+        Options of :func:`bayesmle.fit`; each goes to the methods that accept it
+        (``draws`` to Laplace and NUTS, ``tune``/``chains`` to NUTS, ``max_iter`` to the
+        optimisers...).
+
+    Returns
+    -------
+    Comparison
+        ``.table``, ``.datatrees``, ``.plot()``; a method that cannot be fitted (e.g. the MLE
+        does not exist, or NUTS on an improper posterior) is listed in ``.errors`` with the
+        reason instead of failing the whole comparison.
+
+    Raises
+    ------
+    SpecError
+        Unknown methods or options.
+    BayesMLEError
+        If every method fails (the first error is raised).
+    """
+    if not isinstance(spec, ModelSpec):
+        raise SpecError(f"`spec` must be a ModelSpec, got {type(spec).__name__}.")
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods or len(set(methods)) != len(methods):
+        raise SpecError(f"`methods` must be distinct names from {list(METHODS)}, got "
+                        f"{list(methods)}.")
+    options = _route(methods, fit_options)
+    chains = int(options.get("nuts", {}).get("chains", 4))
+    draws = int(options.get("nuts", {}).get("draws", 1000))
+    if "laplace" in options:  # as many Laplace draws as NUTS draws, so the forest lines up
+        options["laplace"]["draws"] = chains * int(options["laplace"].get("draws", draws))
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    caught: list[MethodWarning] = []
+    first_error: BayesMLEError | None = None
+    for method in methods:
+        opts = dict(options[method])
+        if method in ("laplace", "nuts"):
+            opts.setdefault("random_seed", random_seed)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            try:
+                results[method] = fit(spec, method, **opts)
+            except BayesMLEError as exc:
+                errors[method] = str(exc)
+                first_error = first_error or exc
+        for w in record:
+            caught.append(MethodWarning(method, w.category.__name__, str(w.message)))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not results:
+        raise first_error  # type: ignore[misc]
+    return Comparison(spec=spec, results=results, errors=errors, warnings=caught,
+                      table=_table(results),
+                      datatrees=_datatrees(results, random_seed, chains=chains, draws=draws))
+
+
+def _table(results: dict[str, Any]) -> pd.DataFrame:
+    columns: dict[str, pd.Series] = {}
+    labels: list[str] | None = None
+    for method, res in results.items():
+        if isinstance(res, LaplaceResult):
+            labels = labels or res.labels
+            columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
+            columns["laplace_mean"] = res.mean()
+            columns["laplace_sd"] = res.sd()
+        elif isinstance(res, PointResult):
+            labels = labels or res.labels
+            columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
+            columns[f"{method}_stderr"] = pd.Series(res.flat_stderr(), index=res.labels)
+        elif isinstance(res, PosteriorResult):
+            summ = res.summary(CI_LEVEL)
+            labels = labels or list(summ.index)
+            lo, hi = [c for c in summ.columns if c.startswith("eti_")]
+            for col in ("mean", "sd", lo, hi, "mcse_mean", "ess_bulk", "ess_tail", "r_hat"):
+                columns[f"{method}_{col}"] = summ[col]
+    table = pd.DataFrame(columns).reindex(labels)
+    table.index.name = "parameter"
+    return table
+
+
+def _as_chains(tree: xr.DataTree, chains: int) -> xr.DataTree:
+    """Split one long chain of independent draws into ``chains`` chains (for plot alignment)."""
+    post = tree["posterior"].to_dataset()
+    total = post.sizes["draw"]
+    if post.sizes.get("chain") != 1 or total % chains:
+        return tree
+    split = post.isel(chain=0, drop=True).drop_vars("draw", errors="ignore")
+    split = split.coarsen(draw=total // chains).construct(draw=("chain", "draw"))
+    split = split.assign_coords(chain=np.arange(chains), draw=np.arange(total // chains))
+    groups = {path: node.to_dataset() for path, node in tree.children.items()}
+    groups["posterior"] = split.transpose("chain", "draw", ...)
+    return xr.DataTree.from_dict(groups)
+
+
+def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws: int
+               ) -> dict[str, xr.DataTree]:
+    trees = {}
+    for method, res in results.items():
+        if isinstance(res, LaplaceResult):
+            trees[method] = _as_chains(res.to_datatree(), chains)
+        elif isinstance(res, PointResult):
+            trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
+                                           chains=chains)
+        else:
+            trees[method] = res.datatree
+    return trees

@@ -1,0 +1,20 @@
+"""Studies: what changes with n, with the prior scale, over replicate simulations.
+
+Every study returns a result with a tidy ``.table`` (pandas), its summary numbers as attributes
+and ``.plot()`` (a matplotlib Figure); replicate studies take ``random_seed`` and an optional
+``executor`` (``concurrent.futures`` interface: a process pool or a Dask client's executor)
+and give the same numbers serially and in parallel. Each model structure is compiled once per
+process and refitted with new data.
+"""
+
+from bayesmle.studies._runner import StudyResult
+from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
+from bayesmle.studies.sparsity import SparsityPathResult, sparsity_path
+
+__all__ = [
+    "MapToMleResult",
+    "SparsityPathResult",
+    "StudyResult",
+    "map_to_mle",
+    "sparsity_path",
+]
