@@ -18,6 +18,10 @@ __all__ = [
 ]
 
 
+#: Largest magnitude accepted in data: the square of anything larger may overflow float64.
+MAX_ABS = 1e100
+
+
 def _describe_bad(values: np.ndarray) -> str:
     flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
     bad_rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
@@ -62,6 +66,18 @@ def as_float_array(
             checklist(
                 f"`{name}` contains {_describe_bad(arr) if arr.ndim else 'a non-finite value'}.",
                 ["Drop or impute missing values before fitting (e.g. `df.dropna()`)."],
+            )
+        )
+    biggest = float(np.abs(arr).max())
+    if biggest > MAX_ABS:
+        row = int(np.unravel_index(np.argmax(np.abs(arr)), arr.shape)[0]) if arr.ndim else 0
+        raise error(
+            checklist(
+                f"`{name}` holds {biggest:.3g} (row {row}); bayesmle needs |values| <= "
+                f"{MAX_ABS:.0e} so that squares and products of the data stay finite in double "
+                "precision.",
+                ["Rescale the data (e.g. change units, or divide by a power of ten) and scale "
+                 "the estimates back."],
             )
         )
     return arr

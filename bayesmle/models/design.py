@@ -102,9 +102,12 @@ def collinear_columns(design: Design, intercept: bool) -> list[list[str]]:
     return groups
 
 
-def rank_check(design: Design, intercept: bool) -> None:
-    """Raise MLENotFoundError naming collinear columns if the design is rank deficient."""
-    groups = collinear_columns(design, intercept)
+def rank_check(design: Design, intercept: bool, groups: list[list[str]] | None = None) -> None:
+    """Raise MLENotFoundError naming collinear columns if the design is rank deficient.
+
+    ``groups`` may pass a result of :func:`collinear_columns` computed earlier.
+    """
+    groups = collinear_columns(design, intercept) if groups is None else groups
     if groups:
         desc = "; ".join("{" + ", ".join(g) + "}" for g in groups)
         raise MLENotFoundError(
@@ -149,6 +152,14 @@ def refined_least_squares(full: np.ndarray, y: np.ndarray, q: np.ndarray, r: np.
     return b / norms
 
 
+#: Extended-precision refinement of the least-squares anchor is skipped for designs with more
+#: than this many entries whose scaled R has condition number below ``REFINE_MIN_COND``: there
+#: the double-precision QR solution is already accurate to ~cond * 1e-16 and refinement would
+#: only cost time (it runs in numpy.longdouble, without BLAS).
+REFINE_MAX_SIZE = 2_000_000
+REFINE_MIN_COND = 1e4
+
+
 def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
               ) -> dict[str, np.ndarray]:
     """Arrays of the QR parametrisation.
@@ -163,9 +174,13 @@ def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
     full, _ = _full(design, intercept)
     norms = _pow2_norms(full)
     q, r = scipy.linalg.qr(full / norms, mode="economic", check_finite=False)
-    if y is not None:
+    if y is not None and (full.size <= REFINE_MAX_SIZE or np.linalg.cond(r) > REFINE_MIN_COND):
         anchor = refined_least_squares(full, y, q, r, norms)
         eta = (full.astype(np.longdouble) @ anchor.astype(np.longdouble)).astype(float)
+    elif y is not None:  # large and well conditioned: double-precision QR is accurate already
+        theta = q.T @ y
+        anchor = scipy.linalg.solve_triangular(r, theta) / norms
+        eta = q @ theta
     else:
         anchor = np.zeros(full.shape[1])
         eta = np.zeros(full.shape[0])

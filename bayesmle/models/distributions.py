@@ -182,8 +182,9 @@ def binomial(successes: Any, trials: Any, *, p_prior: Prior | None = None) -> Mo
     ModelSpec
         Parameter ``p``; the MLE is ``sum(successes) / sum(trials)``.
     """
-    k = as_count_array("successes", np.atleast_1d(successes))
-    t_arr = np.atleast_1d(trials)
+    k = as_count_array("successes",
+                       as_float_array("successes", successes, ndim=(0, 1)).reshape(-1))
+    t_arr = as_float_array("trials", trials, ndim=(0, 1)).reshape(-1)
     if t_arr.size == 1 and k.size > 1:
         t_arr = np.repeat(t_arr, k.size)
     t = as_count_array("trials", t_arr, what="trial counts")

@@ -19,7 +19,14 @@ from pytensor.tensor.linalg import solve_triangular
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
-from bayesmle.models.design import Design, as_design, qr_arrays, rank_check, standardised_arrays
+from bayesmle.models.design import (
+    Design,
+    as_design,
+    collinear_columns,
+    qr_arrays,
+    rank_check,
+    standardised_arrays,
+)
 from bayesmle.models.separation import separation_check
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Laplace, Prior, check_support
@@ -302,14 +309,11 @@ def _regression_spec(
     for key, value in extra_priors.items():
         priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
 
-    try:
-        rank_check(design, intercept)
-        full_rank = True
-    except MLENotFoundError:
-        full_rank = False
+    groups = collinear_columns(design, intercept)
+    full_rank = not groups
 
     def mle_rank(spec: ModelSpec) -> None:
-        rank_check(design, intercept)
+        rank_check(design, intercept, groups)
 
     builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None)
     dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
@@ -415,7 +419,11 @@ def linear_regression(
     if sigma is not None:
         if sigma_prior is not None:
             raise DataError("Give either a known `sigma` or a `sigma_prior`, not both.")
-        if not (np.isscalar(sigma) and np.isfinite(sigma) and sigma > 0):
+        try:
+            ok = np.ndim(sigma) == 0 and np.isfinite(float(sigma)) and float(sigma) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise DataError(f"`sigma` must be a finite positive number, got {sigma!r}.")
     return _regression_spec(
         "linear_regression", "gaussian", X, y, prior=prior, intercept=intercept,
@@ -615,7 +623,11 @@ def softmax_regression(
     ModelSpec
         Parameters ``intercept`` (K-1,) and ``coef`` (d, K-1).
     """
-    labels = np.asarray(y)
+    try:
+        labels = np.asarray(y)
+    except ValueError:
+        raise DataError("`y` must be a 1-D array of class labels; got a ragged sequence."
+                        ) from None
     if labels.ndim != 1 or labels.size == 0:
         raise DataError(f"`y` must be a non-empty 1-D array of labels, got shape {labels.shape}.")
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
