@@ -27,7 +27,7 @@ from bayesmle.models.design import (
     rank_check,
     standardised_arrays,
 )
-from bayesmle.models.separation import separation_check
+from bayesmle.models.separation import improper_if_separated, separation_check
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Laplace, Prior, check_support
 
@@ -338,7 +338,9 @@ def _regression_spec(
         options={"family": family, "intercept": intercept, "classes": classes},
         description=_EQUATIONS[family],
         mle_checks=(mle_rank, *extra_mle_checks),
-        posterior_checks=(_improper_if_flat(family, full_rank, intercept),),
+        posterior_checks=(_improper_if_flat(family, full_rank, intercept),
+                          *((improper_if_separated,) if separation_check in extra_mle_checks
+                            else ())),
     )
 
 

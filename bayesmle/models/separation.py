@@ -19,9 +19,9 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from bayesmle.errors import MLENotFoundError, checklist
+from bayesmle.errors import ImproperPosteriorError, MLENotFoundError, checklist
 
-__all__ = ["separation_check", "separating_direction"]
+__all__ = ["improper_if_separated", "separation_check", "separating_direction"]
 
 #: Problems larger than this (rows x outcome levels) are not screened by LP before fitting;
 #: a non-convergent fit is still reported, with separation named as a possible cause.
@@ -162,3 +162,57 @@ def separation_check(spec) -> None:
              "Or drop or merge the offending predictor levels."],
         )
     )
+
+
+def improper_if_separated(spec) -> None:
+    """Raise ImproperPosteriorError if a flat prior leaves a separating direction unbounded.
+
+    When the likelihood does not decay along a direction (separation, all-zero counts) the
+    posterior is proper only if the prior decays along it; with flat priors on every
+    coefficient the direction involves, it is improper and NUTS would drift off to infinity.
+    """
+    family = spec.options["family"]
+    intercept = spec.options["intercept"]
+    X, y = spec.data["X"], spec.data["y"]
+    flat = np.array(([spec.priors["intercept"].is_flat] if intercept else [])
+                    + [spec.priors["coef"].is_flat] * X.shape[1])
+    if not flat.any():
+        return
+    classes = spec.options.get("classes")
+    # Look for a runaway direction among the flat-prior coordinates only.
+    flat_intercept = bool(intercept and flat[0])
+    flat_coef = bool(spec.priors["coef"].is_flat)
+    if family == "bernoulli" and np.ptp(y) == 0 and flat_intercept:
+        support = np.zeros(flat.size, dtype=bool)
+        support[0] = True
+    else:
+        levels = 1 if classes is None else len(classes) - 1
+        if X.shape[0] * levels > MAX_LP_ROWS:
+            return
+        sub_X = X if flat_coef else np.zeros((X.shape[0], 0))
+        if sub_X.shape[1] == 0 and not flat_intercept:
+            return
+        found = separating_direction(sub_X, y, family, flat_intercept,
+                                     len(classes) if classes else 2)
+        if found is None:
+            return
+        direction = found[0]
+        weight = np.abs(direction) if direction.ndim == 1 else np.abs(direction).max(axis=1)
+        sub_support = weight > 1e-6 * weight.max()
+        support = np.zeros(flat.size, dtype=bool)
+        cols = ([0] if flat_intercept else []) + (
+            list(range(int(intercept), flat.size)) if flat_coef else [])
+        support[np.array(cols, dtype=int)[sub_support]] = True
+    if support.any():
+        names = (("(intercept)",) if intercept else ()) + tuple(spec.coords["feature"])
+        involved = [names[j] for j in np.flatnonzero(support)]
+        raise ImproperPosteriorError(
+            checklist(
+                f"The posterior is improper: the likelihood does not decay along a direction in "
+                f"{involved} (separation or all-zero counts; the MLE does not exist either), "
+                "and the flat prior on those coefficients does not decay either.",
+                ["Give the coefficients (and the intercept) proper priors, e.g. "
+                 "prior=Normal(2.5), intercept_prior=Normal(10.0).",
+                 f"Inspect the columns {involved}."],
+            )
+        )
