@@ -82,18 +82,58 @@ def _full(design: Design, intercept: bool) -> tuple[np.ndarray, tuple[str, ...]]
     return design.X, design.names
 
 
+#: Rows per block in the blockwise computations on large designs.
+BLOCK_ROWS = 65_536
+
+
+def _blocks(design: Design, intercept: bool, norms: np.ndarray | None = None):
+    """Row blocks of ``[1, X]`` (optionally divided by ``norms``); never the whole copy."""
+    for start in range(0, design.n, BLOCK_ROWS):
+        xb = design.X[start:start + BLOCK_ROWS]
+        fb = np.hstack([np.ones((xb.shape[0], 1)), xb]) if intercept else xb.copy()
+        if norms is not None:
+            fb /= norms
+        yield fb
+
+
+def _column_norms(design: Design, intercept: bool) -> np.ndarray:
+    sq = sum(np.einsum("ij,ij->j", fb, fb) for fb in _blocks(design, intercept))
+    return np.sqrt(sq)
+
+
+def _tsqr_r(design: Design, intercept: bool, norms: np.ndarray) -> np.ndarray:
+    """R of the thin QR of ``[1, X] / norms`` in O(block) memory.
+
+    Householder QR over stacked row blocks (TSQR), as stable as one QR of the whole matrix.
+    """
+    p = design.d + int(intercept)
+    r = np.zeros((0, p))
+    for fb in _blocks(design, intercept, norms):
+        r = np.linalg.qr(np.vstack([r, fb]), mode="r")
+    return r
+
+
+def _pow2(norms: np.ndarray) -> np.ndarray:
+    """Column norms rounded to powers of two, so that scaling by them is exact."""
+    norms = norms.copy()
+    norms[norms == 0] = 1.0
+    return 2.0 ** np.round(np.log2(norms))
+
+
 def collinear_columns(design: Design, intercept: bool) -> list[list[str]]:
     """Groups of columns (intercept included) that are exactly or numerically collinear.
 
-    Uses the singular values of the column-scaled design with numpy's ``matrix_rank``
-    tolerance; each group is the support of a null-space direction.
+    Uses the singular values of the column-scaled design (from its R factor, computed
+    blockwise) with numpy's ``matrix_rank`` tolerance; each group is the support of a
+    null-space direction.
     """
-    full, names = _full(design, intercept)
-    zero = np.flatnonzero(~np.any(full != 0, axis=0))
+    names = (("(intercept)",) if intercept else ()) + design.names
+    raw = _column_norms(design, intercept)
+    zero = np.flatnonzero(raw == 0)
     groups = [[names[j]] for j in zero]
-    r = np.linalg.qr(full / _pow2_norms(full), mode="r")
+    r = _tsqr_r(design, intercept, _pow2(raw))
     _, s, vt = np.linalg.svd(r)
-    tol = s.max() * max(full.shape) * np.finfo(float).eps
+    tol = s.max() * max(design.n, r.shape[1]) * np.finfo(float).eps
     for k in np.flatnonzero(s <= tol):
         v = np.abs(vt[k])
         members = [names[j] for j in np.flatnonzero(v > 1e-6 * v.max()) if j not in zero]
@@ -171,6 +211,13 @@ def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
     precision (then ``theta`` is a tiny correction and the coefficients keep the anchor's
     accuracy); otherwise it is zero.
     """
+    c = np.sqrt(design.n)
+    p = design.d + int(intercept)
+    if design.n * p > REFINE_MAX_SIZE:
+        norms = _pow2(_column_norms(design, intercept))
+        r = _tsqr_r(design, intercept, norms)
+        if np.linalg.cond(r) <= REFINE_MIN_COND:
+            return _large_qr_arrays(design, intercept, y, norms, r)
     full, _ = _full(design, intercept)
     norms = _pow2_norms(full)
     q, r = scipy.linalg.qr(full / norms, mode="economic", check_finite=False)
@@ -185,7 +232,33 @@ def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
         anchor = np.zeros(full.shape[1])
         eta = np.zeros(full.shape[0])
     del full
-    c = np.sqrt(design.n)
+    q *= c
+    return {"Q": q, "R": r / c, "col_norm": norms, "anchor": anchor, "eta_anchor": eta}
+
+
+def _large_qr_arrays(design: Design, intercept: bool, y: np.ndarray | None,
+                     norms: np.ndarray, r: np.ndarray) -> dict[str, np.ndarray]:
+    """QR arrays of a large, well-conditioned design without copying it whole.
+
+    ``Q = ([1, X] / norms) R^-1`` is formed block by block into its output array; with
+    ``cond(R) <= REFINE_MIN_COND`` it is orthonormal to ~cond * 1e-16, and the parametrisation
+    stays exact whatever its orthogonality (``eta = Q theta`` and ``beta = R^-1 theta / norms``
+    use the same R).
+    """
+    n, p = design.n, r.shape[1]
+    c = np.sqrt(n)
+    q = np.empty((n, p))
+    r_inv = scipy.linalg.solve_triangular(r, np.eye(p))
+    start = 0
+    for fb in _blocks(design, intercept, norms):
+        q[start:start + fb.shape[0]] = fb @ r_inv
+        start += fb.shape[0]
+    if y is not None:
+        theta = q.T @ y
+        anchor = scipy.linalg.solve_triangular(r, theta) / norms
+        eta = q @ theta
+    else:
+        anchor, eta = np.zeros(p), np.zeros(n)
     q *= c
     return {"Q": q, "R": r / c, "col_norm": norms, "anchor": anchor, "eta_anchor": eta}
 
