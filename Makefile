@@ -17,9 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## report: fit the bundled example models four ways and print the comparison tables
+## report: every model in models/ fitted four ways (+ its studies) -> reports/<name>/index.html
 report: install
-	$(PY) -m bayesmle.cli
+	$(VENV)/bin/bayesmle report --jobs 2
 
 ## test: the full test suite (as CI runs it)
 test: install
@@ -30,3 +30,12 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+## bench: side-by-side benchmarks against the peers (~20 min); writes benchmarks/RESULTS.md
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[fast,dev,bench]'
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -31,6 +31,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.tensor.random.basic import LaplaceRV
 
 from bayesmle.errors import SpecError
+from bayesmle.inference import _trigamma_numba  # noqa: F401 - registers a Numba lowering
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["CompiledModel", "L1Terms", "compiled_model", "clear_cache"]

@@ -118,8 +118,11 @@ class PointResult:
         ----------
         level : float, default 0.95
             Coverage level in (0, 1).
-        method : {"wald"}
+        method : {"wald", "profile"}
             ``"wald"``: estimate ± z·stderr on the natural scale.
+            ``"profile"``: profile-likelihood interval, where the log-likelihood maximised
+            over the other parameters drops by ``chi2_1(level) / 2`` (for a MAP, the
+            log-posterior is profiled); see :mod:`bayesmle.inference.profile`.
 
         Returns
         -------
@@ -127,8 +130,13 @@ class PointResult:
             Columns ``lower`` and ``upper``, index ``labels``.
         """
         level = check_level(level)
-        if method != "wald":
-            raise SpecError(f"Unknown interval method {method!r}; valid methods: ['wald'].")
+        valid = ["wald", "profile"]
+        if method not in valid:
+            raise SpecError(f"Unknown interval method {method!r}; valid methods: {valid}.")
+        if method == "profile":
+            from bayesmle.inference.profile import profile_interval
+
+            return profile_interval(self, level)
         z = scipy.stats.norm.ppf(0.5 + level / 2)
         est, se = self.flat_params(), self.flat_stderr()
         return pd.DataFrame({"lower": est - z * se, "upper": est + z * se}, index=self.labels)

@@ -8,8 +8,13 @@ process and refitted with new data.
 """
 
 from bayesmle.studies._runner import StudyResult
+from bayesmle.studies.bias import BiasResult, bias
+from bayesmle.studies.coverage import CoverageResult, coverage
+from bayesmle.studies.fisher import FisherResult, fisher
 from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
+from bayesmle.studies.overdispersion import OverdispersionResult, overdispersion
 from bayesmle.studies.sparsity import SparsityPathResult, sparsity_path
+from bayesmle.studies.surface import SurfaceResult, likelihood_surface
 
 __all__ = [
     "MapToMleResult",
@@ -17,4 +22,14 @@ __all__ = [
     "StudyResult",
     "map_to_mle",
     "sparsity_path",
+    "BiasResult",
+    "CoverageResult",
+    "FisherResult",
+    "OverdispersionResult",
+    "SurfaceResult",
+    "bias",
+    "coverage",
+    "fisher",
+    "likelihood_surface",
+    "overdispersion",
 ]

@@ -1,0 +1,148 @@
+"""Studies requested by a spec file: ``[studies.<function>]`` with the function's arguments.
+
+A study is named by its function in :mod:`bayesmle.studies` (``map_to_mle``, ``sparsity_path``,
+``fisher``, ``bias``, ``coverage``, ``likelihood_surface``, ``overdispersion``); the table
+holds its keyword arguments. Arguments that come from the spec itself are filled in when not
+given: ``builder`` (with the spec's options), ``spec`` (the ModelSpec), ``data`` (the data
+arguments and the priors other than the coefficients'), ``simulate`` (the synthetic
+generator, or a bootstrap of the rows for other data), ``prior`` (the declared priors),
+``true_params`` (the synthetic ``truth``), ``X``/``y``/``exposure`` and ``random_seed``.
+
+Numeric grids may be written as ``{ geomspace = [start, stop, num] }`` (also ``linspace``,
+``logspace``); a ``prior`` argument is a table of priors like ``[priors]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bayesmle.errors import SpecError
+from bayesmle.specfile._schema import Where, toml_value
+
+__all__ = ["STUDIES", "StudyRequest", "study_function"]
+
+#: Study functions a spec may name (in :mod:`bayesmle.studies`).
+STUDIES = ("map_to_mle", "sparsity_path", "fisher", "bias", "coverage", "likelihood_surface",
+           "overdispersion")
+#: Arguments a spec provides itself.
+CONTEXT = ("builder", "spec", "data", "simulate", "prior", "true_params", "X", "y", "exposure",
+           "offset", "random_seed")
+#: Arguments that cannot be set from a file.
+_RUNTIME = ("executor",)
+_GRIDS = {"linspace": np.linspace, "geomspace": np.geomspace, "logspace": np.logspace}
+
+
+def study_function(name: str, where: Where | None = None) -> Callable:
+    """The function ``bayesmle.studies.<name>``.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is not a study, or this installation does not have it yet.
+    """
+    key = f"studies.{name}"
+    if name not in STUDIES:
+        message = f"unknown study {name!r}."
+        raise (where.error(key, message, valid=", ".join(STUDIES)) if where else
+               SpecError(f"{message} Valid: {', '.join(STUDIES)}."))
+    module = importlib.import_module("bayesmle.studies")
+    func = getattr(module, name, None)
+    if func is None:
+        have = [s for s in STUDIES if hasattr(module, s)]
+        message = (f"the study {name!r} is not available in this version of bayesmle "
+                   f"(available: {', '.join(have) or 'none'}).")
+        raise where.error(key, message) if where else SpecError(message)
+    return func
+
+
+def _grid(value: Any, where: Where, key: str) -> Any:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _GRIDS:
+        kind, args = next(iter(value.items()))
+        ok = isinstance(args, list) and len(args) == 3 and all(
+            isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+        if not ok or args[2] < 1 or args[2] != int(args[2]):
+            raise where.error(key, f"a {kind} grid is [start, stop, number of points].",
+                              value=value)
+        try:
+            grid = _GRIDS[kind](args[0], args[1], int(args[2]))
+        except ValueError as exc:
+            raise where.error(key, f"invalid {kind} grid: {exc}", value=value) from None
+        return [float(g) for g in grid]
+    return value
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """One ``[studies.<name>]`` table, validated against the study's signature.
+
+    Attributes
+    ----------
+    name : str
+        The study function's name.
+    arguments : dict
+        Arguments given in the file (grids expanded, priors parsed).
+    """
+
+    name: str
+    arguments: Mapping[str, Any]
+
+    @classmethod
+    def read(cls, name: str, raw: Any, where: Where,
+             parse_priors: Callable[[Any, str], dict]) -> StudyRequest:
+        """Validate ``[studies.<name>]``; ``parse_priors`` turns a prior table into kwargs."""
+        key = f"studies.{name}"
+        func = study_function(name, where)
+        params = inspect.signature(func).parameters
+        settable = [p for p in params if p not in _RUNTIME]
+        table = where.table(key, raw, settable)
+        args: dict[str, Any] = {}
+        for k, v in table.items():
+            if k == "prior":
+                args[k] = parse_priors(v, f"{key}.prior")
+            else:
+                args[k] = _grid(v, where, f"{key}.{k}")
+        return cls(name, args)
+
+    def call_arguments(self, context: Mapping[str, Callable[[], Any]], where: Where
+                       ) -> dict[str, Any]:
+        """The full keyword arguments: the file's, then the spec's ``context`` for the rest.
+
+        ``context`` maps an argument name to a function computing it (called only if needed;
+        it raises SpecError when the spec cannot provide it, e.g. no true parameters).
+        """
+        func = study_function(self.name, where)
+        params = inspect.signature(func).parameters
+        out = dict(self.arguments)
+        for pname, param in params.items():
+            if pname in out or pname in _RUNTIME or param.kind in (param.VAR_KEYWORD,
+                                                                    param.VAR_POSITIONAL):
+                continue
+            if pname in context:
+                try:
+                    out[pname] = context[pname]()
+                except SpecError:
+                    if param.default is param.empty:
+                        raise
+                    # an optional argument the spec cannot provide keeps its default
+            elif param.default is param.empty:
+                raise where.error(f"studies.{self.name}.{pname}",
+                                  f"is required by {self.name}() and the spec cannot provide "
+                                  f"it; give it in [studies.{self.name}].")
+        return out
+
+    def describe(self) -> str:
+        """The file's arguments as ``key = value`` pairs (for reports)."""
+        return ", ".join(f"{k} = {toml_value(_plain(v))}" for k, v in self.arguments.items())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: repr(v) if not isinstance(v, int | float | str | list) else v
+                for k, v in value.items()}
+    return value
