@@ -71,7 +71,8 @@ class Comparison:
         """Forest plot of every method (``arviz_plots.plot_forest``); returns the Figure.
 
         Point methods show their Wald intervals (see ``datatrees``), Laplace and NUTS their
-        credible intervals (ArviZ's default probabilities), one colour per method.
+        credible intervals (50% thick, 94% thin), one colour per method. All parameters share
+        one axis: pass ``var_names`` to group parameters of similar scale (e.g. ``["coef"]``).
         """
         import arviz_plots as azp
 
@@ -80,7 +81,7 @@ class Comparison:
                             f"(errors: {self.errors}).")
         names = list(var_names) if var_names is not None else list(self.spec.params)
         pc = azp.plot_forest(self.datatrees, var_names=names, combined=True,
-                             backend="matplotlib")
+                             ci_probs=(0.5, 0.94), backend="matplotlib")
         if len(self.datatrees) > 1:
             pc.add_legend("model", title="method")
         return pc.viz["figure"].item()
