@@ -25,7 +25,7 @@ __all__ = ["trigamma"]
 _CACHE_VERSION = 1
 
 
-@numba.njit(cache=False)
+@numba.njit(cache=False, error_model="numpy")
 def _trigamma_positive(x: float) -> float:
     acc = 0.0
     while x < 12.0:
@@ -38,7 +38,7 @@ def _trigamma_positive(x: float) -> float:
     return acc + (1.0 + 0.5 / x + series) / x
 
 
-@numba.njit(cache=False)
+@numba.njit(cache=False, error_model="numpy")
 def trigamma(x: float) -> float:
     """The trigamma function ``d^2/dx^2 log Gamma(x)`` (compiled with Numba)."""
     if math.isnan(x):

@@ -184,7 +184,16 @@ class CompiledModel:
             if hessian:
                 outs.append(pytensor.gradient.jacobian(grad, [x], vectorize=True)[0])
             fn = pm_compile([x], outs, trust_input=True)
-            return lambda v: fn(np.asarray(v, dtype=np.float64))
+            n = self.size
+
+            def evaluate(v):
+                try:
+                    return fn(np.asarray(v, dtype=np.float64))
+                except ArithmeticError:  # e.g. 1/0 in a compiled kernel: not a finite point
+                    bad = [np.inf, np.full(n, np.nan)]
+                    return (*bad, np.full((n, n), np.nan)) if hessian else tuple(bad)
+
+            return evaluate
 
         return self._compile(("objective", jacobian, hessian), make)
 
