@@ -31,7 +31,7 @@ lint: install
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-## bench: side-by-side benchmarks against the peers (~20 min); writes benchmarks/RESULTS.md
+## bench: side-by-side benchmarks against the peers (9-15 min); writes benchmarks/RESULTS.md
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[fast,dev,bench]'
 	touch $@

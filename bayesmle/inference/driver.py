@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from bayesmle.errors import SpecError
@@ -10,6 +11,12 @@ from bayesmle.inference.sampling import laplace_approximation, sample_nuts
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["fit", "METHODS"]
+
+#: Existence checks marked ``deferrable`` (the separation LP) run *after* the fit on data with
+#: more rows than this, and only if the fit is not certified or reaches extreme fitted values:
+#: the log-likelihoods concerned are concave, so a certified optimum with moderate fitted values
+#: is the MLE, and separation cannot hide behind it.
+DEFER_CHECKS_ABOVE_ROWS = 20_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
 _OPTIONS = {
@@ -65,16 +72,38 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any):
             f"Valid options: {sorted(_OPTIONS[method])}."
         )
     if method == "mle":
-        flat = spec.flat()
-        for check in flat.mle_checks:
-            check(flat)
-        return fit_point(flat, "mle", **options)
+        return _checked_fit(spec.flat(), "mle", options)
     if method == "map":
         if spec.is_flat:
-            for check in spec.mle_checks:
-                check(spec)
+            return _checked_fit(spec, "map", options)
         return fit_point(spec, "map", **options)
     if method == "laplace":
         options.setdefault("random_seed", 0)
         return laplace_approximation(spec, **options)
     return sample_nuts(spec, **options)
+
+
+def _checked_fit(spec: ModelSpec, method: str, options: dict):
+    """A flat-prior fit with the MLE-existence checks, the expensive ones deferred on big data."""
+    deferred = [c for c in spec.mle_checks
+                if getattr(c, "deferrable", None) is not None
+                and (spec.nobs or 0) > DEFER_CHECKS_ABOVE_ROWS]
+    for check in spec.mle_checks:
+        if check not in deferred:
+            check(spec)
+    if not deferred:
+        return fit_point(spec, method, **options)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            result = fit_point(spec, method, **options)
+        except Exception:
+            for check in deferred:  # a failed fit: diagnose first
+                check(spec)
+            raise
+    if not result.converged or any(check.deferrable(spec, result) for check in deferred):
+        for check in deferred:
+            check(spec)  # raises MLENotFoundError when the data are separated
+    for w in record:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result

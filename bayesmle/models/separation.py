@@ -164,6 +164,32 @@ def separation_check(spec) -> None:
     )
 
 
+#: A fitted probability (or Poisson mean of a zero count) this close to its limit is what
+#: separation looks like at a numerically "converged" point: then the LP decides.
+_EXTREME_LOGIT = 20.0
+
+
+def _extreme_fit(spec, result) -> bool:
+    """Whether a fit reaches the fitted values that separation would produce (see driver)."""
+    family = spec.options["family"]
+    X, y = spec.data["X"], spec.data["y"]
+    eta = X @ np.asarray(result.params["coef"])
+    if "intercept" in result.params:
+        eta = eta + np.asarray(result.params["intercept"])
+    if family == "bernoulli":
+        return bool(np.any(eta * (2 * y - 1) > _EXTREME_LOGIT))
+    if family in ("poisson", "negative_binomial"):
+        eta = eta + spec.data["offset"]
+        return bool(np.any(eta[y == 0] < -_EXTREME_LOGIT))
+    logits = np.column_stack([np.zeros(len(y)), eta])
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return bool(np.any(-log_p[np.arange(len(y)), y.astype(int)] < np.exp(-_EXTREME_LOGIT)))
+
+
+separation_check.deferrable = _extreme_fit  # type: ignore[attr-defined]
+
+
 def improper_if_separated(spec) -> None:
     """Raise ImproperPosteriorError if a flat prior leaves a separating direction unbounded.
 
