@@ -90,3 +90,22 @@ def test_same_seed_same_numbers_in_process():
                for seed in (9, 9, 10))
     assert a.equals(b)
     assert not a.equals(c)
+
+
+def test_separation_is_found_on_large_data_where_the_lp_is_deferred():
+    from bayesmle.inference.driver import DEFER_CHECKS_ABOVE_ROWS
+
+    rng = np.random.default_rng(12)
+    n = DEFER_CHECKS_ABOVE_ROWS + 5000
+    X = rng.normal(size=(n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    # Quasi-complete separation: the extra column is zero for every failure, positive otherwise.
+    X_sep = np.column_stack([X, y * np.abs(rng.normal(size=n))])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.ConvergenceWarning)
+        with pytest.raises(bm.MLENotFoundError, match="separation"):
+            bm.fit(models.logistic_regression(X_sep, y), "mle")
+    # Without the separating column the MLE exists and is certified (no LP needed).
+    assert bm.fit(models.logistic_regression(X, y), "mle").converged
