@@ -39,7 +39,9 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any):
         * ``"mle"`` -- every prior replaced by the flat prior on its support; the mode of the
           Jacobian-free log-density (what ``pymc.find_MAP`` optimises) is then the MLE in the
           natural parametrisation. Raises :class:`~bayesmle.errors.MLENotFoundError` when the
-          data admit no (unique, finite) MLE.
+          data admit no (unique, finite) MLE. (Separation is screened by linear programming
+          before the fit; above ``DEFER_CHECKS_ABOVE_ROWS`` rows the LP runs after it, only
+          when the fit is not certified or reaches separation-like fitted values.)
         * ``"map"`` -- the same with the declared priors. Laplace priors give exact zeros.
         * ``"laplace"`` -- Gaussian approximation at the mode of the posterior density of the
           *unconstrained* parameters (log-scale, log-odds...; this density includes the
