@@ -10,6 +10,7 @@ every chunk it receives (the compiled-model cache is per process).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,15 +80,15 @@ def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], executor=None,
 
 
 @dataclass(frozen=True, eq=False)
-class StudyResult:
+class StudyResult(ABC):
     """Base of every study's result: a tidy ``table`` and a ``plot()``."""
 
     table: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def plot(self):  # pragma: no cover - every study overrides it
+    @abstractmethod
+    def plot(self):
         """The study's figure (matplotlib)."""
-        raise NotImplementedError
 
     def _repr_name(self) -> str:
         return type(self).__name__
