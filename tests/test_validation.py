@@ -85,3 +85,17 @@ def test_quasi_complete_separation_detected():
         bm.fit(models.logistic_regression(x, y), "mle")
     res = bm.fit(models.logistic_regression(x, y, prior=bm.Normal(2.5)), "map")
     assert res.converged
+
+
+@pytest.mark.parametrize("noise", [None, "laplace"])
+def test_exact_fit_has_no_mle_of_sigma(noise):
+    X = np.random.default_rng(3).normal(size=(30, 2)) * 1e3
+    y = 1e6 + X @ np.array([2.0, -0.5])  # y lies exactly in the span of [1, X]
+    spec = (models.linear_regression(X, y) if noise is None
+            else models.robust_regression(X, y, noise=noise))
+    with pytest.raises(bm.MLENotFoundError, match="zero residuals"):
+        bm.fit(spec, "mle")
+    # One observation off the plane: the MLE exists again.
+    y2 = y.copy()
+    y2[0] += 1.0
+    assert bm.fit(models.linear_regression(X, y2), "mle").converged

@@ -86,11 +86,18 @@ def _full(design: Design, intercept: bool) -> tuple[np.ndarray, tuple[str, ...]]
 BLOCK_ROWS = 65_536
 
 
-def _blocks(design: Design, intercept: bool, norms: np.ndarray | None = None):
-    """Row blocks of ``[1, X]`` (optionally divided by ``norms``); never the whole copy."""
+def _blocks(design: Design, intercept: bool, norms: np.ndarray | None = None,
+            response: np.ndarray | None = None):
+    """Row blocks of ``[1, X]`` or ``[1, X, y]``, optionally divided by ``norms``.
+
+    Never the whole copy.
+    """
     for start in range(0, design.n, BLOCK_ROWS):
         xb = design.X[start:start + BLOCK_ROWS]
-        fb = np.hstack([np.ones((xb.shape[0], 1)), xb]) if intercept else xb.copy()
+        parts = ([np.ones((xb.shape[0], 1))] if intercept else []) + [xb]
+        if response is not None:
+            parts.append(response[start:start + BLOCK_ROWS, None])
+        fb = np.hstack(parts) if len(parts) > 1 else xb.copy()
         if norms is not None:
             fb /= norms
         yield fb
@@ -101,14 +108,15 @@ def _column_norms(design: Design, intercept: bool) -> np.ndarray:
     return np.sqrt(sq)
 
 
-def _tsqr_r(design: Design, intercept: bool, norms: np.ndarray) -> np.ndarray:
-    """R of the thin QR of ``[1, X] / norms`` in O(block) memory.
+def _tsqr_r(design: Design, intercept: bool, norms: np.ndarray,
+            response: np.ndarray | None = None) -> np.ndarray:
+    """R of the thin QR of ``[1, X] / norms`` (or ``[1, X, y] / norms``) in O(block) memory.
 
     Householder QR over stacked row blocks (TSQR), as stable as one QR of the whole matrix.
     """
-    p = design.d + int(intercept)
+    p = design.d + int(intercept) + int(response is not None)
     r = np.zeros((0, p))
-    for fb in _blocks(design, intercept, norms):
+    for fb in _blocks(design, intercept, norms, response):
         # Fortran order: LAPACK works in place instead of on a transposed copy (~10x faster).
         stacked = np.asfortranarray(np.vstack([r, fb]))
         (r,) = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)
@@ -121,6 +129,17 @@ def _pow2(norms: np.ndarray) -> np.ndarray:
     norms = norms.copy()
     norms[norms == 0] = 1.0
     return 2.0 ** np.round(np.log2(norms))
+
+
+def residual_norm(design: Design, intercept: bool, y: np.ndarray) -> float:
+    """Norm of the least-squares residual of ``y`` on ``[1, X]`` (full-rank designs).
+
+    The last diagonal entry of R of ``[1, X, y]``, computed blockwise: no copy of the design
+    and no separate least-squares solve.
+    """
+    norms = _pow2(np.append(_column_norms(design, intercept), np.sqrt(np.dot(y, y))))
+    r = _tsqr_r(design, intercept, norms, response=y)
+    return float(abs(r[-1, -1]) * norms[-1])
 
 
 def collinear_columns(design: Design, intercept: bool) -> list[list[str]]:

@@ -25,6 +25,7 @@ from bayesmle.models.design import (
     collinear_columns,
     qr_arrays,
     rank_check,
+    residual_norm,
     standardised_arrays,
 )
 from bayesmle.models.separation import improper_if_separated, separation_check
@@ -438,10 +439,9 @@ def linear_regression(
 
 def _perfect_fit_check(spec: ModelSpec) -> None:
     X, y = spec.data["X"], spec.data["y"]
-    full = np.hstack([np.ones((X.shape[0], 1)), X]) if spec.options["intercept"] else X
-    coef, *_ = np.linalg.lstsq(full, y, rcond=None)
-    resid = y - full @ coef
-    if np.sqrt(np.mean(resid**2)) <= 64 * np.finfo(float).eps * max(np.abs(y).max(), 1e-300):
+    design = Design(X, tuple(spec.coords["feature"]))
+    rms = residual_norm(design, spec.options["intercept"], y) / np.sqrt(len(y))
+    if rms <= 64 * np.finfo(float).eps * max(np.abs(y).max(), 1e-300):
         raise MLENotFoundError(
             checklist(
                 "The MLE of sigma does not exist: the predictors fit y exactly (zero residuals), "
