@@ -106,7 +106,7 @@ def _sample_nutpie(cm, spec: ModelSpec, start: dict, *, draws: int, tune: int, c
     does).
     """
     import nutpie
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.initial_point import make_initial_point_fn
 
@@ -120,8 +120,10 @@ def _sample_nutpie(cm, spec: ModelSpec, start: dict, *, draws: int, tune: int, c
     values = {k: v for k, v in spec.data_values().items() if k in names}
     compiled = compiled.with_data(**values)
     value_names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    point_fn = make_initial_point_fn(model=model, overrides=start or None,
-                                     jitter_rvs=set(model.free_RVs), return_transformed=True)
+    # Chains start in parallel threads; a compiled PyTensor function is not thread safe.
+    point_fn = _wrap_with_lock(make_initial_point_fn(
+        model=model, overrides=start or None, jitter_rvs=set(model.free_RVs),
+        return_transformed=True))
     compiled = dataclasses.replace(compiled, initial_point_func=_rv_dict_to_flat_array_wrapper(
         point_fn, names=value_names, shapes=[compiled.shapes[n] for n in value_names]))
     t0 = time.time()
