@@ -61,14 +61,16 @@ def as_float_array(
         raise error(f"`{name}` must be {want}, but got an array of shape {arr.shape}.")
     if arr.size == 0:
         raise error(f"`{name}` is empty (shape {arr.shape}); at least one value is needed.")
-    if not np.isfinite(arr).all():
+    # max and min propagate NaN and reach +-inf: two reductions, no temporary array.
+    hi, lo = float(arr.max()), float(arr.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
         raise error(
             checklist(
                 f"`{name}` contains {_describe_bad(arr) if arr.ndim else 'a non-finite value'}.",
                 ["Drop or impute missing values before fitting (e.g. `df.dropna()`)."],
             )
         )
-    biggest = float(np.abs(arr).max())
+    biggest = max(hi, -lo)
     if biggest > MAX_ABS:
         row = int(np.unravel_index(np.argmax(np.abs(arr)), arr.shape)[0]) if arr.ndim else 0
         raise error(

@@ -94,6 +94,7 @@ class CompiledModel:
             rv for rv in model.free_RVs
             if isinstance(rv.owner.op, LaplaceRV) and model.rvs_to_transforms.get(rv) is None
         ]
+        self._fast_loglik = spec.fast_loglik
         self._fn_cache: dict = {}
         self._lock = threading.Lock()
         #: Held by the driver while it sets data and fits: one fit at a time per structure.
@@ -175,8 +176,8 @@ class CompiledModel:
         def make():
             model = self.model
             terms = [rv for rv in model.free_RVs if rv not in self._l1_rvs]
-            terms += list(model.observed_RVs) + list(model.potentials)
-            loss = -model.logp(vars=terms, jacobian=jacobian)
+            loss = -self._logp(terms + list(model.potentials), jacobian=jacobian,
+                               observed=True)
             [loss], x = self._join([loss])
             loss = rewrite_pregrad(loss)
             grad = pytensor.gradient.grad(loss, x)
@@ -197,14 +198,29 @@ class CompiledModel:
 
         return self._compile(("objective", jacobian, hessian), make)
 
+    def _loglik(self):
+        """The observed variables' log-density (the spec's ``fast_loglik`` when it has one)."""
+        model = self.model
+        fast = self._fast_loglik(model) if self._fast_loglik is not None else None
+        if fast is None:
+            return model.logp(vars=list(model.observed_RVs), jacobian=False)
+        return model.replace_rvs_by_values([fast])[0]
+
+    def _logp(self, terms, *, jacobian: bool, observed: bool):
+        """Log-density of ``terms`` (free RVs, potentials), plus the log-likelihood if asked."""
+        model = self.model
+        logp = model.logp(vars=terms, jacobian=jacobian) if terms else pt.constant(0.0)
+        return logp + self._loglik() if observed else logp
+
     def point_fn(self):
         """``x -> [loglik, logp (jacobian-free), logp (with jacobian), *reported, jac]``."""
 
         def make():
             model = self.model
-            loglik = model.logp(vars=list(model.observed_RVs), jacobian=False)
-            logp = model.logp(jacobian=False)
-            logp_jac = model.logp(jacobian=True)
+            loglik = self._loglik()
+            priors = list(model.free_RVs) + list(model.potentials)
+            logp = self._logp(priors, jacobian=False, observed=False) + loglik
+            logp_jac = self._logp(priors, jacobian=True, observed=False) + loglik
             reported = model.replace_rvs_by_values([model[p] for p in self.params])
             outs, x = self._join([loglik, logp, logp_jac, *reported])
             flat = pt.concatenate([pt.atleast_1d(r).ravel() for r in outs[3:]])
@@ -213,6 +229,28 @@ class CompiledModel:
             return lambda v: fn(np.asarray(v, dtype=np.float64))
 
         return self._compile(("point",), make)
+
+    def derived_fn(self, names: tuple[str, ...]):
+        """Vectorised function of the free RVs' natural-scale draws to the named variables.
+
+        Takes one array per free RV (``model.free_RVs`` order) with a leading draw axis and
+        returns the named variables (Deterministics) for every draw at once: NUTS samples the
+        free variables only and computes the reported Deterministics afterwards.
+        """
+
+        def make():
+            from pytensor.graph.replace import graph_replace, vectorize_graph
+
+            model = self.model
+            free = list(model.free_RVs)
+            single = [rv.type() for rv in free]
+            outs = graph_replace([model[n] for n in names], dict(zip(free, single, strict=True)),
+                                 strict=False)
+            batched = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
+            outs = vectorize_graph(outs, replace=dict(zip(single, batched, strict=True)))
+            return pm_compile(batched, list(outs), on_unused_input="ignore")
+
+        return self._compile(("derived", names), make)
 
     def natural_to_x_fn(self, names: tuple[str, ...]):
         """Function mapping natural-scale values of the named free RVs to unconstrained ones."""

@@ -24,7 +24,19 @@ import scipy.linalg
 from bayesmle._validation import as_float_array
 from bayesmle.errors import DataError, MLENotFoundError, checklist
 
-__all__ = ["Design", "as_design", "collinear_columns", "qr_arrays", "standardised_arrays"]
+__all__ = [
+    "Design",
+    "GramFactor",
+    "as_design",
+    "collinear_columns",
+    "gaussian_sufficient_stats",
+    "gram_factor",
+    "implicit_qr_arrays",
+    "implicit_standardised_arrays",
+    "least_squares_without_q",
+    "qr_arrays",
+    "standardised_arrays",
+]
 
 
 @dataclass(frozen=True)
@@ -142,13 +154,71 @@ def residual_norm(design: Design, intercept: bool, y: np.ndarray) -> float:
     return float(abs(r[-1, -1]) * norms[-1])
 
 
-def collinear_columns(design: Design, intercept: bool) -> list[list[str]]:
+#: A design whose column-scaled R has a condition number at most this is *well conditioned*:
+#: its rank is certified from the Gram matrix, and it is parametrised without a stored Q.
+IMPLICIT_MAX_COND = 1e4
+
+
+@dataclass(frozen=True)
+class GramFactor:
+    """Cholesky factor of the column-scaled Gram matrix of a well-conditioned design.
+
+    With ``A = [1, X] / norms`` (powers of two, so the scaling is exact), ``gram = A'A`` and
+    ``r`` is upper triangular with ``r'r = gram``: the R of a QR decomposition of ``A`` up to
+    the signs of its rows, obtained in one BLAS pass over X instead of a factorisation of it.
+    """
+
+    norms: np.ndarray
+    gram: np.ndarray
+    r: np.ndarray
+    cond: float
+
+
+def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
+    """The :class:`GramFactor` of ``[1, X]``, or None if the design is not well conditioned.
+
+    None means the condition number of the scaled design exceeds ``IMPLICIT_MAX_COND`` (or a
+    column is zero, or the Gram matrix is not numerically positive definite); the caller then
+    falls back to Householder QR. A factor returned certifies full column rank: its smallest
+    singular value is at least ``1 / IMPLICIT_MAX_COND`` of the largest, far above the
+    ``max(n, p) * eps`` rank tolerance and the rounding error of the Gram matrix.
+    """
+    X = design.X
+    xtx = X.T @ X
+    if intercept:
+        s = X.sum(axis=0)
+        full = np.empty((design.d + 1, design.d + 1))
+        full[0, 0] = design.n
+        full[0, 1:] = full[1:, 0] = s
+        full[1:, 1:] = xtx
+    else:
+        full = xtx
+    diag = np.diag(full).copy()
+    if not (np.all(np.isfinite(full)) and np.all(diag > 0)):
+        return None
+    norms = _pow2(np.sqrt(diag))
+    gram = full / np.outer(norms, norms)
+    try:
+        r = scipy.linalg.cholesky(gram, lower=False, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    sv = scipy.linalg.svdvals(r, check_finite=False)
+    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
+    if not cond <= IMPLICIT_MAX_COND:
+        return None
+    return GramFactor(norms=norms, gram=gram, r=r, cond=cond)
+
+
+def collinear_columns(design: Design, intercept: bool,
+                      factor: GramFactor | None = None) -> list[list[str]]:
     """Groups of columns (intercept included) that are exactly or numerically collinear.
 
     Uses the singular values of the column-scaled design (from its R factor, computed
     blockwise) with numpy's ``matrix_rank`` tolerance; each group is the support of a
     null-space direction.
     """
+    if factor is not None:
+        return []  # certified full rank by the Gram factor
     names = (("(intercept)",) if intercept else ()) + design.names
     raw = _column_norms(design, intercept)
     zero = np.flatnonzero(raw == 0)
@@ -257,6 +327,176 @@ def qr_arrays(design: Design, intercept: bool, y: np.ndarray | None = None
     del full
     q *= c
     return {"Q": q, "R": r / c, "col_norm": norms, "anchor": anchor, "eta_anchor": eta}
+
+
+#: Iterative refinement of the least-squares anchor of a well-conditioned design accumulates
+#: its residuals in ``numpy.longdouble`` when the design has at most this many entries (the
+#: cost is then negligible) or when its condition number exceeds ``EXTENDED_MIN_COND``.
+EXTENDED_MAX_SIZE = 200_000
+EXTENDED_MIN_COND = 1e2
+
+
+def least_squares_without_q(design: Design, intercept: bool, factor: GramFactor | None) -> bool:
+    """Whether a Gaussian model of this design is anchored without Householder QR.
+
+    Householder QR refined in extended precision on the augmented system (:func:`qr_arrays`)
+    gives the least-squares solution of the double-precision data to full accuracy even with
+    huge residuals (NIST's Wampler5); semi-normal equations refined in extended precision
+    match it when the design is very well conditioned (``cond <= EXTENDED_MIN_COND``), and on
+    large designs (``n p > REFINE_MAX_SIZE``), where QR skips the refinement for its cost, they
+    are at least as accurate. Other families have no anchor: any well-conditioned design.
+    """
+    if factor is None:
+        return False
+    p = design.d + int(intercept)
+    return factor.cond <= EXTENDED_MIN_COND or design.n * p > REFINE_MAX_SIZE
+
+
+def _at(design: Design, intercept: bool, norms: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``A' v`` for ``A = [1, X] / norms``, without forming A (accumulated in v's precision)."""
+    if v.dtype == np.float64:
+        xtv = design.X.T @ v
+    else:  # extended precision: numpy casts X in buffered chunks, never as a whole copy
+        xtv = np.einsum("ij,i->j", design.X, v)
+    out = (np.concatenate(([v.sum()], xtv)) if intercept else xtv) / norms
+    return out.astype(np.float64)
+
+
+def _residual(design: Design, intercept: bool, y: np.ndarray, coef: np.ndarray,
+              extended: bool) -> np.ndarray:
+    """``y - [1, X] @ coef``; in extended precision (``numpy.longdouble``) if asked."""
+    if not extended:
+        eta = design.X @ coef[int(intercept):]
+        return y - (eta + coef[0]) if intercept else y - eta
+    c = coef.astype(np.longdouble)
+    eta = np.einsum("ij,j->i", design.X, c[int(intercept):])
+    if intercept:
+        eta += c[0]
+    return y.astype(np.longdouble) - eta
+
+
+def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
+                       y: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Arrays of the QR parametrisation of a well-conditioned design, without Q.
+
+    Same parametrisation as :func:`qr_arrays` (``beta = anchor + solve(R, theta) / col_norm``
+    with ``Q = ([1, X] / col_norm) R^-1`` orthogonal up to ``sqrt(n)``), but R is the Cholesky
+    factor of the scaled Gram matrix and Q is never formed: the model computes the linear
+    predictor as ``[1, X] @ beta`` from the user's X. For a Gaussian response the anchor is the
+    least-squares solution by corrected semi-normal equations (Bjorck): a Cholesky solve
+    refined with residuals of the design itself, which converges when ``cond^2 * eps < 1``
+    (here ``cond <= 1e4``); for small or less well-conditioned designs the residuals and their
+    products are accumulated in extended precision, which makes the anchor the least-squares
+    solution of the double-precision data to full accuracy.
+
+    For a Gaussian response the arrays also hold the sufficient statistics of the
+    log-likelihood in ``theta``: ``ss_rss0`` (residual sum of squares at the anchor),
+    ``ss_c = Q' r0`` and ``ss_gram = Q'Q``, so that ``RSS(theta) = ss_rss0 - 2 ss_c' theta +
+    theta' ss_gram theta`` exactly (see :func:`gaussian_sufficient_stats`).
+    """
+    n = design.n
+    c = np.sqrt(n)
+    norms, r = factor.norms, factor.r
+    p = r.shape[0]
+    out = {"R": r / c, "col_norm": norms}
+    if y is None:
+        out["anchor"] = np.zeros(p)
+        return out
+    extended = design.n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
+    b, res = _least_squares_csne(design, intercept, y, r, np.diag(1.0 / norms), extended)
+    anchor = b / norms
+    r_s = out["R"]
+    g_theta = scipy.linalg.solve_triangular(r_s, factor.gram, trans="T", check_finite=False)
+    g_theta = scipy.linalg.solve_triangular(r_s, g_theta.T, trans="T", check_finite=False)
+    out.update(
+        anchor=anchor,
+        ss_rss0=np.asarray(float(np.dot(res, res))),
+        ss_c=scipy.linalg.solve_triangular(r_s, _at(design, intercept, norms, res), trans="T",
+                                           check_finite=False),
+        ss_gram=0.5 * (g_theta + g_theta.T),
+    )
+    return out
+
+
+def gaussian_sufficient_stats(m: np.ndarray, residual: np.ndarray) -> dict[str, np.ndarray]:
+    """Sufficient statistics of a Gaussian log-likelihood linear in its free coordinates.
+
+    With linear predictor ``eta(w) = eta(w0) + m @ (w - w0)`` and ``residual = y - eta(w0)``:
+    ``RSS(w) = ss_rss0 - 2 ss_c' (w - w0) + (w - w0)' ss_gram (w - w0)``, an identity. With
+    ``w0`` near the least-squares solution the three terms do not cancel, so RSS keeps its
+    relative accuracy at every ``w``.
+    """
+    gram = m.T @ m
+    return {"ss_rss0": np.asarray(float(residual @ residual)), "ss_c": m.T @ residual,
+            "ss_gram": 0.5 * (gram + gram.T)}
+
+
+def _least_squares_csne(design: Design, intercept: bool, y: np.ndarray, r: np.ndarray,
+                        t: np.ndarray, extended: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares in coordinates ``w`` with coefficients ``t @ w`` of ``[1, X]``.
+
+    ``r`` is the upper-triangular Cholesky factor of ``M'M`` for ``M = [1, X] t``. Corrected
+    semi-normal equations: a Cholesky solve, then refinement with residuals of the design.
+    With ``extended`` the residuals and ``M' r`` are accumulated in ``numpy.longdouble``, and
+    the iteration converges to the least-squares solution of the double-precision data even
+    when the residuals are large (where semi-normal equations in double precision, like a QR
+    solution, lose ``cond^2 * eps * |r| / (|M| |w|)``). Returns ``w`` and its residual (in
+    extended precision if ``extended``).
+    """
+    ident = Design(design.X, ())
+
+    def mt(v):
+        return t.T @ _at(ident, intercept, np.ones(t.shape[0]), v)
+
+    cho = (r, False)
+    w = scipy.linalg.cho_solve(cho, mt(y), check_finite=False)
+    for _ in range(4):
+        res = _residual(design, intercept, y, t @ w, extended)
+        dw = scipy.linalg.cho_solve(cho, mt(res), check_finite=False)
+        w = w + dw
+        if np.max(np.abs(dw)) <= 4 * np.finfo(float).eps * np.max(np.abs(w)):
+            break
+    return w, _residual(design, intercept, y, t @ w, extended)
+
+
+def implicit_standardised_arrays(design: Design, intercept: bool, factor: GramFactor,
+                                 centre: bool = True, y: np.ndarray | None = None
+                                 ) -> dict[str, np.ndarray]:
+    """The standardised parametrisation of a well-conditioned design, without a copy of X.
+
+    ``center`` and ``scale`` come from the Gram matrix (any values give an exact
+    parametrisation; these make the free coordinates well scaled) and the model computes
+    ``(X - center) / scale @ z`` as ``X @ (z / scale) - center @ (z / scale)`` from the user's
+    X. For a Gaussian response the arrays also hold the sufficient statistics in
+    ``w = [a0, z]`` (see :func:`gaussian_sufficient_stats`); ``M'M`` is formed from the
+    triangular factor ``R T`` (``T`` the upper-triangular change of coordinates), which keeps
+    the cancellation of centring to ``cond * eps``.
+    """
+    n, d = design.n, design.d
+    norms = factor.norms
+    full = factor.gram * np.outer(norms, norms)
+    r_raw = factor.r * norms[None, :]
+    xx = np.diag(full)[int(intercept):] / n
+    center = full[0, 1:] / n if (intercept and centre) else np.zeros(d)
+    var = xx - center**2
+    scale = np.sqrt(np.where(var > 1e-8 * xx, var, xx))
+    scale[scale == 0] = 1.0
+    out = {"X": design.X, "center": center, "scale": scale}
+    if y is None:
+        return out
+    p = d + int(intercept)
+    t = np.zeros((p, p))
+    if intercept:
+        t[0, 0] = 1.0
+        t[0, 1:] = -center / scale
+    t[np.arange(int(intercept), p), np.arange(int(intercept), p)] = 1.0 / scale
+    r_w = np.triu(r_raw @ t)
+    extended = n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
+    w0, res = _least_squares_csne(design, intercept, y, r_w, t, extended)
+    out.update(ss_w0=w0, ss_rss0=np.asarray(float(np.dot(res, res))),
+               ss_c=t.T @ _at(Design(design.X, ()), intercept, np.ones(p), res),
+               ss_gram=r_w.T @ r_w)
+    return out
 
 
 def _large_qr_arrays(design: Design, intercept: bool, y: np.ndarray | None,

@@ -8,6 +8,7 @@ and invisible in the results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,14 +16,21 @@ from typing import Any, Literal
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import scipy.linalg
 from pytensor.tensor.linalg import solve_triangular
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
 from bayesmle.models.design import (
     Design,
+    GramFactor,
     as_design,
     collinear_columns,
+    gaussian_sufficient_stats,
+    gram_factor,
+    implicit_qr_arrays,
+    implicit_standardised_arrays,
+    least_squares_without_q,
     qr_arrays,
     rank_check,
     residual_norm,
@@ -82,22 +90,68 @@ class _RegressionModel:
     n_out: int  # 0 for a scalar linear predictor, K - 1 for softmax
     full_rank: bool
     known_sigma: bool = False
+    #: Well-conditioned design: QR parametrisation without a stored Q (see ``implicit_qr_arrays``).
+    implicit: bool = False
 
     def extras(self) -> tuple[str, ...]:
         """Names of the family's extra (scale/shape) parameters that are estimated."""
         return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
 
     # -- prepared arrays --------------------------------------------------------------------
-    def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> dict:
+    def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior],
+                factor: GramFactor | None = None) -> dict:
+        """The arrays the model declares, for these data and priors.
+
+        ``factor`` is the design's :class:`GramFactor` when it is well conditioned (computed
+        once by the builder for its rank check).
+        """
         design = Design(data["X"], ())
         arrays = {k: v for k, v in data.items() if k != "X"}
+        y = data["y"]
+        gaussian = self.family == "gaussian"
         if _parametrisation(priors, self.full_rank) == "qr":
-            arrays.update(qr_arrays(design, self.intercept,
-                                    data["y"] if self.family == "gaussian" else None))
+            if self.implicit and factor is not None:
+                arrays["X"] = data["X"]
+                arrays.update(implicit_qr_arrays(design, self.intercept, factor,
+                                                 y if gaussian else None))
+            else:
+                arrays.update(qr_arrays(design, self.intercept, y if gaussian else None))
+                if gaussian:
+                    arrays.update(gaussian_sufficient_stats(arrays["Q"], y - arrays["eta_anchor"]))
+        elif self.implicit and factor is not None:
+            centre = priors.get("intercept") is None or priors["intercept"].is_flat
+            arrays.update(implicit_standardised_arrays(design, self.intercept, factor,
+                                                       centre=centre, y=y if gaussian else None))
         else:
+            # Ill-conditioned or rank-deficient design: sums over rows. (An expansion of the
+            # RSS in these coordinates would lose ~cond * eps of the gradient to cancellation
+            # when the MAP is far from the least-squares point, as lasso solutions are.)
             centre = priors.get("intercept") is None or priors["intercept"].is_flat
             arrays.update(standardised_arrays(design, self.intercept, centre=centre))
         return arrays
+
+    def gaussian_loglik(self, model: pm.Model):
+        """The Gaussian log-likelihood by sufficient statistics (O(p^2) per evaluation).
+
+        Equal, up to rounding, to the log-density of ``y_obs``; the optimisers use it in place
+        of the sum over rows (see ``ModelSpec.fast_loglik``). None for other families.
+        """
+        if self.family != "gaussian" or "ss_gram" not in model.named_vars:
+            return None
+        sigma = model["sigma_known"] if self.known_sigma else model["sigma"]
+        if "theta" in model.named_vars:
+            u = model["theta"]
+        else:
+            parts = [model["coef_std"]]
+            if self.intercept:
+                a0 = model["intercept_c"] if "intercept_c" in model.named_vars else model[
+                    "intercept"]
+                parts.insert(0, pt.atleast_1d(a0))
+            u = pt.concatenate(parts) - model["ss_w0"]
+        rss = model["ss_rss0"] - 2.0 * pt.dot(model["ss_c"], u) + pt.dot(
+            u, pt.dot(model["ss_gram"], u))
+        n = model["y"].shape[0].astype("float64")
+        return -0.5 * n * np.log(2 * np.pi) - n * pt.log(sigma) - rss / (2.0 * sigma**2)
 
     # -- starting values --------------------------------------------------------------------
     def _eta0(self, arrays) -> np.ndarray | float:
@@ -117,26 +171,33 @@ class _RegressionModel:
         y = arrays["y"]
         start: dict[str, Any] = {}
         shape = lambda p: (p,) if self.n_out == 0 else (p, self.n_out)  # noqa: E731
-        if "Q" in arrays:
-            q = arrays["Q"]
-            n, p = q.shape
+        if "R" in arrays:
+            p = arrays["R"].shape[0]
             if self.family == "gaussian":
                 theta = np.zeros(p)  # the anchor is the refined least-squares solution
-                resid = y - arrays["eta_anchor"]
+                resid = None
             else:
-                theta = np.multiply.outer(q.sum(axis=0) / n, eta0) if self.n_out else (
-                    q.sum(axis=0) / n * eta0)
+                if "Q" in arrays:
+                    q_mean = arrays["Q"].mean(axis=0)
+                else:  # column means of Q = ([1, X] / norms) R^-1, without Q
+                    x_mean = arrays["X"].mean(axis=0)
+                    a_mean = (np.concatenate(([1.0], x_mean)) if self.intercept else x_mean)
+                    q_mean = scipy.linalg.solve_triangular(
+                        arrays["R"], a_mean / arrays["col_norm"], trans="T")
+                theta = np.multiply.outer(q_mean, eta0) if self.n_out else q_mean * eta0
                 resid = y - np.median(y)
             start["theta"] = np.reshape(theta, shape(p))
         else:
-            d = arrays["Xs"].shape[1]
+            d = arrays["center"].shape[0]
             start["coef_std"] = np.zeros(shape(d))
             if self.intercept:
                 name = "intercept_c" if priors["intercept"].is_flat else "intercept"
                 start[name] = eta0
             resid = y - (np.median(y) if self.family != "gaussian" else y.mean())
         if "sigma" in self.extras():
-            if self.family == "gaussian":
+            if self.family == "gaussian" and resid is None:
+                s = float(np.sqrt(arrays["ss_rss0"] / len(y)))
+            elif self.family == "gaussian":
                 s = float(np.sqrt(np.mean(resid**2)))
             else:
                 s = float(np.median(np.abs(resid - np.median(resid)))) * 1.4826
@@ -153,7 +214,7 @@ class _RegressionModel:
         k = self.n_out
         with pm.Model() as model:
             y = pm.Data("y", data["y"])
-        if "Q" in data:
+        if "R" in data:
             eta, intercept, coef = self._qr_predictor(model, data, priors)
         else:
             eta, intercept, coef = self._standardised_predictor(model, data, priors)
@@ -169,27 +230,34 @@ class _RegressionModel:
             if self.family in ("poisson", "negative_binomial"):
                 eta = eta + pm.Data("offset", data["offset"])
             self._likelihood(eta, y, extras, k)
+            for key in ("ss_rss0", "ss_c", "ss_gram", "ss_w0"):
+                if key in data:  # used by gaussian_loglik only, not by the model's logp
+                    pm.Data(key, data[key])
         return model
 
     def _qr_predictor(self, model, data, priors):
         k = self.n_out
+        stored_q = "Q" in data
         with model:
-            q = pm.Data("Q", data["Q"])
             r = pm.Data("R", data["R"])
             norms = pm.Data("col_norm", data["col_norm"])
             anchor = pm.Data("anchor", data["anchor"])
-            eta_anchor = pm.Data("eta_anchor", data["eta_anchor"])
-            p = data["Q"].shape[1]
+            p = data["R"].shape[0]
             theta = pm.Flat("theta", shape=(p,) if k == 0 else (p, k))
             beta = solve_triangular(r, theta, lower=False)
-            if k == 0:
-                beta = anchor + beta / norms
-                eta = eta_anchor + q @ theta
+            beta = anchor + beta / norms if k == 0 else beta / norms[:, None]
+            if stored_q:
+                q = pm.Data("Q", data["Q"])
+                eta_anchor = pm.Data("eta_anchor", data["eta_anchor"])
+                eta = eta_anchor + q @ theta if k == 0 else q @ theta
             else:
-                beta = beta / norms[:, None]
-                eta = q @ theta
+                x = pm.Data("X", data["X"])
         intercept = beta[0] if self.intercept else None
         coef = beta[1:] if self.intercept else beta
+        if not stored_q:  # eta = [1, X] @ beta from the user's X (Q is never formed)
+            eta = x @ coef
+            if intercept is not None:
+                eta = eta + intercept
         with model:
             if not priors["coef"].is_flat:
                 pm.Potential("coef_prior", priors["coef"].logp(model, "coef", coef))
@@ -201,16 +269,18 @@ class _RegressionModel:
 
     def _standardised_predictor(self, model, data, priors):
         k = self.n_out
-        d = data["Xs"].shape[1]
+        stored = "Xs" in data
+        d = data["Xs" if stored else "X"].shape[1]
         with model:
-            xs = pm.Data("Xs", data["Xs"])
+            xs = pm.Data("Xs" if stored else "X", data["Xs" if stored else "X"])
             center = pm.Data("center", data["center"])
             scale = pm.Data("scale", data["scale"])
         shape = (d,) if k == 0 else (d, k)
         z = priors["coef"].rv(model, "coef_std", shape=shape, key="coef",
                               scale=scale if k == 0 else scale[:, None])
         coef = z / (scale if k == 0 else scale[:, None])
-        eta = xs @ z
+        # (X - center) / scale @ z, from the stored standardised copy or from the user's X
+        eta = xs @ z if stored else xs @ coef - center @ coef
         intercept = None
         if self.intercept:
             ishape = () if k == 0 else (k,)
@@ -310,13 +380,17 @@ def _regression_spec(
     for key, value in extra_priors.items():
         priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
 
-    groups = collinear_columns(design, intercept)
+    factor = gram_factor(design, intercept)
+    groups = collinear_columns(design, intercept, factor)
     full_rank = not groups
 
     def mle_rank(spec: ModelSpec) -> None:
         rank_check(design, intercept, groups)
 
-    builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None)
+    if family == "gaussian" and not least_squares_without_q(design, intercept, factor):
+        factor = None  # small and not very well conditioned: QR with refinement, exact
+    builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None,
+                               implicit=factor is not None)
     dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
     coords: dict[str, tuple] = {"feature": design.names}
     if n_out:
@@ -334,10 +408,11 @@ def _regression_spec(
         params=params,
         dims=dims,
         coords=coords,
-        prepare=builder.prepare,
+        prepare=functools.partial(builder.prepare, factor=factor),
         start_fn=builder.start,
         options={"family": family, "intercept": intercept, "classes": classes},
         description=_EQUATIONS[family],
+        fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
         mle_checks=(mle_rank, *extra_mle_checks),
         posterior_checks=(_improper_if_flat(family, full_rank, intercept),
                           *((improper_if_separated,) if separation_check in extra_mle_checks
@@ -439,9 +514,16 @@ def linear_regression(
 
 def _perfect_fit_check(spec: ModelSpec) -> None:
     X, y = spec.data["X"], spec.data["y"]
+    scale = max(np.abs(y).max(), 1e-300)
+    if spec.options["family"] == "gaussian":
+        # The fit's own sufficient statistics hold the least-squares RSS: when it is far from
+        # zero (accurate to ~cond * eps * |y|), no exact residual computation is needed.
+        rss0 = spec.arrays().get("ss_rss0")
+        if rss0 is not None and np.sqrt(float(rss0) / len(y)) > 1e-6 * scale:
+            return
     design = Design(X, tuple(spec.coords["feature"]))
     rms = residual_norm(design, spec.options["intercept"], y) / np.sqrt(len(y))
-    if rms <= 64 * np.finfo(float).eps * max(np.abs(y).max(), 1e-300):
+    if rms <= 64 * np.finfo(float).eps * scale:
         raise MLENotFoundError(
             checklist(
                 "The MLE of sigma does not exist: the predictors fit y exactly (zero residuals), "

@@ -110,6 +110,11 @@ class ModelSpec:
     prepare: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
     #: ``start_fn(arrays, priors) -> start values`` when they depend on the prepared arrays.
     start_fn: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
+    #: ``fast_loglik(model) -> expression or None``: the log-likelihood of the observed
+    #: variables as a cheaper PyTensor expression of the same model's variables (e.g. by
+    #: sufficient statistics). It must equal their log-density up to rounding; the optimisers
+    #: (MLE, MAP, Laplace, profiles) and the reported ``loglik`` use it, NUTS the model itself.
+    fast_loglik: Callable[[pm.Model], Any] | None = None
     #: Checks run before a flat-prior fit; each raises MLENotFoundError when the MLE does not exist.
     mle_checks: tuple[Callable[[ModelSpec], None], ...] = ()
     #: Checks run before NUTS with the declared priors; raise ImproperPosteriorError when improper.
