@@ -111,9 +111,13 @@ def _sample_nutpie(cm, spec: ModelSpec, start: dict, *, draws: int, tune: int, c
     from pymc.initial_point import make_initial_point_fn
 
     model = cm.model
+    free = [rv.name for rv in model.free_RVs]
     compiled = _NUTPIE.get(cm)
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model, var_names=list(spec.params),
+        # Free variables only: the reported Deterministics (e.g. coefficients recovered from
+        # the QR parametrisation by a triangular solve) are computed afterwards, vectorised
+        # over all draws, instead of compiled into nutpie's per-draw function.
+        compiled = nutpie.compile_pymc_model(model, var_names=free,
                                              initial_points=start or None)
         _NUTPIE[cm] = compiled
     names = {var.name for var in compiled.shared_var_keys}
@@ -131,7 +135,27 @@ def _sample_nutpie(cm, spec: ModelSpec, start: dict, *, draws: int, tune: int, c
                        cores=min(chains, 2), seed=int(random_seed), progress_bar=progressbar,
                        target_accept=target_accept)
     patch_nutpie_idata(dt, model, sampling_time=time.time() - t0)
-    return dt
+    return _add_derived(cm, spec, dt, free)
+
+
+def _add_derived(cm, spec: ModelSpec, dt: xr.DataTree, free: list[str]) -> xr.DataTree:
+    """Add the reported parameters that are not free variables to the posterior."""
+    derived = tuple(p for p in spec.params if p not in free)
+    if not derived:
+        return dt
+    post = dt["posterior"].to_dataset()
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    inputs = [np.asarray(post[name].values, dtype=cm.model[name].dtype).reshape(
+        chains * draws, *post[name].shape[2:]) for name in free]
+    values = cm.derived_fn(derived)(*inputs)
+    for name, value in zip(derived, values, strict=True):
+        value = np.asarray(value).reshape(chains, draws, *np.shape(value)[1:])
+        dims = ["chain", "draw", *(f"{name}_dim_{i}" for i in range(value.ndim - 2))]
+        post[name] = xr.DataArray(value, dims=dims,
+                                  coords={"chain": post["chain"], "draw": post["draw"]})
+    groups = {path: node.to_dataset() for path, node in dt.children.items()
+              if path != "posterior"}
+    return xr.DataTree.from_dict({"posterior": post, **groups})
 
 
 def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
