@@ -146,11 +146,13 @@ def _axis(mle: PointResult, label: str, grid: int, span: float) -> np.ndarray:
                         f"(stderr = {se!r}); the grid is scaled by it.")
     lo, hi = est - span * se, est + span * se
     edge_lo, edge_hi = parameter_range(mle, label)
-    # Stay inside the support: a side that would leave it is cut at 1/(1 + span) of the way
-    # from the edge to the estimate.
-    if lo <= edge_lo:
+    # Stay inside the support: a side that would leave it -- or reach it up to rounding, as
+    # sigma_hat - 4 se(sigma_hat) = 0 at n = 8 -- is cut at 1/(1 + span) of the way from the
+    # edge to the estimate.
+    tol = 1e-9 * span * se
+    if lo <= edge_lo + tol:
         lo = edge_lo + (est - edge_lo) / (1.0 + span)
-    if hi >= edge_hi:
+    if hi >= edge_hi - tol:
         hi = edge_hi - (edge_hi - est) / (1.0 + span)
     return np.linspace(lo, hi, grid)
 
