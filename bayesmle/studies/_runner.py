@@ -56,6 +56,22 @@ def _run_chunk(func: Callable[[Any], Any], chunk: Sequence[Any]) -> list[Any]:
     return [func(task) for task in chunk]
 
 
+def _worker_count(executor) -> int:
+    """Parallel slots of an executor.
+
+    ``_max_workers`` of the standard library's executors, the total thread count of the
+    cluster behind a Dask ``Client.get_executor()``, else 2.
+    """
+    workers = getattr(executor, "_max_workers", None)
+    client = getattr(executor, "_client", None)
+    if not workers and client is not None and hasattr(client, "nthreads"):
+        try:
+            workers = sum(client.nthreads().values())
+        except Exception:  # noqa: BLE001 - a closed or unusual client: fall back
+            workers = None
+    return int(workers) if workers else 2
+
+
 def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], executor=None,
               n_chunks: int | None = None) -> list[Any]:
     """``[func(t) for t in tasks]``, on ``executor`` if given (results in task order).
@@ -71,7 +87,7 @@ def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], executor=None,
     if not hasattr(executor, "submit"):
         raise SpecError(f"`executor` must have the concurrent.futures.Executor interface "
                         f"(a submit method), got {type(executor).__name__}.")
-    workers = getattr(executor, "_max_workers", None) or 2
+    workers = _worker_count(executor)
     n_chunks = n_chunks or min(len(tasks), 4 * workers)
     size = max(1, math.ceil(len(tasks) / max(n_chunks, 1)))
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
