@@ -105,14 +105,14 @@ def run(cfg: Config) -> CaseResult:
 
 
 _WHY = {
-    "ridge": "Profile of a warm fit: {top}. scikit-learn solves one (d+1)×(d+1) Cholesky "
-             "system; bayesmle factorises the n×(d+1) design (QR, plus the rank check's TSQR), "
-             "refines its least-squares anchor in extended precision (numpy.longdouble, no "
-             "BLAS) and runs Newton steps whose Hessian PyTensor builds by autodiff over n rows "
-             "each time. See benchmarks/README.md, 'Recommendations'.",
-    "lasso": "Profile of a warm fit: {top}. The proximal-Newton subproblem is solved by "
-             "coordinate descent in a pure-Python loop (`_cd_quadratic_l1`, to 1e-12) at every "
-             "Newton iteration, and each iteration re-evaluates the autodiff Hessian over n "
-             "rows; scikit-learn runs compiled coordinate descent once, to tol=1e-4. See "
-             "benchmarks/README.md, 'Recommendations'.",
+    "ridge": "Profile of a warm fit: {top}. Both sides form the (d+1)×(d+1) Gram matrix in one "
+             "BLAS pass; on top of scikit-learn's one Cholesky solve, bayesmle validates the "
+             "data, certifies full rank from the Gram factor's condition number, refines its "
+             "least-squares anchor and certifies the optimum with exact Newton steps on the "
+             "compiled sufficient-statistics objective (PyTensor calls of ~0.1-1 ms each).",
+    "lasso": "Profile of a warm fit: {top}. scikit-learn runs compiled coordinate descent once, "
+             "to tol=1e-4; bayesmle runs proximal Newton to a certified optimum (exact zeros, "
+             "Newton decrement <= 1e-10): each step evaluates the compiled objective and solves "
+             "the L1 subproblem (exact solve on the current sign pattern, else Numba "
+             "coordinate descent and feature-sign search).",
 }

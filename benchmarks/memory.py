@@ -128,10 +128,10 @@ def run(cfg: Config) -> CaseResult:
     res.targets.append(Target(
         NAME, "peak memory (over the post-import baseline) / X.nbytes", ratio, 3.0, "le",
         f"{(ours['peak'] - ours['base']) / MiB:,.0f} MiB", f"X: {ours['x_bytes'] / MiB:,.0f} MiB",
-        why=f"(statsmodels Logit: {sm_ratio:.2g}× X.) Beyond X and y, the model holds its own "
-            "n×(d+1) matrix Q of the QR parametrisation (1.05× X), and the autodiff Hessian "
-            "materialises n×(d+1) temporaries at every Newton step; see benchmarks/README.md, "
-            "'Recommendations'."))
+        why=f"(statsmodels Logit: {sm_ratio:.2g}× X.) The model computes the linear predictor "
+            "from the user's X (no copy, no Q); beyond X and y the peak holds PyTensor's "
+            "autodiff Hessian temporaries (its vectorised jacobian materialises n×(d+1) arrays "
+            "at every Newton step); see benchmarks/README.md."))
     return res
 
 

@@ -68,11 +68,11 @@ def run(cfg: Config) -> CaseResult:
     res.targets.append(Target(
         NAME, "warm MLE time / statsmodels Logit", ratio, 1.5, "le",
         f"{t_ours.median:.3g} s", f"{t_peer.median:.3g} s",
-        why=f"Profile of a warm fit: {top_shares(prof)}. `separation.py:_solve` is the pre-fit "
-            "check for (quasi-)complete separation: a HiGHS linear programme over all n rows, "
-            "several times the cost of statsmodels' whole fit; the Newton iterations "
-            "(`compiled.py:evaluate`: value, gradient and autodiff Hessian) come next. See "
-            "benchmarks/README.md, 'Recommendations'."))
+        why=f"Profile of a warm fit: {top_shares(prof)}. `compiled.py:evaluate` is the Newton "
+            "iterations (value, gradient and PyTensor's autodiff Hessian over n rows); "
+            "`separation.py:_solve`, if present, is the separation LP (on data of this size it "
+            "runs only when the fit reaches separation-like fitted values). See "
+            "benchmarks/README.md."))
     ours_params = np.r_[r_ours.params["intercept"], r_ours.params["coef"]]
     res.checks.append(Check(NAME, "max |params − statsmodels params|",
                             float(np.max(np.abs(ours_params - r_peer.params))), 1e-6))

@@ -188,12 +188,9 @@ def run(cfg: Config) -> CaseResult:
 
 _WHY = {
     "logistic": "With independent predictors the posterior is nearly isotropic: every sampler "
-                "takes ~5 leapfrog steps per draw, so cost per draw and compilation decide. "
-                "bayesmle compiles nutpie's sampler with var_names=(intercept, coef), the "
-                "Deterministics of its QR parametrisation (a triangular solve): nutpie then "
-                "compiles and evaluates them for every draw, which in a controlled comparison "
-                "doubled its compile time (10.0 s vs 5.3 s with var_names=['theta']) and slowed "
-                "sampling (7.9 s vs 5.5 s). numpyro reaches more ESS per draw on this model. "
-                "See benchmarks/README.md.",
+                "takes ~5 leapfrog steps per draw, so compilation and the cost per draw decide; "
+                "numpyro reaches more ESS per draw on this model (see the row notes: ESS, wall "
+                "and sampling time of each run). bayesmle compiles nutpie's sampler on the free "
+                "variables only. See benchmarks/README.md.",
     "linear": "Compare the row notes (ESS, wall and sampling time per run).",
 }

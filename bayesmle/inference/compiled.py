@@ -248,7 +248,9 @@ class CompiledModel:
                                  strict=False)
             batched = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
             outs = vectorize_graph(outs, replace=dict(zip(single, batched, strict=True)))
-            return pm_compile(batched, list(outs), on_unused_input="ignore")
+            # Evaluated once per NUTS run on arrays of draws: numpy implementations, no JIT.
+            return pm_compile(batched, list(outs), on_unused_input="ignore",
+                              mode="FAST_COMPILE")
 
         return self._compile(("derived", names), make)
 

@@ -379,10 +379,15 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
                        y: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Arrays of the QR parametrisation of a well-conditioned design, without Q.
 
-    Same parametrisation as :func:`qr_arrays` (``beta = anchor + solve(R, theta) / col_norm``
+    Same parametrisation as :func:`qr_arrays` (``beta = anchor + R^-1 theta / col_norm``
     with ``Q = ([1, X] / col_norm) R^-1`` orthogonal up to ``sqrt(n)``), but R is the Cholesky
     factor of the scaled Gram matrix and Q is never formed: the model computes the linear
-    predictor as ``[1, X] @ beta`` from the user's X. For a Gaussian response the anchor is the
+    predictor as ``[1, X] @ beta`` from the user's X. The arrays hold ``R_inv`` (R^-1, accurate
+    to ``cond * eps`` here) and ``coef_map = R_inv / col_norm`` (``beta = anchor + coef_map @
+    theta``), so that the model's map from ``theta`` is a product, not a triangular solve whose
+    gradient the sampler would compile and evaluate at every step; the sufficient statistics
+    below use the same ``R_inv``, so the parametrisation is consistent whatever its rounding.
+    For a Gaussian response the anchor is the
     least-squares solution by corrected semi-normal equations (Bjorck): a Cholesky solve
     refined with residuals of the design itself, which converges when ``cond^2 * eps < 1``
     (here ``cond <= 1e4``); for small or less well-conditioned designs the residuals and their
@@ -398,21 +403,18 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
     c = np.sqrt(n)
     norms, r = factor.norms, factor.r
     p = r.shape[0]
-    out = {"R": r / c, "col_norm": norms}
+    r_inv = np.triu(scipy.linalg.solve_triangular(r / c, np.eye(p), check_finite=False))
+    out = {"R_inv": r_inv, "coef_map": r_inv / norms[:, None], "col_norm": norms}
     if y is None:
         out["anchor"] = np.zeros(p)
         return out
     extended = design.n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
     b, res = _least_squares_csne(design, intercept, y, r, np.diag(1.0 / norms), extended)
-    anchor = b / norms
-    r_s = out["R"]
-    g_theta = scipy.linalg.solve_triangular(r_s, factor.gram, trans="T", check_finite=False)
-    g_theta = scipy.linalg.solve_triangular(r_s, g_theta.T, trans="T", check_finite=False)
+    g_theta = r_inv.T @ factor.gram @ r_inv
     out.update(
-        anchor=anchor,
+        anchor=b / norms,
         ss_rss0=np.asarray(float(np.dot(res, res))),
-        ss_c=scipy.linalg.solve_triangular(r_s, _at(design, intercept, norms, res), trans="T",
-                                           check_finite=False),
+        ss_c=r_inv.T @ _at(design, intercept, norms, res),
         ss_gram=0.5 * (g_theta + g_theta.T),
     )
     return out
@@ -450,12 +452,16 @@ def _least_squares_csne(design: Design, intercept: bool, y: np.ndarray, r: np.nd
 
     cho = (r, False)
     w = scipy.linalg.cho_solve(cho, mt(y), check_finite=False)
+    previous = np.inf
     for _ in range(4):
         res = _residual(design, intercept, y, t @ w, extended)
         dw = scipy.linalg.cho_solve(cho, mt(res), check_finite=False)
         w = w + dw
-        if np.max(np.abs(dw)) <= 4 * np.finfo(float).eps * np.max(np.abs(w)):
+        size = np.max(np.abs(dw))
+        # converged, or no longer contracting (the corrections are rounding noise)
+        if size <= 4 * np.finfo(float).eps * np.max(np.abs(w)) or size > 0.1 * previous:
             break
+        previous = size
     return w, _residual(design, intercept, y, t @ w, extended)
 
 

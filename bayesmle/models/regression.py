@@ -16,7 +16,6 @@ from typing import Any, Literal
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import scipy.linalg
 from pytensor.tensor.linalg import solve_triangular
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
@@ -171,8 +170,8 @@ class _RegressionModel:
         y = arrays["y"]
         start: dict[str, Any] = {}
         shape = lambda p: (p,) if self.n_out == 0 else (p, self.n_out)  # noqa: E731
-        if "R" in arrays:
-            p = arrays["R"].shape[0]
+        if "R" in arrays or "R_inv" in arrays:
+            p = arrays["col_norm"].shape[0]
             if self.family == "gaussian":
                 theta = np.zeros(p)  # the anchor is the refined least-squares solution
                 resid = None
@@ -182,8 +181,7 @@ class _RegressionModel:
                 else:  # column means of Q = ([1, X] / norms) R^-1, without Q
                     x_mean = arrays["X"].mean(axis=0)
                     a_mean = (np.concatenate(([1.0], x_mean)) if self.intercept else x_mean)
-                    q_mean = scipy.linalg.solve_triangular(
-                        arrays["R"], a_mean / arrays["col_norm"], trans="T")
+                    q_mean = (a_mean / arrays["col_norm"]) @ arrays["R_inv"]
                 theta = np.multiply.outer(q_mean, eta0) if self.n_out else q_mean * eta0
                 resid = y - np.median(y)
             start["theta"] = np.reshape(theta, shape(p))
@@ -214,7 +212,7 @@ class _RegressionModel:
         k = self.n_out
         with pm.Model() as model:
             y = pm.Data("y", data["y"])
-        if "R" in data:
+        if "R" in data or "R_inv" in data:
             eta, intercept, coef = self._qr_predictor(model, data, priors)
         else:
             eta, intercept, coef = self._standardised_predictor(model, data, priors)
@@ -239,25 +237,29 @@ class _RegressionModel:
         k = self.n_out
         stored_q = "Q" in data
         with model:
-            r = pm.Data("R", data["R"])
             norms = pm.Data("col_norm", data["col_norm"])
             anchor = pm.Data("anchor", data["anchor"])
-            p = data["R"].shape[0]
+            p = data["col_norm"].shape[0]
             theta = pm.Flat("theta", shape=(p,) if k == 0 else (p, k))
-            beta = solve_triangular(r, theta, lower=False)
-            beta = anchor + beta / norms if k == 0 else beta / norms[:, None]
-            if stored_q:
+            if stored_q:  # ill-conditioned: solve with R (an explicit inverse would lose digits)
+                beta = solve_triangular(pm.Data("R", data["R"]), theta, lower=False)
+                beta = anchor + beta / norms if k == 0 else beta / norms[:, None]
+                intercept = beta[0] if self.intercept else None
+                coef = beta[1:] if self.intercept else beta
                 q = pm.Data("Q", data["Q"])
                 eta_anchor = pm.Data("eta_anchor", data["eta_anchor"])
                 eta = eta_anchor + q @ theta if k == 0 else q @ theta
             else:
-                x = pm.Data("X", data["X"])
-        intercept = beta[0] if self.intercept else None
-        coef = beta[1:] if self.intercept else beta
-        if not stored_q:  # eta = [1, X] @ beta from the user's X (Q is never formed)
-            eta = x @ coef
-            if intercept is not None:
-                eta = eta + intercept
+                # beta = anchor + coef_map @ theta, sliced on the data side so that gradients
+                # are plain products; eta = [1, X] @ beta from the user's X (no Q, no copy).
+                cmap = pm.Data("coef_map", data["coef_map"])
+                i = int(self.intercept)
+                coef = anchor[i:] + cmap[i:] @ theta if k == 0 else cmap[i:] @ theta
+                eta = pm.Data("X", data["X"]) @ coef
+                intercept = None
+                if self.intercept:
+                    intercept = anchor[0] + cmap[0] @ theta if k == 0 else cmap[0] @ theta
+                    eta = eta + intercept
         with model:
             if not priors["coef"].is_flat:
                 pm.Potential("coef_prior", priors["coef"].logp(model, "coef", coef))
