@@ -164,3 +164,23 @@ def test_perfect_fit_is_still_detected_on_the_fast_path():
     y = 2.0 + X @ np.array([1.0, -2.0, 0.5])
     with pytest.raises(bm.MLENotFoundError, match="exactly"):
         bm.fit(models.linear_regression(X, y), "mle")
+
+
+@pytest.mark.parametrize("kind", ["well", "ill", "deficient"])
+def test_new_data_of_the_same_structure_reuse_the_compiled_model(kind):
+    from bayesmle.inference.compiled import compiled_model
+
+    cases = [(models.linear_regression, bm.Normal(TAU)),
+             (models.linear_regression, bm.Laplace(0.02))]
+    if kind == "well":
+        cases += [(models.logistic_regression, None), (models.logistic_regression, bm.Laplace(1.0))]
+    for builder, prior in cases:
+        fits = []
+        for seed in (1, 2):
+            X, y = _data(kind, seed=seed)
+            if builder is models.logistic_regression:
+                y = (y > np.median(y)).astype(int)
+            spec = builder(X, y, prior=prior)
+            assert compiled_model(spec).reusable, (builder.__name__, prior, sorted(spec.arrays()))
+            fits.append(bm.fit(spec, "map"))
+        assert fits[1].compile_seconds == 0.0, (builder.__name__, prior)

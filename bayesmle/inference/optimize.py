@@ -13,6 +13,7 @@ residual keeps falling, so the result is polished to the limit of double precisi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -144,9 +145,13 @@ def _solve_on_pattern(x, g, h, active, s, pen, center, weight) -> np.ndarray | N
     d[fixed] = center[fixed] - x[fixed]
     rhs = -(g[active] + weight[active] * s[active]) - h[np.ix_(active, fixed)] @ d[fixed]
     try:
-        d[active] = scipy.linalg.solve(h[np.ix_(active, active)], rhs, assume_a="pos",
-                                       check_finite=False)
-    except (np.linalg.LinAlgError, ValueError):
+        with warnings.catch_warnings():
+            # a (numerically) singular block, e.g. collinear columns on the support: no
+            # unique solution on this pattern; coordinate descent handles it instead
+            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+            d[active] = scipy.linalg.solve(h[np.ix_(active, active)], rhs, assume_a="pos",
+                                           check_finite=False)
+    except (np.linalg.LinAlgError, ValueError, scipy.linalg.LinAlgWarning):
         return None
     w = x + d
     w[fixed] = center[fixed]

@@ -115,7 +115,7 @@ def _sample_nutpie(cm, spec: ModelSpec, start: dict, *, draws: int, tune: int, c
     compiled = _NUTPIE.get(cm)
     if compiled is None:
         # Free variables only: the reported Deterministics (e.g. coefficients recovered from
-        # the QR parametrisation by a triangular solve) are computed afterwards, vectorised
+        # the QR parametrisation by a linear map) are computed afterwards, vectorised
         # over all draws, instead of compiled into nutpie's per-draw function.
         compiled = nutpie.compile_pymc_model(model, var_names=free,
                                              initial_points=start or None)

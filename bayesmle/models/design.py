@@ -215,7 +215,8 @@ def collinear_columns(design: Design, intercept: bool,
 
     Uses the singular values of the column-scaled design (from its R factor, computed
     blockwise) with numpy's ``matrix_rank`` tolerance; each group is the support of a
-    null-space direction.
+    null-space direction. A :class:`GramFactor` of the design (``factor``) already certifies
+    full rank: then there are no groups and nothing is factorised.
     """
     if factor is not None:
         return []  # certified full rank by the Gram factor
@@ -382,17 +383,19 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
     Same parametrisation as :func:`qr_arrays` (``beta = anchor + R^-1 theta / col_norm``
     with ``Q = ([1, X] / col_norm) R^-1`` orthogonal up to ``sqrt(n)``), but R is the Cholesky
     factor of the scaled Gram matrix and Q is never formed: the model computes the linear
-    predictor as ``[1, X] @ beta`` from the user's X. The arrays hold ``R_inv`` (R^-1, accurate
-    to ``cond * eps`` here) and ``coef_map = R_inv / col_norm`` (``beta = anchor + coef_map @
-    theta``), so that the model's map from ``theta`` is a product, not a triangular solve whose
-    gradient the sampler would compile and evaluate at every step; the sufficient statistics
-    below use the same ``R_inv``, so the parametrisation is consistent whatever its rounding.
-    For a Gaussian response the anchor is the
-    least-squares solution by corrected semi-normal equations (Bjorck): a Cholesky solve
-    refined with residuals of the design itself, which converges when ``cond^2 * eps < 1``
-    (here ``cond <= 1e4``); for small or less well-conditioned designs the residuals and their
-    products are accumulated in extended precision, which makes the anchor the least-squares
-    solution of the double-precision data to full accuracy.
+    predictor as ``[1, X] @ beta`` from the user's X. The arrays hold ``coef_map = R^-1 /
+    col_norm`` (``beta = anchor + coef_map @ theta``; the explicit inverse is accurate to
+    ``cond * eps`` here), so that the model's map from ``theta`` is a product, not a triangular
+    solve whose gradient the sampler would compile and evaluate at every step; the sufficient
+    statistics below use the same ``R^-1``, so the parametrisation is consistent whatever its
+    rounding. Every array is declared by the model (a compiled structure is reused for new data
+    only if all of them are).
+
+    For a Gaussian response the anchor is the least-squares solution by corrected semi-normal
+    equations (Bjorck): a Cholesky solve refined with residuals of the design itself, which
+    converges when ``cond^2 * eps < 1`` (here ``cond <= 1e4``); for small or less
+    well-conditioned designs the residuals and their products are accumulated in extended
+    precision (see :func:`least_squares_without_q` for when this path is taken).
 
     For a Gaussian response the arrays also hold the sufficient statistics of the
     log-likelihood in ``theta``: ``ss_rss0`` (residual sum of squares at the anchor),
@@ -404,7 +407,7 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
     norms, r = factor.norms, factor.r
     p = r.shape[0]
     r_inv = np.triu(scipy.linalg.solve_triangular(r / c, np.eye(p), check_finite=False))
-    out = {"R_inv": r_inv, "coef_map": r_inv / norms[:, None], "col_norm": norms}
+    out = {"coef_map": r_inv / norms[:, None], "col_norm": norms}
     if y is None:
         out["anchor"] = np.zeros(p)
         return out

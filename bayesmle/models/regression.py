@@ -170,7 +170,7 @@ class _RegressionModel:
         y = arrays["y"]
         start: dict[str, Any] = {}
         shape = lambda p: (p,) if self.n_out == 0 else (p, self.n_out)  # noqa: E731
-        if "R" in arrays or "R_inv" in arrays:
+        if "R" in arrays or "coef_map" in arrays:
             p = arrays["col_norm"].shape[0]
             if self.family == "gaussian":
                 theta = np.zeros(p)  # the anchor is the refined least-squares solution
@@ -181,7 +181,7 @@ class _RegressionModel:
                 else:  # column means of Q = ([1, X] / norms) R^-1, without Q
                     x_mean = arrays["X"].mean(axis=0)
                     a_mean = (np.concatenate(([1.0], x_mean)) if self.intercept else x_mean)
-                    q_mean = (a_mean / arrays["col_norm"]) @ arrays["R_inv"]
+                    q_mean = a_mean @ arrays["coef_map"]
                 theta = np.multiply.outer(q_mean, eta0) if self.n_out else q_mean * eta0
                 resid = y - np.median(y)
             start["theta"] = np.reshape(theta, shape(p))
@@ -212,7 +212,7 @@ class _RegressionModel:
         k = self.n_out
         with pm.Model() as model:
             y = pm.Data("y", data["y"])
-        if "R" in data or "R_inv" in data:
+        if "R" in data or "coef_map" in data:
             eta, intercept, coef = self._qr_predictor(model, data, priors)
         else:
             eta, intercept, coef = self._standardised_predictor(model, data, priors)
