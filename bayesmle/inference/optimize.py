@@ -282,9 +282,9 @@ def minimize_composite(
         if exact is not None:
             return exact - x
         w = _cd_quadratic_l1(x, g, hq, pen, center, weight)
-        exact = _exact_on_support(x, g, hq, w, pen, center, weight)
-        if exact is None:  # coordinate descent did not find the pattern: active-set search
-            exact = _feature_sign(x, g, hq, w, pen, center, weight)
+        # Feature-sign search starts with the exact solve on the descent's pattern and returns
+        # it at once when that pattern is optimal; otherwise it moves to the right pattern.
+        exact = _feature_sign(x, g, hq, w, pen, center, weight)
         return (exact if exact is not None else w) - x
 
     x = np.asarray(x0, dtype=float).copy()
