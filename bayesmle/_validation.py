@@ -7,10 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from bayesmle.errors import DataError, PriorError, checklist
+from bayesmle.errors import DataError, PriorError, SpecError, checklist
 
 __all__ = [
     "as_float_array",
+    "check_int",
+    "check_level",
+    "check_seed",
+    "no_positional",
     "as_count_array",
     "check_min_rows",
     "positive_param",
@@ -133,3 +137,55 @@ def positive_param(owner: str, name: str, value: Any) -> np.ndarray:
             f"Valid values are finite positive numbers (or an array of them)."
         )
     return arr
+
+
+def check_level(level: Any, name: str = "level") -> float:
+    """A coverage level in [0.5, 1): the probability an interval should hold.
+
+    A value below 0.5 is refused: it is almost always an ``alpha`` (statsmodels'
+    ``conf_int(alpha=0.05)``) meant as ``level = 1 - alpha``.
+    """
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(level, bool) or not 0.0 < value < 1.0:
+        raise SpecError(f"`{name}` must be a number in (0, 1), the coverage of the interval "
+                        f"(0.95 for a 95% interval), got {level!r}.")
+    if value < 0.5:
+        raise SpecError(
+            f"`{name}` is the coverage of the interval, got {level!r}: that would be a "
+            f"{value:.0%} interval. If you meant alpha = {value:g} (as in statsmodels' "
+            f"conf_int(alpha={value:g})), pass {name}={1 - value:g}.")
+    return value
+
+
+def no_positional(func: str, args: tuple, default: float) -> None:
+    """Refuse positional arguments of a method whose ``level`` is keyword-only."""
+    if args:
+        raise SpecError(
+            f"{func}() takes the coverage as a keyword: {func}(level={default}). It got "
+            f"{args[0]!r} positionally; if that is an alpha as in statsmodels' "
+            f"conf_int(0.05), write {func}(level=0.95).")
+
+
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """An integer option in ``[minimum, maximum]`` (bools and floats such as 1.5 refused)."""
+    ok = not isinstance(value, bool) and isinstance(value, int | np.integer)
+    if ok:
+        ok = value >= minimum and (maximum is None or value <= maximum)
+    if not ok:
+        upper = f" and <= {maximum:,}" if maximum is not None else ""
+        raise SpecError(f"`{name}` must be an integer >= {minimum}{upper}, got {value!r}.")
+    return int(value)
+
+
+#: Largest seed accepted: numpy's and nutpie's seeds are unsigned 64-bit integers.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: Any, name: str = "random_seed") -> int:
+    """A random seed: an integer in [0, 2**63)."""
+    if value is None:
+        raise SpecError(f"`{name}` is required so that results are reproducible; pass an int.")
+    return check_int(name, value, 0, MAX_SEED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +11,8 @@ import pandas as pd
 import xarray as xr
 
 from bayesmle.errors import BayesMLEError, SpecError
-from bayesmle.inference.driver import _OPTIONS, METHODS, fit
-from bayesmle.inference.laplace import LaplaceResult
+from bayesmle.inference.driver import METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
-from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["Comparison", "compare", "point_datatree"]
@@ -115,7 +112,7 @@ def point_datatree(result: PointResult, draws: int = 1000, random_seed: int = 0,
         size = value.size
         arr = flat[:, i:i + size].reshape(chains, draws, *value.shape)
         i += size
-        dims, coords = result._dims(name, value)
+        dims, coords = result.dims_of(name, value)
         post[name] = xr.DataArray(arr, dims=["chain", "draw", *dims], coords=coords)
     tree = result.to_datatree()
     return xr.DataTree.from_dict({"posterior": xr.Dataset(post),
@@ -123,16 +120,16 @@ def point_datatree(result: PointResult, draws: int = 1000, random_seed: int = 0,
 
 
 def _route(methods: Sequence[str], fit_options: dict[str, Any]) -> dict[str, dict]:
-    valid = set().union(*(_OPTIONS[m] for m in methods)) if methods else set()
+    valid = set().union(*(OPTIONS[m] for m in methods)) if methods else set()
     unknown = set(fit_options) - valid
     if unknown:
         raise SpecError(f"Unknown option(s) {sorted(unknown)} for methods {list(methods)}. "
                         f"Valid options: {sorted(valid)}.")
-    return {m: {k: v for k, v in fit_options.items() if k in _OPTIONS[m]} for m in methods}
+    return {m: {k: v for k, v in fit_options.items() if k in OPTIONS[m]} for m in methods}
 
 
 def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: int = 0,
-            **fit_options: Any) -> Comparison:
+            warn: bool = True, **fit_options: Any) -> Comparison:
     """Fit ``spec`` by several methods and put the answers side by side.
 
     Parameters
@@ -143,6 +140,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
         Methods to run, in the order of the table's columns.
     random_seed : int, default 0
         Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``).
+    warn : bool, default True
+        Also emit each method's diagnostics as Python warnings (they are always listed in
+        ``.warnings``).
     **fit_options
         Options of :func:`bayesmle.fit`; each goes to the methods that accept it
         (``draws`` to Laplace and NUTS, ``tune``/``chains`` to NUTS, ``max_iter`` to the
@@ -161,6 +161,18 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
         Unknown methods or options.
     BayesMLEError
         If every method fails (the first error is raised).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.random.default_rng(0).normal(2.0, 1.0, size=40)
+    >>> spec = bm.models.gaussian(y, mu_prior=bm.Normal(1.0))
+    >>> comp = bm.compare(spec, methods=("mle", "map", "laplace"), draws=200)
+    >>> comp.table.columns[:4].tolist()
+    ['mle_estimate', 'mle_stderr', 'map_estimate', 'map_stderr']
+    >>> bool(abs(comp.table.loc["mu", "map_estimate"]) < abs(comp.table.loc["mu", "mle_estimate"]))
+    True
     """
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"`spec` must be a ModelSpec, got {type(spec).__name__}.")
@@ -182,16 +194,16 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
         opts = dict(options[method])
         if method in ("laplace", "nuts"):
             opts.setdefault("random_seed", random_seed)
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always")
-            try:
-                results[method] = fit(spec, method, **opts)
-            except BayesMLEError as exc:
-                errors[method] = str(exc)
-                first_error = first_error or exc
-        for w in record:
-            caught.append(MethodWarning(method, w.category.__name__, str(w.message)))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        try:
+            results[method] = run(spec, method, **opts)
+        except BayesMLEError as exc:
+            errors[method] = str(exc)
+            first_error = first_error or exc
+            continue
+        for diagnostic in results[method].diagnostics:
+            caught.append(MethodWarning(method, diagnostic.category_name, diagnostic.message))
+            if warn:
+                diagnostic.emit(stacklevel=2)
     if not results:
         raise first_error  # type: ignore[misc]
     return Comparison(spec=spec, results=results, errors=errors, warnings=caught,
@@ -203,17 +215,17 @@ def _table(results: dict[str, Any]) -> pd.DataFrame:
     columns: dict[str, pd.Series] = {}
     labels: list[str] | None = None
     for method, res in results.items():
-        if isinstance(res, LaplaceResult):
+        if method == "laplace":
             labels = labels or res.labels
             columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
             columns["laplace_mean"] = res.mean()
             columns["laplace_sd"] = res.sd()
-        elif isinstance(res, PointResult):
+        elif method in ("mle", "map"):
             labels = labels or res.labels
             columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
             columns[f"{method}_stderr"] = pd.Series(res.flat_stderr(), index=res.labels)
-        elif isinstance(res, PosteriorResult):
-            summ = res.summary(CI_LEVEL)
+        else:
+            summ = res.summary(level=CI_LEVEL)
             labels = labels or list(summ.index)
             lo, hi = [c for c in summ.columns if c.startswith("eti_")]
             for col in ("mean", "sd", lo, hi, "mcse_mean", "ess_bulk", "ess_tail", "r_hat"):
@@ -241,11 +253,11 @@ def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws:
                ) -> dict[str, xr.DataTree]:
     trees = {}
     for method, res in results.items():
-        if isinstance(res, LaplaceResult):
+        if method == "laplace":
             trees[method] = _as_chains(res.to_datatree(), chains)
-        elif isinstance(res, PointResult):
+        elif method in ("mle", "map"):
             trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
                                            chains=chains)
         else:
-            trees[method] = res.datatree
+            trees[method] = res.to_datatree()
     return trees

@@ -7,13 +7,16 @@ the source.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "BayesMLEError",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
+    "Diagnostic",
     "ImproperPosteriorError",
     "MLENotFoundError",
     "PriorError",
@@ -64,3 +67,31 @@ class ConvergenceWarning(UserWarning):
 
 class SamplingWarning(UserWarning):
     """NUTS diagnostics are bad: divergences, R-hat above the threshold, or too small an ESS."""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A statistical problem found by a fit, kept as data on its result.
+
+    Fits never change warning filters or catch warnings: they record what went wrong here,
+    and :func:`bayesmle.fit` (or :func:`bayesmle.compare`) emits each diagnostic as a Python
+    warning of its ``category`` once the result is complete.
+
+    Examples
+    --------
+    >>> d = Diagnostic(ConvergenceWarning, "not certified")
+    >>> d.category_name
+    'ConvergenceWarning'
+    """
+
+    category: type[Warning]
+    message: str
+
+    @property
+    def category_name(self) -> str:
+        """The warning class's name (``"ConvergenceWarning"``, ``"SamplingWarning"``)."""
+        return self.category.__name__
+
+    def emit(self, stacklevel: int = 2) -> None:
+        """Emit as a Python warning (from the caller's frame, ``stacklevel`` up)."""
+        warnings.warn(self.message, self.category, stacklevel=stacklevel + 1)

@@ -13,6 +13,19 @@ Three supports are covered:
 
 Parameters may be scalars or arrays (one value per coefficient); they broadcast against the
 shape of the parameter they are attached to.
+
+One route into a model
+----------------------
+A prior reaches a model in one of two equivalent ways, and the fitting engine treats both the
+same: ``prior.rv(model, key)`` declares the parameter as a free random variable with this
+distribution (what a hand-written PyMC model does), and ``prior.attach(model, key, value)``
+puts the prior on a parameter that the model computes from its internal coordinates (a
+regression's coefficients in a QR parametrisation, say): it registers ``value`` as the
+Deterministic ``key`` and the prior's log-density as the Potential ``"<key>__prior"``. Either
+way the model's log-density contains the prior exactly once, the parameter is the model
+variable named ``key`` on its natural scale, and the part of the log-density that is not
+smooth -- the ``|w - mu| / b`` of a Laplace prior -- is described by :meth:`Prior.l1`, which
+the optimiser handles exactly (see :mod:`bayesmle.inference.engine`).
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from bayesmle._validation import positive_param, real_param
 from bayesmle.errors import PriorError
 
 __all__ = [
+    "L1Part",
     "Beta",
     "Exponential",
     "Flat",
@@ -51,6 +65,17 @@ def _fmt(value: np.ndarray) -> str:
     return np.array2string(value, precision=4, separator=", ", threshold=6)
 
 
+@dataclass(frozen=True)
+class L1Part:
+    """The non-smooth part of a prior's log-density: ``-sum(weight * |value - center|)``.
+
+    ``center`` and ``weight`` broadcast against the parameter's shape.
+    """
+
+    center: np.ndarray
+    weight: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class Prior:
     """Base class of every prior: frozen, validated, with a readable repr."""
@@ -59,6 +84,8 @@ class Prior:
     is_flat: ClassVar[bool] = False
     #: Names of numeric parameters, in the order PyMC's distribution takes them.
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether the log-density has a non-smooth (L1) part; see :meth:`l1`.
+    has_l1: ClassVar[bool] = False
 
     # -- values -----------------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
@@ -109,7 +136,6 @@ class Prior:
         shape: tuple[int, ...] = (),
         dims: tuple[str, ...] | None = None,
         key: str | None = None,
-        scale: pt.TensorLike | None = None,
     ) -> pt.TensorVariable:
         """Declare the free random variable ``name`` with this prior in ``model``.
 
@@ -118,26 +144,56 @@ class Prior:
         model : pymc.Model
             The model to declare the variable in.
         name : str
-            Name of the random variable.
+            Name of the random variable (the prior's key, so that the engine finds it).
         shape : tuple of int
             Shape of the variable.
         dims : tuple of str, optional
             Dimension names for ``model.coords``.
         key : str, optional
             Prefix of the ``pm.Data`` names of the prior's parameters (default ``name``).
-        scale : tensor, optional
-            Declare the variable for ``scale * theta`` instead of ``theta``: location and scale
-            parameters are multiplied by ``scale`` (used for standardised designs).
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> from bayesmle import Normal
+        >>> with pm.Model() as model:
+        ...     pass
+        >>> mu = Normal(10.0).rv(model, "mu")
+        >>> sorted(model.named_vars)
+        ['mu', 'mu__prior_mu', 'mu__prior_sigma']
         """
         self.check_shape(key or name, shape)
         params = self._data(model, key or name)
-        if scale is not None:
-            params = self._rescale(params, scale)
         with model:
             return self._make_rv(name, params, shape=shape, dims=dims)
 
-    def _rescale(self, params, scale):
-        raise PriorError(f"{type(self).__name__} cannot be rescaled.")
+    def attach(self, model: pm.Model, key: str, value: pt.TensorVariable) -> pt.TensorVariable:
+        """Put this prior on a parameter the model computes from its coordinates.
+
+        Registers ``value`` as the Deterministic ``key`` (unless the model already has a
+        variable of that name) and, unless the prior is flat, its log-density as the Potential
+        ``"<key>__prior"``. Returns the model variable ``key``.
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> from bayesmle import Normal
+        >>> with pm.Model() as model:
+        ...     theta = pm.Flat("theta", shape=2)
+        >>> coef = Normal(1.0).attach(model, "coef", 2.0 * theta)
+        >>> sorted(v.name for v in model.potentials)
+        ['coef__prior']
+        """
+        with model:
+            var = model[key] if key in model.named_vars else pm.Deterministic(key, value)
+        if not self.is_flat:
+            with model:
+                pm.Potential(f"{key}__prior", self.logp(model, key, var))
+        return var
+
+    def l1(self) -> L1Part | None:
+        """The non-smooth part of the log-density (None for smooth priors)."""
+        return None
 
     def _make_rv(self, name, params, *, shape, dims):
         return self._dist_class()(name, **params, shape=shape, dims=dims)
@@ -181,8 +237,6 @@ class Flat(Prior):
 
     is_flat: ClassVar[bool] = True
 
-    def _rescale(self, params, scale):
-        return params
 
     def _dist_class(self):
         return pm.Flat
@@ -204,8 +258,6 @@ class Normal(Prior):
         object.__setattr__(self, "sigma", positive_param("Normal", "sigma", self.sigma))
         object.__setattr__(self, "mu", real_param("Normal", "mu", self.mu))
 
-    def _rescale(self, params, scale):
-        return {"mu": params["mu"] * scale, "sigma": params["sigma"] * scale}
 
     def _dist_class(self):
         return pm.Normal
@@ -218,16 +270,19 @@ class Laplace(Prior):
     b: np.ndarray
     mu: np.ndarray = 0.0  # type: ignore[assignment]
     param_names: ClassVar[tuple[str, ...]] = ("mu", "b")
+    has_l1: ClassVar[bool] = True
 
     def __post_init__(self):
         object.__setattr__(self, "b", positive_param("Laplace", "b", self.b))
         object.__setattr__(self, "mu", real_param("Laplace", "mu", self.mu))
 
-    def _rescale(self, params, scale):
-        return {"mu": params["mu"] * scale, "b": params["b"] * scale}
 
     def _dist_class(self):
         return pm.Laplace
+
+    def l1(self) -> L1Part:
+        """``-|w - mu| / b``: centre ``mu``, weight ``1 / b``."""
+        return L1Part(center=self.mu, weight=1.0 / self.b)
 
 
 # ---------------------------------------------------------------------------------------------

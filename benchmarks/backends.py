@@ -35,7 +35,7 @@ def child(argv: list[str]) -> None:
     n = 20_000 if quick else 100_000
     with quiet():
         import bayesmle as bm
-        from bayesmle.inference.compiled import compiled_model
+        from bayesmle.inference.engine import bind
 
         cold, _ = timed(lambda: _study(ns))
         warm, _ = timed(lambda: _study(ns))
@@ -45,8 +45,8 @@ def child(argv: list[str]) -> None:
         fits = [timed(lambda: bm.fit(bm.models.logistic_regression(X1, y1), "mle"))
                 for _ in range(3)]
         spec = bm.models.logistic_regression(X1, y1).flat()
-        fn = compiled_model(spec).objective()
-        x = fits[-1][1].extra["x"]
+        fn = bind(spec).objective()
+        x = fits[-1][1].optimum.x
         fn(x)
         evals = [timed(lambda: fn(x))[0] for _ in range(5)]
     print(json.dumps({"cold_study": cold, "warm_study": warm, "first_mle": first,

@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -220,23 +219,32 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def start_report(path: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bayesmle.cli", "report", str(path),
-                             "--out", str(out), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+#: Runs the command line with a hook that sends ``signal`` to the process from inside NUTS,
+#: once the chains are running and the report's temporary folder exists: the interruption
+#: happens at a fixed point of the run, whatever the machine's speed (no sleep).
+INTERRUPT_HOOK = """
+import os, signal, sys
+import nutpie
+real_sample = nutpie.sample
+def sample(*args, **kwargs):
+    sampler = real_sample(*args, **kwargs)
+    real_wait = sampler.wait
+    def wait(*wargs, **wkwargs):
+        os.kill(os.getpid(), signal.{sig})
+        return real_wait(*wargs, **wkwargs)
+    sampler.wait = wait
+    return sampler
+nutpie.sample = sample
+from bayesmle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def wait_for_temporary(out: Path, name: str, proc: subprocess.Popen, timeout: float = 120
-                       ) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list(out.glob(f".{name}.tmp-{proc.pid}-*"))  # this run's, not a leftover
-        if found:
-            time.sleep(2.0)  # well inside the fit
-            assert proc.poll() is None, proc.communicate()
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError("the report never started")
+def interrupted_report(path: Path, out: Path, sig: signal.Signals, *extra: str
+                       ) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", INTERRUPT_HOOK.format(sig=sig.name), "report", str(path),
+         "--out", str(out), *extra], capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
 @pytest.mark.slow
@@ -252,19 +260,18 @@ def test_report_survives_interruptions(tmp_path):
             "tables/study_map_to_mle.csv", "fits/nuts.nc"} <= set(before)
     assert 'href="coin/index.html"' in (out / "index.html").read_text()
 
-    # A slower run of the same report, stopped three ways while it fits.
-    path.write_text(SPEC.format(name="coin", draws=20000))
+    # The same report again, stopped three ways while NUTS runs.
     for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        proc = start_report(path, out, "--seed", "99")
-        tmp = wait_for_temporary(out, "coin", proc)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code, (sig, err)
-        assert "Traceback" not in err
+        proc = interrupted_report(path, out, sig, "--seed", "99")
+        assert proc.returncode == code, (sig, proc.stderr)
+        assert "Traceback" not in proc.stderr
         assert snapshot(report) == before  # the previous report, byte for byte
-        if sig != signal.SIGKILL:
-            assert not tmp.exists(), "an interrupted run must discard its temporary folder"
-            assert "previous reports are intact" in err
+        leftovers = list(out.glob(".coin.tmp-*"))
+        if sig == signal.SIGKILL:
+            assert leftovers  # killed outright: the next run removes it
+        else:
+            assert not leftovers, "an interrupted run must discard its temporary folder"
+            assert "previous reports are intact" in proc.stderr
     # the SIGKILL leftover was removed by the next run; only the report and the index remain
     assert sorted(p.name for p in out.iterdir()) == ["coin", "index.html"]
     assert manifest(report)["seeds"]["fit"] == 11

@@ -168,7 +168,7 @@ def test_perfect_fit_is_still_detected_on_the_fast_path():
 
 @pytest.mark.parametrize("kind", ["well", "ill", "deficient"])
 def test_new_data_of_the_same_structure_reuse_the_compiled_model(kind):
-    from bayesmle.inference.compiled import compiled_model
+    from bayesmle.inference.engine import compiled_model
 
     cases = [(models.linear_regression, bm.Normal(TAU)),
              (models.linear_regression, bm.Laplace(0.02))]

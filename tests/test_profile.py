@@ -35,7 +35,7 @@ def lr_interval(loglik, estimate, lower, upper, level=0.95):
 def test_gaussian_mean_and_sigma_closed_forms(level):
     y = np.random.default_rng(1).normal(3.0, 2.0, size=30)
     n = y.size
-    ci = bm.fit(models.gaussian(y), "mle").conf_int(level, method="profile")
+    ci = bm.fit(models.gaussian(y), "mle").conf_int(level=level, method="profile")
     q = scipy.stats.chi2.ppf(level, 1)
     m, s = y.mean(), y.std()
     # max over sigma of the loglik at mu: -n/2 log(2 pi s2(mu)) - n/2, s2(mu) = s^2 + (m - mu)^2,
@@ -63,7 +63,7 @@ def test_one_parameter_families_match_likelihood_ratio_intervals():
     np.testing.assert_allclose(ci.loc["rate"], ref, rtol=1e-10)
 
     ye = rng.exponential(1 / 1.5, size=15)
-    ci = bm.fit(models.exponential(ye), "mle").conf_int(0.9, method="profile")
+    ci = bm.fit(models.exponential(ye), "mle").conf_int(level=0.9, method="profile")
     ref = lr_interval(lambda r: scipy.stats.expon.logpdf(ye, scale=1 / r).sum(),
                       1 / ye.mean(), 1e-6, 50.0, level=0.9)
     np.testing.assert_allclose(ci.loc["rate"], ref, rtol=1e-10)
@@ -105,7 +105,7 @@ def test_poisson_regression_with_offset_matches_statsmodels():
     exposure = rng.uniform(0.5, 2.0, size=60)
     y = rng.poisson(exposure * np.exp(0.2 + X @ np.array([0.4, -0.3])))
     res = bm.fit(models.poisson_regression(X, y, exposure=exposure), "mle")
-    ci = profile_interval(res, 0.9, labels=["coef[x1]"])
+    ci = profile_interval(res, level=0.9, labels=["coef[x1]"])
     full = sm.add_constant(X)
     ref_fit = sm.GLM(y, full, family=sm.families.Poisson(), offset=np.log(exposure))
     b, se = ref_fit.fit(tol=1e-14).params[2], ref_fit.fit(tol=1e-14).bse[2]
@@ -182,7 +182,7 @@ def test_errors_name_the_problem():
     with pytest.raises(bm.SpecError, match=r"valid methods: \['wald', 'profile'\]"):
         res.conf_int(method="bootstrap")
     with pytest.raises(bm.SpecError, match="level"):
-        res.conf_int(1.5, method="profile")
+        res.conf_int(level=1.5, method="profile")
     with pytest.raises(bm.SpecError, match="Unknown parameter label"):
         profile_interval(res, labels=["nu"])
     lap = bm.fit(models.gaussian(y, mu_prior=bm.Normal(1.0)), "laplace", draws=10,

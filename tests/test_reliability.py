@@ -61,7 +61,7 @@ SCRIPT = textwrap.dedent("""
     post = bm.fit(spec, "nuts", draws=100, tune=100, chains=2, random_seed=42)
     lap = bm.fit(spec, "laplace", draws=200, random_seed=42)
     json.dump({"nuts": post.draws().to_numpy().tolist(),
-               "laplace": lap.posterior.draws().to_numpy().tolist()}, sys.stdout)
+               "laplace": lap.draws().to_numpy().tolist()}, sys.stdout)
 """)
 
 

@@ -14,7 +14,7 @@ def test_point_result_surface_and_forest_plot():
     y = 0.5 + X @ np.array([1.0, -0.5]) + rng.normal(size=80)
     spec = models.linear_regression(X, y, prior=bm.Normal(1.0))
     mle, map_ = bm.fit(spec, "mle"), bm.fit(spec, "map")
-    ci = mle.conf_int(0.90)
+    ci = mle.conf_int(level=0.90)
     z = scipy.stats.norm.ppf(0.95)
     np.testing.assert_allclose(ci["upper"] - ci["lower"], 2 * z * mle.flat_stderr())
     assert list(mle.summary().index) == ["intercept", "coef[x0]", "coef[x1]", "sigma"]

@@ -1,9 +1,11 @@
-"""The inference layer: ``fit(spec, method)`` and its results."""
+"""The inference layer: ``fit(spec, method)``, the engine behind it and its results."""
 
-from bayesmle.inference.compiled import clear_cache
-from bayesmle.inference.driver import METHODS, fit
+from bayesmle.inference.driver import METHODS, fit, run
+from bayesmle.inference.engine import bind, clear_cache
 from bayesmle.inference.laplace import LaplaceResult
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.posterior import PosteriorResult
+from bayesmle.inference.result import FitResult
 
-__all__ = ["METHODS", "LaplaceResult", "PointResult", "PosteriorResult", "clear_cache", "fit"]
+__all__ = ["METHODS", "FitResult", "LaplaceResult", "PointResult", "PosteriorResult", "bind",
+           "clear_cache", "fit", "run"]

@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Mapping
 from typing import Any
 
+from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
+from bayesmle.inference import lad
+from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
+from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
-from bayesmle.inference.sampling import laplace_approximation, sample_nuts
+from bayesmle.inference.posterior import PosteriorResult
+from bayesmle.inference.sampling import sample_nuts
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["fit", "METHODS"]
+__all__ = ["DEFER_CHECKS_ABOVE_ROWS", "METHODS", "OPTIONS", "fit", "run"]
 
-#: Existence checks marked ``deferrable`` (the separation LP) run *after* the fit on data with
+#: Existence checks that may be deferred (the separation LP) run *after* the fit on data with
 #: more rows than this, and only if the fit is not certified or reaches extreme fitted values:
 #: the log-likelihoods concerned are concave, so a certified optimum with moderate fitted values
 #: is the MLE, and separation cannot hide behind it.
 DEFER_CHECKS_ABOVE_ROWS = 20_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
-_OPTIONS = {
-    "mle": {"start", "max_iter", "strict"},
-    "map": {"start", "max_iter", "strict"},
-    "laplace": {"start", "max_iter", "draws", "random_seed"},
-    "nuts": {"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
-             "progressbar"},
+#: The options each method accepts.
+OPTIONS = {
+    "mle": frozenset({"start", "max_iter", "strict"}),
+    "map": frozenset({"start", "max_iter", "strict"}),
+    "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed"}),
+    "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
+                       "progressbar"}),
 }
 
+Result = PointResult | LaplaceResult | PosteriorResult
 
-def fit(spec: ModelSpec, method: str = "mle", **options: Any):
+
+def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     """Fit a model by maximum likelihood, MAP, Laplace approximation or NUTS.
 
     Parameters
@@ -51,7 +59,8 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any):
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
         (default 200), ``strict`` (raise ConvergenceError instead of warning).
-        ``laplace``: ``draws`` (2000), ``random_seed`` (required), ``start``, ``max_iter``.
+        ``laplace``: ``draws`` (2000), ``random_seed`` (required), ``start``, ``max_iter``,
+        ``strict``.
         ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``
         (required), ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
         (0.8), ``progressbar``.
@@ -59,6 +68,35 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any):
     Returns
     -------
     PointResult, LaplaceResult or PosteriorResult
+        Every result has ``method``, ``params`` (estimates, the mode or posterior means by
+        parameter name), ``labels``, ``summary(level=...)``, ``interval(level=...)``,
+        ``to_datatree()`` and ``diagnostics``; each diagnostic is also emitted as a
+        :class:`~bayesmle.errors.ConvergenceWarning` or
+        :class:`~bayesmle.errors.SamplingWarning`. A NUTS run interrupted by Ctrl-C raises
+        KeyboardInterrupt (never a partial result).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 2))
+    >>> y = 1.0 + X @ [0.5, -0.25] + rng.normal(size=100)
+    >>> spec = bm.models.linear_regression(X, y, prior=bm.Normal(0.1))
+    >>> mle, map_ = bm.fit(spec, "mle"), bm.fit(spec, "map")
+    >>> bool(np.all(np.abs(map_.params["coef"]) < np.abs(mle.params["coef"])))  # shrunk
+    True
+    """
+    result = run(spec, method, **options)
+    for diagnostic in result.diagnostics:
+        diagnostic.emit(stacklevel=2)
+    return result
+
+
+def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
+    """:func:`fit` without emitting warnings: the diagnostics stay on the result only.
+
+    For callers that report diagnostics themselves (comparisons, studies, reports).
     """
     if not isinstance(spec, ModelSpec):
         raise SpecError(
@@ -67,45 +105,58 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any):
         )
     if method not in METHODS:
         raise SpecError(f"Unknown method {method!r}. Valid methods: {list(METHODS)}.")
-    unknown = set(options) - _OPTIONS[method]
+    unknown = set(options) - OPTIONS[method]
     if unknown:
         raise SpecError(
             f"Unknown option(s) {sorted(unknown)} for method {method!r}. "
-            f"Valid options: {sorted(_OPTIONS[method])}."
+            f"Valid options: {sorted(OPTIONS[method])}."
         )
+    _check_point_options(options)
     if method == "mle":
         return _checked_fit(spec.flat(), "mle", options)
     if method == "map":
         if spec.is_flat:
             return _checked_fit(spec, "map", options)
-        return fit_point(spec, "map", **options)
+        return _optimum(spec, "map", options)
     if method == "laplace":
-        options.setdefault("random_seed", 0)
-        return laplace_approximation(spec, **options)
+        return laplace_approximation(spec, **{"random_seed": 0, **options})
     return sample_nuts(spec, **options)
 
 
-def _checked_fit(spec: ModelSpec, method: str, options: dict):
+def _check_point_options(options: dict) -> None:
+    if "max_iter" in options:
+        options["max_iter"] = check_int("max_iter", options["max_iter"], 1, 100_000)
+    if "strict" in options and not isinstance(options["strict"], bool):
+        raise SpecError(f"`strict` must be True or False, got {options['strict']!r}.")
+    start = options.get("start")
+    if start is not None and not isinstance(start, Mapping):
+        raise SpecError(f"`start` must be a dict of parameter name to starting value, got "
+                        f"{start!r}.")
+
+
+def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
+    """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
+    if lad.applies(spec):
+        return lad.fit_lad(spec, method, **options)
+    return fit_point(spec, method, **options)
+
+
+def _checked_fit(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """A flat-prior fit with the MLE-existence checks, the expensive ones deferred on big data."""
     deferred = [c for c in spec.mle_checks
-                if getattr(c, "deferrable", None) is not None
-                and (spec.nobs or 0) > DEFER_CHECKS_ABOVE_ROWS]
+                if c.deferrable and (spec.nobs or 0) > DEFER_CHECKS_ABOVE_ROWS]
     for check in spec.mle_checks:
         if check not in deferred:
             check(spec)
     if not deferred:
-        return fit_point(spec, method, **options)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        try:
-            result = fit_point(spec, method, **options)
-        except Exception:
-            for check in deferred:  # a failed fit: diagnose first
-                check(spec)
-            raise
-    if not result.converged or any(check.deferrable(spec, result) for check in deferred):
+        return _optimum(spec, method, options)
+    try:
+        result = _optimum(spec, method, options)
+    except Exception:
+        for check in deferred:  # a failed fit: diagnose first
+            check(spec)
+        raise
+    if not result.converged or any(c.suspicious(spec, result.params) for c in deferred):
         for check in deferred:
             check(spec)  # raises MLENotFoundError when the data are separated
-    for w in record:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result

@@ -12,9 +12,13 @@ penalised coefficients) are exactly zero as there are free coefficients, and sol
 system in double precision gives the vertex to rounding error. The answer is certified by an
 explicit dual vector ``u`` (``|u_i| <= 1``, ``u_i = sign(r_i)`` off the vertex) that satisfies
 the subgradient optimality conditions; the reported ``grad_norm`` is its worst violation.
-``sigma`` is then optimal in closed form (flat prior: the mean absolute residual) or by a
-one-dimensional root search; with Laplace coefficient priors the two steps alternate (each
-lowers the objective) until a fixed point, which is a stationary point of the joint problem.
+``sigma`` is then optimised with the coefficients held fixed, by a safeguarded Newton method in
+``log sigma`` on the bound model's own objective -- the likelihood plus the sigma prior, which
+reaches it by the engine's one prior route (the objective is convex in ``log sigma`` for every
+scale prior of the library); with a flat prior this is the mean absolute residual. With
+Laplace coefficient priors the two steps alternate (each lowers the objective) until a fixed
+point, which is a stationary point of the joint problem. The L1 terms come from the priors'
+:meth:`~bayesmle.priors.Prior.l1` parts, the representation the Newton optimiser uses too.
 
 Gaussian coefficient priors make the coefficient step a quadratic programme; that case is not
 handled here and falls back to the general optimiser, which then reports ``converged=False``.
@@ -23,82 +27,64 @@ handled here and falls back to the general optimiser, which then reports ``conve
 from __future__ import annotations
 
 import time
-import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-import scipy.stats
 
-from bayesmle.errors import ConvergenceError, ConvergenceWarning, checklist
+from bayesmle.errors import ConvergenceError
+from bayesmle.inference.engine import BoundModel, compiled_model
+from bayesmle.inference.optimize import Optimum
 from bayesmle.inference.point import PointResult
+from bayesmle.inference.point_fit import point_result
 from bayesmle.models.spec import ModelSpec
-from bayesmle.priors import (
-    Exponential,
-    Flat,
-    Gamma,
-    HalfCauchy,
-    HalfFlat,
-    HalfNormal,
-    Laplace,
-    Prior,
-)
+from bayesmle.priors import Flat, Laplace
 
-__all__ = ["applies", "fit_lad"]
+__all__ = ["SOLVER", "applies", "fit_lad"]
 
+#: The name under which builders ask for this solver (``ModelSpec.solver``).
+SOLVER = "least_absolute_deviations"
 _TOL = 1e-9  # certificate tolerance, relative to the scale of the subgradient terms
 
 
 def applies(spec: ModelSpec) -> bool:
-    """True for a Laplace-noise regression whose coefficient priors keep the LP structure."""
-    if getattr(spec.declare, "family", None) != "laplace":
+    """True for a model that asks for this solver and whose coefficient priors keep the LP."""
+    if spec.solver != SOLVER:
         return False
     keys = ["coef"] + (["intercept"] if "intercept" in spec.priors else [])
-    coef_ok = all(isinstance(spec.priors[k], Flat | Laplace) for k in keys)
-    return coef_ok and _sigma_prior_terms(spec.priors["sigma"]) is not None
+    return all(isinstance(spec.priors[k], Flat | Laplace) for k in keys)
 
 
 # -- the sigma step ---------------------------------------------------------------------------
-def _sigma_prior_terms(prior: Prior):
-    """``(logpdf, d/dsigma logpdf, d2/dsigma2 logpdf)`` of a scale prior, or None."""
-    if isinstance(prior, HalfFlat):
-        return (lambda s: 0.0, lambda s: 0.0, lambda s: 0.0)
-    if isinstance(prior, HalfNormal):
-        t = float(prior.sigma)
-        return (lambda s: scipy.stats.halfnorm.logpdf(s, scale=t),
-                lambda s: -s / t**2, lambda s: -1.0 / t**2)
-    if isinstance(prior, HalfCauchy):
-        c = float(prior.beta)
-        return (lambda s: scipy.stats.halfcauchy.logpdf(s, scale=c),
-                lambda s: -2 * s / (c**2 + s**2),
-                lambda s: -2 * (c**2 - s**2) / (c**2 + s**2) ** 2)
-    if isinstance(prior, Exponential):
-        lam = float(prior.lam)
-        return (lambda s: scipy.stats.expon.logpdf(s, scale=1 / lam), lambda s: -lam,
-                lambda s: 0.0)
-    if isinstance(prior, Gamma):
-        a, b = float(prior.alpha), float(prior.beta)
-        return (lambda s: scipy.stats.gamma.logpdf(s, a, scale=1 / b),
-                lambda s: (a - 1) / s - b, lambda s: -(a - 1) / s**2)
-    return None
+def _sigma_step(objective, x: np.ndarray, k: int) -> tuple[np.ndarray, float, float, int]:
+    """Minimise the objective over coordinate ``k`` (log sigma), the others fixed.
 
-
-def _sigma_step(abs_sum: float, n: int, prior: Prior) -> float:
-    """The sigma maximising ``-n log sigma - S / sigma + log p(sigma)``."""
-    if isinstance(prior, HalfFlat):
-        return abs_sum / n
-    _, dlogp, _ = _sigma_prior_terms(prior)
-
-    def score(t: float) -> float:  # derivative in t = log sigma
-        s = np.exp(t)
-        return -n + abs_sum / s + s * dlogp(s)
-
-    lo = hi = np.log(max(abs_sum / n, 1e-300))
-    while score(lo) <= 0:
-        lo -= 1.0
-    while score(hi) >= 0:
-        hi += 1.0
-    return float(np.exp(scipy.optimize.brentq(score, lo, hi, xtol=1e-300, rtol=1e-15)))
+    Safeguarded Newton with backtracking (the objective is convex in log sigma). Returns the
+    new point, the derivative and the curvature there, and the number of evaluations.
+    """
+    x = x.copy()
+    f, g, h = objective(x)
+    n_eval = 1
+    for _ in range(200):
+        gk, hk = float(g[k]), float(h[k, k])
+        step = gk / hk if hk > 0 else np.sign(gk)
+        t = 1.0
+        while t > 1e-12:
+            xn = x.copy()
+            xn[k] -= t * step
+            fn_, gn, hn = objective(xn)
+            n_eval += 1
+            if np.isfinite(fn_) and fn_ <= f + 1e-4 * t * min(-gk * step, 0.0) + 1e-15 * abs(f):
+                break
+            t *= 0.5
+        else:
+            break
+        moved = abs(xn[k] - x[k])
+        x, f, g, h = xn, fn_, gn, hn
+        if moved <= 4 * np.finfo(float).eps * max(1.0, abs(x[k])):
+            break
+    return x, float(g[k]), float(h[k, k]), n_eval
 
 
 # -- the coefficient step ---------------------------------------------------------------------
@@ -191,37 +177,55 @@ def _certificate(design, y, beta, weight, center, basic, duals) -> float:
 
 
 # -- the fit ----------------------------------------------------------------------------------
+def _design_l1(spec: ModelSpec, d: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """L1 weights and centres per design column ([intercept,] coefficients) from the priors."""
+    keys = (["intercept"] if "intercept" in spec.priors else []) + ["coef"]
+    weight, center = [], []
+    for key in keys:
+        size = 1 if key == "intercept" else d
+        part = spec.priors[key].l1()
+        weight.append(np.broadcast_to(part.weight if part else 0.0, (size,)))
+        center.append(np.broadcast_to(part.center if part else 0.0, (size,)))
+    return np.concatenate(weight), np.concatenate(center), keys
+
+
+def _sigma_index(bound: BoundModel) -> int:
+    model = bound.compiled.model
+    sl = bound.compiled.slices()[model.rvs_to_values[model["sigma"]].name]
+    return sl.start
+
+
 def fit_lad(spec: ModelSpec, method: str, *, strict: bool = False, max_iter: int = 200,
             **_: object) -> PointResult:
     """Exact MLE/MAP of a Laplace-noise regression (see the module docstring)."""
     t0 = time.perf_counter()
+    cm = compiled_model(spec)
+    compile_before = cm.compile_seconds
+    bound = cm.bind(spec)
+    objective = bound.objective(jacobian=False)
+    k = _sigma_index(bound)
     X, y = np.asarray(spec.data["X"], float), np.asarray(spec.data["y"], float)
-    has_intercept = "intercept" in spec.priors
+    inv_b, center, keys = _design_l1(spec, X.shape[1])
+    has_intercept = keys[0] == "intercept"
     design = np.hstack([np.ones((len(y), 1)), X]) if has_intercept else X
     n, p = design.shape
-    keys = (["intercept"] if has_intercept else []) + ["coef"]
-    inv_b, center = np.zeros(p), np.zeros(p)
-    i = 0
-    for key in keys:
-        size = 1 if key == "intercept" else X.shape[1]
-        prior = spec.priors[key]
-        if isinstance(prior, Laplace):
-            inv_b[i:i + size] = 1.0 / np.broadcast_to(prior.b, (size,))
-            center[i:i + size] = np.broadcast_to(prior.mu, (size,))
-        i += size
-    sigma_prior = spec.priors["sigma"]
-    logp_s, dlogp_s, d2logp_s = _sigma_prior_terms(sigma_prior)
 
     penalised = bool(np.any(inv_b > 0))
     sigma = 1.0 if not penalised else float(np.mean(np.abs(y - np.median(y)))) or 1.0
     beta = np.zeros(p)
-    violation, n_iter, stalled = np.inf, 0, False
+    x = bound.start_x()
+    violation, n_iter, n_eval, stalled = np.inf, 0, 0, False
+    g_k = h_k = np.nan
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
-        weight = sigma * inv_b
-        lp_beta, duals = _lp(design, y, weight, center)
-        new_beta, violation = _polish(design, y, lp_beta, weight, center, duals)
-        abs_sum = float(np.abs(y - design @ new_beta).sum())
-        new_sigma = _sigma_step(abs_sum, n, sigma_prior)
+        lp_beta, duals = _lp(design, y, sigma * inv_b, center)
+        new_beta, violation = _polish(design, y, lp_beta, sigma * inv_b, center, duals)
+        x_new = bound.x_for(np.concatenate([new_beta, [sigma]]), x)
+        if x_new is None:
+            raise ConvergenceError(f"The coefficients of model {spec.name!r} could not be "
+                                   "mapped to the model's internal coordinates.")
+        x, g_k, h_k, evals = _sigma_step(objective, x_new, k)
+        n_eval += evals
+        new_sigma = float(bound.values(x)["sigma"])
         done = (not penalised) or (
             np.array_equal(new_beta == center, beta == center)
             and np.max(np.abs(new_beta - beta), initial=0.0)
@@ -236,73 +240,55 @@ def fit_lad(spec: ModelSpec, method: str, *, strict: bool = False, max_iter: int
     if penalised:  # certify the coefficients at the final sigma
         _, violation = _polish(design, y, beta, sigma * inv_b, center, None)
 
-    resid = y - design @ beta
-    abs_sum = float(np.abs(resid).sum())
-    loglik = float(-n * np.log(2 * sigma) - abs_sum / sigma)
-    log_prior = float(logp_s(sigma))
-    for j in np.flatnonzero(inv_b > 0):
-        log_prior += -np.log(2.0 / inv_b[j]) - abs(beta[j] - center[j]) * inv_b[j]
-    # sigma: its score (1-D derivative in log sigma) and curvature are available exactly.
-    score = -n + abs_sum / sigma + sigma * dlogp_s(sigma)
-    curvature = -(n / sigma**2 - 2 * abs_sum / sigma**3 + d2logp_s(sigma))  # -d2/dsigma2
     zero = (inv_b > 0) & (beta == center)
     free = ~zero
-    hess_pd = bool(curvature > 0)
-    grad_norm = max(violation, abs(score) / n)
-    converged = bool(not stalled and violation <= _TOL and abs(score) <= 1e-9 * n and hess_pd)
+    hess_pd = bool(h_k > 0)
+    converged = bool(not stalled and violation <= _TOL and abs(g_k) <= 1e-9 * n and hess_pd)
 
     # Covariance: expected information sigma^-2 X'X for the coefficients (the observed one is
-    # zero almost everywhere), observed information for sigma; the cross term's expectation is 0.
+    # zero almost everywhere), observed information for sigma (1 / curvature in sigma, i.e.
+    # sigma^2 / curvature in log sigma at the optimum); the cross term's expectation is 0.
     cov = np.full((p + 1, p + 1), np.nan)
     if free.any():
         r = np.linalg.qr(design[:, free], mode="r")
         try:
             rinv = np.linalg.solve(r, np.eye(r.shape[0]))
-            block = sigma**2 * (rinv @ rinv.T)
             idx = np.flatnonzero(free)
-            cov[np.ix_(idx, idx)] = block
+            cov[np.ix_(idx, idx)] = sigma**2 * (rinv @ rinv.T)
             cov[np.ix_(idx, [p])] = 0.0
             cov[np.ix_([p], idx)] = 0.0
         except np.linalg.LinAlgError:
             pass
     if hess_pd:
-        cov[p, p] = 1.0 / curvature
-    params: dict[str, np.ndarray] = {}
+        cov[p, p] = sigma**2 / h_k
+    values = {}
     if has_intercept:
-        params["intercept"] = np.asarray(beta[0])
-    params["coef"] = beta[int(has_intercept):].copy()
-    params["sigma"] = np.asarray(sigma)
-    se = np.sqrt(np.diag(cov))
-    stderr = {}
-    if has_intercept:
-        stderr["intercept"] = np.asarray(se[0])
-    stderr["coef"] = se[int(has_intercept):p].copy()
-    stderr["sigma"] = np.asarray(se[p])
-    labels = [lab for name, v in params.items() for lab in spec.labels(name, np.shape(v))]
-    message = (
-        "exact LP solution (HiGHS, polished to its vertex) certified by a dual vector; "
-        "coefficient stderr from the expected information sigma^2 (X'X)^-1 (the observed "
-        "information of the Laplace likelihood is zero almost everywhere)"
-    )
-    if not converged:
-        msg = checklist(
-            f"The {method.upper()} of model {spec.name!r} could not be certified: optimality "
-            f"violation {violation:.3g}, sigma score {score:.3g}"
-            f"{', alternation did not reach a fixed point' if stalled else ''}.",
-            ["Rescale the predictors if they differ by many orders of magnitude.",
-             "Give sigma a proper prior (sigma_prior=HalfNormal(...)) and fit 'map'."],
-        )
-        if strict:
-            raise ConvergenceError(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-        message = msg
-    mask = np.concatenate([zero, [False]])
-    return PointResult(
-        spec=spec, method=method, params=params, stderr=stderr, cov=cov, labels=labels,
-        loglik=loglik, logp=loglik + log_prior, n_params=int(free.sum()) + 1,
-        converged=converged, grad_norm=float(grad_norm), newton_decrement=0.0,
-        hessian_pd=hess_pd, n_iter=n_iter, message=message,
-        seconds=time.perf_counter() - t0, compile_seconds=0.0,
-        zero_mask=mask if zero.any() else None,
-        extra={"lad_violation": violation},
-    )
+        values["intercept"] = np.asarray(beta[0])
+    values["coef"] = beta[int(has_intercept):].copy()
+    values["sigma"] = np.asarray(sigma)
+    l1 = bound.l1_terms()
+    # Coordinates of coefficients at their prior centre: exactly there (the map to x rounds).
+    at = np.abs(x[l1.index] - l1.center) <= 1e-9 * (1.0 + np.abs(l1.center))
+    x = x.copy()
+    x[l1.index[at]] = l1.center[at]
+    free_x = np.ones(x.size, dtype=bool)
+    free_x[l1.index[at]] = False
+    f, g, h = objective(x)
+    ev = replace(bound.evaluate(x), values=values)  # the solver's exact values, reported
+    opt = Optimum(
+        x=x, f=float(f), penalty=l1.penalty(x), grad=g, hess=h, free=free_x,
+        residual=np.array([violation, abs(g_k) / n]), decrement=0.0, hess_pd=hess_pd,
+        n_iter=n_iter, n_eval=n_eval, l1=l1, solver=SOLVER,
+        message=("exact LP solution (HiGHS, polished to its vertex) certified by a dual "
+                 "vector; coefficient stderr from the expected information sigma^2 (X'X)^-1 "
+                 "(the observed information of the Laplace likelihood is zero almost "
+                 "everywhere)"))
+    hints = ("Rescale the predictors if they differ by many orders of magnitude.",
+             "Give sigma a proper prior (sigma_prior=HalfNormal(...)) and fit 'map'.")
+    message = opt.message if converged else (
+        f"optimality violation {violation:.3g}, sigma score {g_k:.3g}"
+        f"{', alternation did not reach a fixed point' if stalled else ''}")
+    return point_result(spec, method, opt, ev, converged=converged,
+                        n_params=int(free.sum()) + 1, strict=strict, message=message, cov=cov,
+                        seconds=time.perf_counter() - t0,
+                        compile_seconds=cm.compile_seconds - compile_before, hints=hints)

@@ -1,57 +1,196 @@
-"""The Laplace approximation: a point result at the mode plus draws from its Gaussian."""
+"""The Laplace approximation: the mode of the unconstrained posterior and draws of its Gaussian.
+
+:class:`LaplaceResult` is *composed* of a :class:`~bayesmle.inference.point.PointResult` at the
+mode and the :class:`~bayesmle.inference.draws.Draws` of the approximation; it is not a
+subclass of either, so code that tells results apart never depends on the order of
+``isinstance`` checks.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmle._validation import check_int, check_seed, no_positional
+from bayesmle.errors import Diagnostic, SpecError
+from bayesmle.inference.draws import Draws, posterior_tree
+from bayesmle.inference.engine import bind
+from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.point import PointResult
-from bayesmle.inference.posterior import PosteriorResult
+from bayesmle.inference.point_fit import fit_point
+from bayesmle.models.spec import ModelSpec
 
-__all__ = ["LaplaceResult"]
+__all__ = ["LaplaceResult", "laplace_approximation"]
 
 
 @dataclass(frozen=True, eq=False)
-class LaplaceResult(PointResult):
+class LaplaceResult:
     """Gaussian approximation ``N(mode, H^-1)`` of the posterior in the unconstrained space.
 
     ``params`` is the mode of the posterior density of the unconstrained parameters (log scale,
-    log-odds, ... -- the density *with* the Jacobian of the transform) mapped back to the natural
-    scale, and ``stderr`` the delta-method standard errors. ``mean()``, ``sd()`` and
-    ``interval()`` summarise draws from the Gaussian pushed through the inverse transforms, so
-    they respect the support (a scale parameter's draws stay positive).
+    log-odds, ... -- the density *with* the Jacobian of the transform) mapped back to the
+    natural scale, and ``stderr`` the delta-method standard errors there (both from ``mode``).
+    ``mean()``, ``sd()`` and ``interval()`` summarise draws from the Gaussian pushed through
+    the inverse transforms, so they respect the support (a scale parameter's draws stay
+    positive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([0.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    >>> lap = bm.fit(bm.models.bernoulli(y, p_prior=bm.Beta(2.0, 2.0)), "laplace",
+    ...              draws=500, random_seed=0)
+    >>> lap.method, lap.converged, sorted(lap.params)
+    ('laplace', True, ['p'])
+    >>> bool(0.0 < lap.interval(level=0.9).loc["p", "lower"] < lap.mean()["p"])
+    True
     """
 
-    posterior: PosteriorResult | None = None
+    mode: PointResult
+    datatree: xr.DataTree
+    seconds: float = 0.0
+    method: str = field(default="laplace", init=False)
 
-    @classmethod
-    def from_point(cls, point: PointResult, datatree: xr.DataTree) -> LaplaceResult:
-        """Attach Laplace draws to a point result at the mode."""
-        values = {f.name: getattr(point, f.name) for f in fields(PointResult)}
-        posterior = PosteriorResult(spec=point.spec, method="laplace", datatree=datatree)
-        return cls(**values, posterior=posterior)
+    @cached_property
+    def _draws(self) -> Draws:
+        return Draws(self.mode.spec, self.datatree)
+
+    # -- the mode (delegated) -----------------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        """The model."""
+        return self.mode.spec
 
     @property
-    def datatree(self) -> xr.DataTree:
-        """DataTree of the draws (one chain)."""
-        return self.posterior.datatree
+    def params(self) -> dict[str, np.ndarray]:
+        """The mode on the natural scale, by parameter name."""
+        return self.mode.params
+
+    @property
+    def stderr(self) -> dict[str, np.ndarray]:
+        """Delta-method standard errors at the mode."""
+        return self.mode.stderr
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per scalar parameter."""
+        return self.mode.labels
+
+    @property
+    def converged(self) -> bool:
+        """Whether the mode is certified."""
+        return self.mode.converged
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        """The mode's diagnostics (an uncertified mode, a singular Hessian)."""
+        return self.mode.diagnostics
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds spent compiling for this fit."""
+        return self.mode.compile_seconds
+
+    def flat_params(self) -> np.ndarray:
+        """The mode as one vector, in ``labels`` order."""
+        return self.mode.flat_params()
+
+    def conf_int(self, *args, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
+        """Wald intervals at the mode (profiles are defined for MLE and MAP only)."""
+        no_positional("conf_int", args, 0.95)
+        if method == "profile":
+            raise SpecError("Profile intervals are defined for 'mle' and 'map' results; for the "
+                            "Laplace approximation use result.interval(level=...) on its draws.")
+        return self.mode.conf_int(level=level, method=method)
+
+    # -- the draws ----------------------------------------------------------------------------
+    def draws(self) -> pd.DataFrame:
+        """All draws, one column per scalar parameter."""
+        return self._draws.table()
 
     def mean(self) -> pd.Series:
         """Mean of the approximate posterior (Monte Carlo over the draws)."""
-        return self.posterior.mean()
+        return self._draws.mean()
 
     def sd(self) -> pd.Series:
         """Standard deviation of the approximate posterior (Monte Carlo over the draws)."""
-        return self.posterior.sd()
+        return self._draws.sd()
 
-    def interval(self, level: float = 0.94) -> pd.DataFrame:
+    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
         """Equal-tailed intervals of the approximate posterior."""
-        return self.posterior.interval(level)
+        no_positional("interval", args, 0.94)
+        return self._draws.interval(level)
+
+    def summary(self, *args, level: float = 0.94) -> pd.DataFrame:
+        """Mode and its standard error, mean, sd and equal-tailed interval of the draws."""
+        no_positional("summary", args, 0.94)
+        iv = self.interval(level=level)
+        lo, hi = f"{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}"
+        df = pd.DataFrame({"mode": self.mode.flat_params(), "stderr": self.mode.flat_stderr()},
+                          index=self.labels)
+        df["mean"], df["sd"] = self.mean(), self.sd()
+        df[f"eti_{lo}"], df[f"eti_{hi}"] = iv["lower"], iv["upper"]
+        df.index.name = "parameter"
+        return df
 
     def to_datatree(self) -> xr.DataTree:
         """The draws as a DataTree, with the ``fit`` group of the mode."""
-        point = PointResult.to_datatree(self)
         return xr.DataTree.from_dict({"posterior": self.datatree["posterior"].to_dataset(),
-                                      "fit": point["fit"].to_dataset()})
+                                      "fit": self.mode.fit_dataset()})
+
+    def __repr__(self) -> str:
+        return (f"<LaplaceResult of {self.spec.name}: {self.datatree['posterior'].sizes['draw']}"
+                f" draws, mode {'converged' if self.converged else 'NOT converged'}>")
+
+
+def laplace_approximation(
+    spec: ModelSpec, *, draws: int = 2000, random_seed: int | None = None, start=None,
+    max_iter: int = 200, strict: bool = False,
+) -> LaplaceResult:
+    """Gaussian approximation at the posterior mode in the unconstrained space.
+
+    See :func:`bayesmle.fit` for the parametrisation and the treatment of Jacobians.
+    """
+    draws = check_int("draws", draws, 1, 10_000_000)
+    seed = check_seed(random_seed)
+    if spec.solver == LAD:
+        raise SpecError(
+            "The Laplace approximation is not defined for least-absolute-deviations regression "
+            "(noise='laplace'): its log-likelihood has no curvature in the coefficients (the "
+            "Hessian is zero almost everywhere). Use method='nuts' for the posterior, or "
+            "'mle'/'map' for the exact optimum."
+        )
+    for check in spec.posterior_checks:
+        check(spec)
+    t0 = time.perf_counter()
+    mode = fit_point(spec, "laplace", jacobian=True, start=start, max_iter=max_iter,
+                     strict=strict)
+    bound = bind(spec)
+    opt = mode.optimum
+    x, free = opt.x, opt.free
+    values: list[dict[str, np.ndarray]] = []
+    if mode.hessian_pd:
+        try:
+            cov = np.linalg.inv(opt.hess[np.ix_(free, free)])
+            chol = np.linalg.cholesky(0.5 * (cov + cov.T))
+        except np.linalg.LinAlgError:
+            chol = None
+        if chol is not None:
+            z = np.random.default_rng(seed).standard_normal((draws, int(free.sum())))
+            xs = np.tile(x, (draws, 1))
+            xs[:, free] += z @ chol.T
+            values = [bound.values(xi) for xi in xs]
+    arrays = {}
+    for name in spec.params:
+        shape = np.shape(mode.params[name])
+        arr = (np.stack([v[name] for v in values]) if values
+               else np.full((draws, *shape), np.nan))
+        arrays[name] = arr.reshape(1, draws, *shape)
+    return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
+                         seconds=time.perf_counter() - t0)

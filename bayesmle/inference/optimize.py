@@ -13,22 +13,48 @@ residual keeps falling, so the result is polished to the limit of double precisi
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import scipy.linalg
 
-__all__ = ["OptimResult", "minimize_composite", "optimality_residual"]
+__all__ = ["L1Terms", "Optimum", "minimize_composite", "optimality_residual"]
 
 ObjectiveFn = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class OptimResult:
-    """Outcome of :func:`minimize_composite`."""
+class L1Terms:
+    """The L1 part of an objective: ``sum(weight * |x[index] - center|)``.
+
+    The one representation of Laplace-type prior terms, built by the engine from the priors
+    (:meth:`bayesmle.inference.engine.BoundModel.l1_terms`) and used by the optimiser, the
+    profiler and the exact least-absolute-deviations solver alike.
+    """
+
+    index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    center: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def penalty(self, x: np.ndarray) -> float:
+        """The L1 penalty at ``x``."""
+        if self.index.size == 0:
+            return 0.0
+        return float(np.sum(self.weight * np.abs(x[self.index] - self.center)))
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """A (certified or not) optimum of ``f + L1``: the typed record every point fit carries.
+
+    ``x`` is in the model's unconstrained coordinates (those of
+    :class:`~bayesmle.inference.engine.BoundModel`), whatever the solver.
+    """
 
     x: np.ndarray
     f: float  #: smooth part at x
@@ -42,6 +68,9 @@ class OptimResult:
     n_iter: int
     n_eval: int
     message: str
+    l1: L1Terms = field(default_factory=L1Terms)
+    #: The solver that produced it: "proximal_newton" or an exact solver's name.
+    solver: str = "proximal_newton"
 
     @property
     def grad_norm(self) -> float:
@@ -144,18 +173,28 @@ def _solve_on_pattern(x, g, h, active, s, pen, center, weight) -> np.ndarray | N
     d = np.zeros_like(x)
     d[fixed] = center[fixed] - x[fixed]
     rhs = -(g[active] + weight[active] * s[active]) - h[np.ix_(active, fixed)] @ d[fixed]
+    block = h[np.ix_(active, active)]
     try:
-        with warnings.catch_warnings():
-            # a (numerically) singular block, e.g. collinear columns on the support: no
-            # unique solution on this pattern; coordinate descent handles it instead
-            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
-            d[active] = scipy.linalg.solve(h[np.ix_(active, active)], rhs, assume_a="pos",
-                                           check_finite=False)
-    except (np.linalg.LinAlgError, ValueError, scipy.linalg.LinAlgWarning):
+        chol = scipy.linalg.cho_factor(block, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
         return None
+    # A (numerically) singular block, e.g. collinear columns on the support, has no unique
+    # solution on this pattern; coordinate descent handles it instead.
+    if block.size and _rcond_pos(chol, block) < np.finfo(float).eps:
+        return None
+    d[active] = scipy.linalg.cho_solve(chol, rhs, check_finite=False)
     w = x + d
     w[fixed] = center[fixed]
     return w
+
+
+def _rcond_pos(chol, block: np.ndarray) -> float:
+    """Reciprocal condition number (1-norm) of a positive definite matrix from its Cholesky."""
+    c, lower = chol
+    anorm = float(np.max(np.sum(np.abs(block), axis=0)))
+    pocon = scipy.linalg.get_lapack_funcs("pocon", (c,))
+    rcond, info = pocon(c, anorm, uplo="L" if lower else "U")
+    return float(rcond) if info == 0 else 0.0
 
 
 def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
@@ -229,12 +268,10 @@ def minimize_composite(
     fun: ObjectiveFn,
     x0: np.ndarray,
     *,
-    l1_index: np.ndarray | None = None,
-    l1_center: np.ndarray | None = None,
-    l1_weight: np.ndarray | None = None,
+    l1: L1Terms | None = None,
     max_iter: int = 200,
     start_tol: float = 1e-16,
-) -> OptimResult:
+) -> Optimum:
     """Minimise ``fun(x)[0] + sum(l1_weight * |x[l1_index] - l1_center|)``.
 
     Parameters
@@ -243,7 +280,7 @@ def minimize_composite(
         ``x -> (f, grad, hess)`` of the smooth part.
     x0 : ndarray
         Starting point (the smooth part must be finite there).
-    l1_index, l1_center, l1_weight : ndarray, optional
+    l1 : L1Terms, optional
         Penalised coordinates, their centres and weights (``1 / b``).
     max_iter : int
         Maximum number of Newton iterations.
@@ -253,18 +290,29 @@ def minimize_composite(
 
     Returns
     -------
-    OptimResult
+    Optimum
         The final iterate with its gradient, Hessian and optimality measures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def f(x):  # (x - 3)^2 / 2 with an L1 term |x| / 1 pulling it to 2
+    ...     return 0.5 * (x[0] - 3.0) ** 2, np.array([x[0] - 3.0]), np.eye(1)
+    >>> opt = minimize_composite(f, np.zeros(1), l1=L1Terms(np.array([0]), np.zeros(1),
+    ...                                                     np.ones(1)))
+    >>> float(opt.x[0]), opt.decrement == 0.0
+    (2.0, True)
     """
     n = x0.size
-    index = np.zeros(0, dtype=int) if l1_index is None else np.asarray(l1_index, dtype=int)
+    l1 = l1 if l1 is not None else L1Terms()
+    index = np.asarray(l1.index, dtype=int)
     pen = np.zeros(n, dtype=bool)
     pen[index] = True
     center = np.zeros(n)
     weight = np.zeros(n)
     if index.size:
-        center[index] = l1_center
-        weight[index] = l1_weight
+        center[index] = l1.center
+        weight[index] = l1.weight
 
     def penalty(x):
         return float(np.sum(weight[pen] * np.abs(x[pen] - center[pen]))) if index.size else 0.0
@@ -353,8 +401,8 @@ def minimize_composite(
         hess_pd = bool(np.all(np.isfinite(hff)))
     except np.linalg.LinAlgError:
         hess_pd = False
-    return OptimResult(
+    return Optimum(
         x=x, f=float(f), penalty=penalty(x), grad=g, hess=h, free=free,
         residual=residual(x, g), decrement=max(decrement, 0.0) if np.isfinite(decrement)
-        else np.inf, hess_pd=hess_pd, n_iter=n_iter, n_eval=n_eval, message=message,
+        else np.inf, hess_pd=hess_pd, n_iter=n_iter, n_eval=n_eval, message=message, l1=l1,
     )

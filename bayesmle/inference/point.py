@@ -1,8 +1,8 @@
-"""Point results (MLE, MAP, Laplace): one surface, as in statsmodels and lifelines."""
+"""Point results (MLE, MAP): one surface, as in statsmodels and lifelines."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,23 +10,14 @@ import pandas as pd
 import scipy.stats
 import xarray as xr
 
-from bayesmle.errors import SpecError
+from bayesmle._validation import check_level, no_positional
+from bayesmle.errors import Diagnostic, SpecError
+from bayesmle.inference.optimize import Optimum
 
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
 
-__all__ = ["PointResult", "check_level"]
-
-
-def check_level(level: float) -> float:
-    """Validate a confidence/credible level in (0, 1)."""
-    try:
-        value = float(level)
-    except (TypeError, ValueError):
-        raise SpecError(f"`level` must be a number in (0, 1), got {level!r}.") from None
-    if not 0.0 < value < 1.0:
-        raise SpecError(f"`level` must be in the open interval (0, 1), got {level!r}.")
-    return value
+__all__ = ["PointResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,8 +27,7 @@ class PointResult:
     Attributes
     ----------
     method : str
-        ``"mle"`` or ``"map"`` (``"laplace"`` in a
-        :class:`~bayesmle.inference.laplace.LaplaceResult`).
+        ``"mle"`` or ``"map"`` (``"laplace"`` for the mode of a Laplace approximation).
     params : dict of str to ndarray
         Estimates on the natural scale, by parameter name.
     stderr : dict of str to ndarray
@@ -55,15 +45,26 @@ class PointResult:
     aic, bic : float
         Information criteria from ``loglik`` and the number of free parameters.
     converged : bool
-        True only if the gradient (minimum-norm subgradient) is small *and* the Hessian is
-        positive definite on the free coordinates.
-    grad_norm : float
-        Infinity norm of the gradient of the objective in the optimiser's (unconstrained)
-        coordinates at the estimate.
-    newton_decrement : float
-        Predicted decrease of the objective by one more Newton step (in log-density units).
-    hessian_pd : bool
-        Whether the Hessian is positive definite at the estimate.
+        True only if the Newton decrement is at most 1e-10 (for exact solvers: their
+        optimality certificate holds) *and* the Hessian is positive definite on the free
+        coordinates.
+    optimum : Optimum
+        The optimiser's record: point in the model's unconstrained coordinates, gradient,
+        Hessian, active set, L1 terms, certificate.
+    diagnostics : tuple of Diagnostic
+        What went wrong (an uncertified optimum, a singular Hessian), as data;
+        :func:`bayesmle.fit` emits them as warnings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([1.0, 2.0, 4.0, 7.0])
+    >>> mle = bm.fit(bm.models.gaussian(y), "mle")
+    >>> float(mle.params["mu"]), mle.converged
+    (3.5, True)
+    >>> mle.conf_int(level=0.95).columns.tolist()
+    ['lower', 'upper']
     """
 
     spec: ModelSpec
@@ -74,17 +75,43 @@ class PointResult:
     labels: list[str]
     loglik: float
     logp: float
+    logp_jacobian: float
     n_params: int
     converged: bool
-    grad_norm: float
-    newton_decrement: float
-    hessian_pd: bool
-    n_iter: int
     message: str
+    optimum: Optimum
+    #: Derivative of the flattened reported values with respect to ``optimum.x``.
+    jacobian: np.ndarray
     seconds: float = 0.0
     compile_seconds: float = 0.0
-    zero_mask: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    # -- the optimiser's certificate -------------------------------------------------------
+    @property
+    def grad_norm(self) -> float:
+        """Infinity norm of the (minimum-norm sub)gradient in the optimiser's coordinates."""
+        return self.optimum.grad_norm
+
+    @property
+    def newton_decrement(self) -> float:
+        """Predicted decrease of the objective by one more Newton step (log-density units)."""
+        return float(self.optimum.decrement)
+
+    @property
+    def hessian_pd(self) -> bool:
+        """Whether the Hessian is positive definite at the estimate (free coordinates)."""
+        return bool(self.optimum.hess_pd)
+
+    @property
+    def n_iter(self) -> int:
+        """Number of optimiser iterations."""
+        return int(self.optimum.n_iter)
+
+    @property
+    def zero_mask(self) -> np.ndarray | None:
+        """Coordinates held exactly at an L1 kink (lasso zeros), or None if there are none."""
+        fixed = ~self.optimum.free
+        return fixed if fixed.any() else None
 
     # -- information criteria ---------------------------------------------------------------
     @property
@@ -111,13 +138,14 @@ class PointResult:
         """All standard errors as one vector, in ``labels`` order."""
         return np.concatenate([np.atleast_1d(v).ravel() for v in self.stderr.values()])
 
-    def conf_int(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
+    def conf_int(self, *args, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
         """Confidence intervals, one row per scalar parameter.
 
         Parameters
         ----------
         level : float, default 0.95
-            Coverage level in (0, 1).
+            Coverage, keyword-only, in [0.5, 1) (an ``alpha`` such as 0.05 is refused with a
+            message: pass ``level=0.95``).
         method : {"wald", "profile"}
             ``"wald"``: estimate ± z·stderr on the natural scale.
             ``"profile"``: profile-likelihood interval, where the log-likelihood maximised
@@ -128,7 +156,17 @@ class PointResult:
         -------
         pandas.DataFrame
             Columns ``lower`` and ``upper``, index ``labels``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> mle = bm.fit(bm.models.gaussian(np.array([1.0, 2.0, 4.0, 7.0])), "mle")
+        >>> ci = mle.conf_int(level=0.9, method="profile")
+        >>> bool(ci.loc["sigma", "lower"] < mle.params["sigma"] < ci.loc["sigma", "upper"])
+        True
         """
+        no_positional("conf_int", args, 0.95)
         level = check_level(level)
         valid = ["wald", "profile"]
         if method not in valid:
@@ -136,17 +174,23 @@ class PointResult:
         if method == "profile":
             from bayesmle.inference.profile import profile_interval
 
-            return profile_interval(self, level)
+            return profile_interval(self, level=level)
         z = scipy.stats.norm.ppf(0.5 + level / 2)
         est, se = self.flat_params(), self.flat_stderr()
         return pd.DataFrame({"lower": est - z * se, "upper": est + z * se}, index=self.labels)
 
-    def summary(self, level: float = 0.95) -> pd.DataFrame:
+    def interval(self, *args, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals (the result protocol's interval; see :meth:`conf_int`)."""
+        no_positional("interval", args, 0.95)
+        return self.conf_int(level=level)
+
+    def summary(self, *args, level: float = 0.95) -> pd.DataFrame:
         """Estimates, standard errors, z statistics, p-values and Wald intervals."""
+        no_positional("summary", args, 0.95)
         est, se = self.flat_params(), self.flat_stderr()
         with np.errstate(divide="ignore", invalid="ignore"):
             z = est / se
-        ci = self.conf_int(level)
+        ci = self.conf_int(level=level)
         lo, hi = f"{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}"
         return pd.DataFrame(
             {"estimate": est, "stderr": se, "z": z,
@@ -156,7 +200,8 @@ class PointResult:
         )
 
     # -- ArviZ ------------------------------------------------------------------------------
-    def _dims(self, name: str, value: np.ndarray) -> tuple[list[str], dict]:
+    def dims_of(self, name: str, value: np.ndarray) -> tuple[list[str], dict]:
+        """Dimension names and coordinates of one parameter, after the spec's labels."""
         dims = list(self.spec.dims.get(name, ()))[: value.ndim]
         dims += [f"{name}_dim_{i}" for i in range(len(dims), value.ndim)]
         coords = {}
@@ -166,20 +211,9 @@ class PointResult:
                 range(n))
         return dims, coords
 
-    def to_datatree(self) -> xr.DataTree:
-        """The estimate as an ArviZ DataTree.
-
-        ``posterior`` holds the estimate as a single draw (chain 0, draw 0); ``fit`` holds the
-        flat estimate, standard errors and covariance (``mean_vector``, ``covariance_matrix``,
-        as ``pymc.find_MAP`` stores them) and the convergence certificate.
-        """
-        post = {}
-        for name, value in self.params.items():
-            value = np.asarray(value)
-            dims, coords = self._dims(name, value)
-            post[name] = xr.DataArray(value[None, None], dims=["chain", "draw", *dims],
-                                      coords={"chain": [0], "draw": [0], **coords})
-        fit = xr.Dataset(
+    def fit_dataset(self) -> xr.Dataset:
+        """The ``fit`` group: estimate, standard errors, covariance and certificate."""
+        return xr.Dataset(
             {
                 "mean_vector": ("rows", self.flat_params()),
                 "stderr": ("rows", self.flat_stderr()),
@@ -194,7 +228,22 @@ class PointResult:
             coords={"rows": self.labels, "columns": self.labels},
             attrs={"method": self.method, "model": self.spec.name, "message": self.message},
         )
-        return xr.DataTree.from_dict({"posterior": xr.Dataset(post), "fit": fit})
+
+    def to_datatree(self) -> xr.DataTree:
+        """The estimate as an ArviZ DataTree.
+
+        ``posterior`` holds the estimate as a single draw (chain 0, draw 0); ``fit`` holds the
+        flat estimate, standard errors and covariance (``mean_vector``, ``covariance_matrix``,
+        as ``pymc.find_MAP`` stores them) and the convergence certificate.
+        """
+        post = {}
+        for name, value in self.params.items():
+            value = np.asarray(value)
+            dims, coords = self.dims_of(name, value)
+            post[name] = xr.DataArray(value[None, None], dims=["chain", "draw", *dims],
+                                      coords={"chain": [0], "draw": [0], **coords})
+        return xr.DataTree.from_dict({"posterior": xr.Dataset(post),
+                                      "fit": self.fit_dataset()})
 
     def __repr__(self) -> str:
         flag = "converged" if self.converged else "NOT converged"

@@ -1,53 +1,56 @@
-"""Posterior results: NUTS draws (and Laplace-approximation draws) in an ArviZ DataTree."""
+"""NUTS posteriors: draws in an ArviZ DataTree, summaries and diagnostics as data."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmle.errors import SamplingWarning, checklist
-from bayesmle.inference.point import check_level
+from bayesmle._validation import no_positional
+from bayesmle.errors import Diagnostic, SamplingWarning, checklist
+from bayesmle.inference.draws import Draws
 
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
 
-__all__ = ["PosteriorResult", "RHAT_MAX", "ESS_MIN"]
+__all__ = ["ESS_MIN", "RHAT_MAX", "PosteriorResult"]
 
 #: Diagnostics thresholds (Vehtari et al. 2021): R-hat < 1.01 and bulk/tail ESS >= 100 per chain
-#: is what they recommend; we warn below 100 in total for small unit-test runs too.
+#: is what they recommend; we flag below 100 in total for small unit-test runs too.
 RHAT_MAX = 1.01
 ESS_MIN = 100.0
 
 
-def _flatten(ds: xr.Dataset, names: tuple[str, ...], spec: ModelSpec) -> pd.DataFrame:
-    """Draws as a (sample, label) DataFrame."""
-    cols = {}
-    for name in names:
-        da = ds[name]
-        extra = [d for d in da.dims if d not in ("chain", "draw")]
-        values = da.transpose("chain", "draw", *extra).to_numpy()
-        values = values.reshape(values.shape[0] * values.shape[1], -1)
-        for j, label in enumerate(spec.labels(name, tuple(da.sizes[d] for d in extra))):
-            cols[label] = values[:, j]
-    return pd.DataFrame(cols)
-
-
 @dataclass(frozen=True, eq=False)
 class PosteriorResult:
-    """Posterior draws with diagnostics.
+    """Posterior draws with their diagnostics.
 
     Attributes
     ----------
     datatree : xarray.DataTree
-        ArviZ DataTree with ``posterior``, ``sample_stats`` (for NUTS) and ``observed_data``.
+        ArviZ DataTree with ``posterior`` (the reported parameters), ``sample_stats`` and
+        ``observed_data``.
     method : str
-        ``"nuts"`` or ``"laplace"`` (draws from the Gaussian approximation).
+        ``"nuts"``.
+    params : dict of str to ndarray
+        Posterior means by parameter name (the result protocol's estimates).
+    diagnostics : tuple of Diagnostic
+        Failed sampling diagnostics (divergences, R-hat, ESS), as data; :func:`bayesmle.fit`
+        emits them as :class:`~bayesmle.errors.SamplingWarning`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.random.default_rng(0).normal(1.0, 2.0, size=50)
+    >>> spec = bm.models.gaussian(y, mu_prior=bm.Normal(10.0), sigma_prior=bm.HalfNormal(5.0))
+    >>> post = bm.fit(spec, "nuts", draws=200, tune=200, chains=2, random_seed=1)
+    >>> list(post.summary().index), post.interval(level=0.9).shape
+    (['mu', 'sigma'], (2, 2))
     """
 
     spec: ModelSpec
@@ -55,61 +58,57 @@ class PosteriorResult:
     datatree: xr.DataTree
     seconds: float = 0.0
     sampler: str = ""
-    extra: dict = field(default_factory=dict)
+    compile_seconds: float = 0.0
+    #: Number of draws requested per chain (an interrupted run never returns a result).
+    requested_draws: int = field(default=0, repr=False)
+
+    @cached_property
+    def _draws(self) -> Draws:
+        return Draws(self.spec, self.datatree)
 
     @property
-    def params(self) -> tuple[str, ...]:
-        """Names of the reported parameters."""
-        return self.spec.params
+    def labels(self) -> list[str]:
+        """One label per scalar parameter (``coef[age]``, ``sigma``...)."""
+        return list(self.mean().index)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Posterior means by parameter name, in each parameter's shape."""
+        return self._draws.params()
 
     def draws(self) -> pd.DataFrame:
         """All draws, one column per scalar parameter (chains stacked)."""
-        return _flatten(self.datatree["posterior"].to_dataset(), self.params, self.spec)
+        return self._draws.table()
 
     def mean(self) -> pd.Series:
         """Posterior means, one per scalar parameter."""
-        return self.draws().mean()
+        return self._draws.mean()
 
     def sd(self) -> pd.Series:
         """Posterior standard deviations (ddof=1)."""
-        return self.draws().std(ddof=1)
+        return self._draws.sd()
 
-    def interval(self, level: float = 0.94) -> pd.DataFrame:
+    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
         """Equal-tailed credible intervals (columns ``lower``, ``upper``)."""
-        level = check_level(level)
-        d = self.draws()
-        return pd.DataFrame({"lower": d.quantile((1 - level) / 2),
-                             "upper": d.quantile(1 - (1 - level) / 2)})
+        no_positional("interval", args, 0.94)
+        return self._draws.interval(level)
 
     # -- diagnostics ------------------------------------------------------------------------
-    def _per_label(self, func) -> pd.Series:
-        ds = self.datatree["posterior"].to_dataset()
-        out = {}
-        for name in self.params:
-            da = ds[name]
-            extra = [d for d in da.dims if d not in ("chain", "draw")]
-            arr = da.transpose("chain", "draw", *extra).to_numpy()
-            arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
-            labels = self.spec.labels(name, tuple(da.sizes[d] for d in extra))
-            for j, label in enumerate(labels):
-                out[label] = float(func(arr[:, :, j]))
-        return pd.Series(out)
-
     def rhat(self) -> pd.Series:
         """Rank-normalised split R-hat per scalar parameter."""
-        return self._per_label(lambda a: azs.rhat(a, method="rank"))
+        return self._draws.rhat()
 
     def ess_bulk(self) -> pd.Series:
         """Bulk effective sample size per scalar parameter."""
-        return self._per_label(lambda a: azs.ess(a, method="bulk"))
+        return self._draws.ess_bulk()
 
     def ess_tail(self) -> pd.Series:
         """Tail effective sample size per scalar parameter."""
-        return self._per_label(lambda a: azs.ess(a, method="tail", prob=0.05))
+        return self._draws.ess_tail()
 
     def mcse_mean(self) -> pd.Series:
         """Monte Carlo standard error of the posterior mean per scalar parameter."""
-        return self._per_label(lambda a: azs.mcse(a, method="mean"))
+        return self._draws.mcse_mean()
 
     @property
     def divergences(self) -> int:
@@ -125,13 +124,12 @@ class PosteriorResult:
         """True when R-hat < 1.01, ESS >= 100 and there is no divergence."""
         return not self.problems()
 
-    def problems(self) -> list[str]:
-        """Human-readable list of failed diagnostics (empty when all is well)."""
+    @cached_property
+    def _problems(self) -> tuple[str, ...]:
         out = []
         if self.divergences:
             out.append(f"{self.divergences} divergent transition(s)")
-        n_chains = self.datatree["posterior"].sizes.get("chain", 1)
-        if n_chains > 1:
+        if self._draws.n_chains > 1:
             rhat = self.rhat()
             bad = rhat[~(rhat < RHAT_MAX)]
             if len(bad):
@@ -140,27 +138,28 @@ class PosteriorResult:
         low = ess[~(ess >= ESS_MIN)]
         if len(low):
             out.append(f"ESS < {ESS_MIN:g} for {list(low.index)} (min {low.min():.0f})")
-        return out
+        return tuple(out)
 
-    def warn_if_bad(self, stacklevel: int = 3) -> None:
-        """Emit a SamplingWarning listing failed diagnostics."""
-        problems = self.problems()
-        if problems:
-            warnings.warn(
-                checklist(
-                    f"NUTS diagnostics for {self.spec.name!r} are bad: " + "; ".join(problems)
-                    + ".",
-                    ["Increase tune/draws, or target_accept (e.g. 0.95) for divergences.",
-                     "Use more informative priors if the posterior is weakly identified.",
-                     "Do not trust intervals from these draws until the diagnostics pass."],
-                ),
-                SamplingWarning,
-                stacklevel=stacklevel,
-            )
+    def problems(self) -> list[str]:
+        """Human-readable list of failed diagnostics (empty when all is well)."""
+        return list(self._problems)
 
-    def summary(self, level: float = 0.94) -> pd.DataFrame:
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        """The failed diagnostics as one :class:`SamplingWarning` diagnostic (or none)."""
+        if not self._problems:
+            return ()
+        return (Diagnostic(SamplingWarning, checklist(
+            f"NUTS diagnostics for {self.spec.name!r} are bad: " + "; ".join(self._problems)
+            + ".",
+            ["Increase tune/draws, or target_accept (e.g. 0.95) for divergences.",
+             "Use more informative priors if the posterior is weakly identified.",
+             "Do not trust intervals from these draws until the diagnostics pass."])),)
+
+    def summary(self, *args, level: float = 0.94) -> pd.DataFrame:
         """Mean, sd, equal-tailed interval, MCSE, ESS and R-hat per parameter, with a flag."""
-        iv = self.interval(level)
+        no_positional("summary", args, 0.94)
+        iv = self.interval(level=level)
         lo, hi = f"{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}"
         df = pd.DataFrame({
             "mean": self.mean(), "sd": self.sd(),
@@ -168,7 +167,7 @@ class PosteriorResult:
             "mcse_mean": self.mcse_mean(), "ess_bulk": self.ess_bulk(),
             "ess_tail": self.ess_tail(),
         })
-        n_chains = self.datatree["posterior"].sizes.get("chain", 1)
+        n_chains = self._draws.n_chains
         df["r_hat"] = self.rhat() if n_chains > 1 else np.nan
         df["ok"] = (df["ess_bulk"] >= ESS_MIN) & (df["ess_tail"] >= ESS_MIN) & (
             (df["r_hat"] < RHAT_MAX) | (n_chains == 1)) & (self.divergences == 0)

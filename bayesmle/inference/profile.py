@@ -50,334 +50,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
 import scipy.stats
 
+from bayesmle._validation import check_level
 from bayesmle.errors import ConvergenceWarning, SpecError
-from bayesmle.inference.compiled import CompiledModel, compiled_model
-from bayesmle.inference.optimize import minimize_composite
-from bayesmle.inference.point import PointResult, check_level
+from bayesmle.inference.engine import bind
+from bayesmle.inference.point import PointResult
+from bayesmle.inference.profiler import Profiler as _Profiler
 
-__all__ = ["parameter_range", "profile_curve", "profile_interval"]
-
-#: Certificate of each inner (constrained) optimum, as for the fit itself.
-_DECREMENT_TOL = 1e-10
-#: Stepping out goes at most 2^this Wald half-widths from the optimum (affine parameters).
-_MAX_DOUBLINGS = 14
-#: Largest excursion of a transformed (log / logit) internal coordinate from its optimum.
-_MAX_LOG_STEP = 25.0
-
-
-@dataclass(frozen=True)
-class _Constraint:
-    """The constraint ``a·x = t`` that fixes one reported scalar, and its geometry."""
-
-    label: str
-    index: int  #: position of the label in the flat reported vector
-    kind: str  #: "affine" (psi = a·x + b) or "coordinate" (psi = h(x_k))
-    a: np.ndarray
-    pivot: int
-    t_hat: float
-    sd_t: float
-    slope: float  #: d psi / d t at the optimum (sign gives the orientation)
-
-
-class _Profiler:
-    """Constrained re-optimisation of a point result's objective on its compiled model.
-
-    Must be used while holding ``cm.fit_lock`` with the result's data set in the model.
-    """
-
-    def __init__(self, result: PointResult, cm: CompiledModel):
-        self.result = result
-        self.cm = cm
-        self.fun = cm.objective(jacobian=False)
-        self.point = cm.point_fn()
-        l1 = cm.l1()
-        self.l1_index = np.asarray(l1.index, dtype=int)
-        self.l1_center = np.asarray(l1.center, dtype=float)
-        self.l1_weight = np.asarray(l1.weight, dtype=float)
-        self.x_hat = np.asarray(result.extra["x"], dtype=float)
-        self.n = self.x_hat.size
-        f, _, h = self.fun(self.x_hat)
-        self.obj_hat = float(f) + self._penalty(self.x_hat)
-        self.hess = 0.5 * (np.asarray(h) + np.asarray(h).T)
-        out = self.point(self.x_hat)
-        self.psi_hat = self._reported(out)
-        self.jac = np.asarray(out[-1], dtype=float)
-        free = np.ones(self.n, dtype=bool)
-        if result.zero_mask is not None:
-            free = ~np.asarray(result.zero_mask, dtype=bool)
-        cov = np.full((self.n, self.n), np.nan)
-        try:
-            cov_ff = np.linalg.inv(self.hess[np.ix_(free, free)])
-            cov = np.zeros((self.n, self.n))
-            cov[np.ix_(free, free)] = cov_ff
-        except np.linalg.LinAlgError:
-            pass
-        self.cov_x = cov
-        diag = np.diag(cov)
-        self.sd_x = np.where(np.isfinite(diag) & (diag > 0), np.sqrt(np.abs(diag)), 1.0)
-        self.unconverged: set[str] = set()
-
-    # -- helpers ------------------------------------------------------------------------------
-    @staticmethod
-    def _reported(out) -> np.ndarray:
-        return np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)).ravel()
-                               for v in out[3:-1]])
-
-    def _penalty(self, x: np.ndarray) -> float:
-        if self.l1_index.size == 0:
-            return 0.0
-        return float(np.sum(self.l1_weight * np.abs(x[self.l1_index] - self.l1_center)))
-
-    # -- constraint geometry -----------------------------------------------------------------
-    def constraint(self, label: str) -> _Constraint:
-        """Classify ``label`` as affine or single-coordinate in ``x`` and set up ``a·x = t``."""
-        j = self.result.labels.index(label)
-        a = self.jac[j].copy()
-        scale = np.max(np.abs(a)) if a.size else 0.0
-        if not np.isfinite(scale) or scale == 0.0:
-            raise SpecError(f"Parameter {label!r} does not depend on the model's free "
-                            "parameters; it has no profile.")
-        # A second point, a fraction of a standard error away in every coordinate.
-        pattern = np.where(np.arange(self.n) % 2 == 0, 0.37, -0.29)
-        delta = pattern * self.sd_x
-        out = self.point(self.x_hat + delta)
-        a1 = np.asarray(out[-1], dtype=float)[j]
-        psi1 = self._reported(out)[j]
-        tol = 1e-8
-        lin_pred = self.psi_hat[j] + a @ delta
-        affine = (np.all(np.abs(a1 - a) <= tol * scale)
-                  and abs(psi1 - lin_pred) <= tol * (abs(psi1) + abs(a @ delta) + 1e-300))
-        nz0, nz1 = np.flatnonzero(a != 0), np.flatnonzero(a1 != 0)
-        l1 = set(self.l1_index.tolist())
-        if affine:
-            # Pivot: an unpenalised coordinate with the largest effect (|a_k| sd_k).
-            weight = np.abs(a) * self.sd_x
-            unpen = [k for k in nz0 if k not in l1]
-            pen = [k for k in nz0 if k in l1]
-            if unpen:
-                pivot = int(max(unpen, key=lambda k: weight[k]))
-            elif len(pen) == 1:
-                pivot = int(pen[0])
-            else:
-                raise SpecError(
-                    f"Parameter {label!r} is a combination of several L1-penalised "
-                    "coordinates; its profile under Laplace priors is not supported.")
-            kind = "affine"
-            slope = 1.0
-        elif nz0.size == 1 and nz1.size == 1 and nz0[0] == nz1[0]:
-            pivot = int(nz0[0])
-            a = np.zeros(self.n)
-            a[pivot] = 1.0
-            kind = "coordinate"
-            slope = float(self.jac[j, pivot])
-        else:
-            raise SpecError(
-                f"Parameter {label!r} is a nonlinear function of several of the model's "
-                "internal coordinates; profile intervals support parameters that are affine in "
-                "them or a monotone transform of one (every built-in model). Use "
-                "method='wald' for this parameter.")
-        t_hat = float(a @ self.x_hat)
-        var_t = float(a @ self.cov_x @ a) if np.all(np.isfinite(self.cov_x)) else np.nan
-        if np.isfinite(var_t) and var_t > 0:
-            sd_t = np.sqrt(var_t)
-        else:
-            hkk = self.hess[pivot, pivot] / a[pivot] ** 2
-            sd_t = 1.0 / np.sqrt(hkk) if np.isfinite(hkk) and hkk > 0 else 1.0
-        return _Constraint(label, j, kind, a, pivot, t_hat, float(sd_t), slope)
-
-    # -- the profile at one value of the constraint -----------------------------------------
-    def solve(self, con: _Constraint, t: float, x_start: np.ndarray
-              ) -> tuple[float, np.ndarray | None, float]:
-        """Minimum of the objective on ``a·x = t`` and its derivative in ``t``.
-
-        Returns ``(value, x, slope)``; ``(inf, None, nan)`` where it cannot be evaluated.
-        The derivative is the Lagrange multiplier ``g_k / a_k`` (envelope theorem).
-        """
-        k, a = con.pivot, con.a
-        rest = np.delete(np.arange(self.n), k)
-        a_rest = a[rest]
-        ak = a[k]
-        failed = (np.inf, None, np.nan)
-
-        def to_x(z: np.ndarray) -> np.ndarray:
-            x = np.empty(self.n)
-            x[rest] = z
-            x[k] = (t - a_rest @ z) / ak
-            return x
-
-        # L1 terms: coordinates other than the pivot keep theirs (position shifts by one past
-        # the pivot); the pivot's own term is a constant here (it is fixed: a = e_k).
-        pos = {int(c): i for i, c in enumerate(rest)}
-        keep = [i for i, c in enumerate(self.l1_index) if int(c) != k]
-        const, const_slope = 0.0, 0.0
-        if k in set(self.l1_index.tolist()):
-            i = int(np.flatnonzero(self.l1_index == k)[0])
-            u = t / ak - self.l1_center[i]
-            const = float(self.l1_weight[i] * abs(u))
-            const_slope = float(self.l1_weight[i] * np.sign(u) / ak)
-
-        def finish(x: np.ndarray, value: float):
-            g = self.fun(x)[1]
-            return value, x, float(g[k] / ak + const_slope) if np.isfinite(g[k]) else np.nan
-
-        if rest.size == 0:
-            x = to_x(np.zeros(0))
-            value = float(self.fun(x)[0]) + const
-            return finish(x, value) if np.isfinite(value) else failed
-        proj = np.zeros((self.n, rest.size))
-        proj[rest, np.arange(rest.size)] = 1.0
-        proj[k] = -a_rest / ak
-
-        def reduced(z):
-            f, g, h = self.fun(to_x(z))
-            if not (np.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
-                # outside the numerical support (overflow): the optimiser backtracks
-                return np.inf, np.full(rest.size, np.nan), np.full((rest.size,) * 2, np.nan)
-            return f, proj.T @ g, proj.T @ h @ proj
-
-        l1_kw = {}
-        if keep:
-            l1_kw = {"l1_index": np.array([pos[int(self.l1_index[i])] for i in keep]),
-                     "l1_center": self.l1_center[keep], "l1_weight": self.l1_weight[keep]}
-        best: tuple[float, np.ndarray | None] = (np.inf, None)
-        for start in (x_start, self.x_hat):
-            try:
-                res = minimize_composite(reduced, np.asarray(start, dtype=float)[rest],
-                                         max_iter=400, **l1_kw)
-            except (FloatingPointError, np.linalg.LinAlgError):
-                continue
-            value = float(res.f + res.penalty + const)
-            if not np.isfinite(value):
-                continue
-            if res.hess_pd and res.decrement <= _DECREMENT_TOL:
-                return finish(to_x(res.x), value)
-            if value < best[0]:
-                best = (value, to_x(res.x))
-        if best[1] is None:
-            return failed
-        self.unconverged.add(con.label)
-        return finish(best[1], best[0])
-
-    # -- endpoints ---------------------------------------------------------------------------
-    def endpoint(self, con: _Constraint, direction: int, q: float) -> float:
-        """The natural-scale endpoint on one side (``direction`` +1/-1 in ``t``).
-
-        Safeguarded Newton on the signed root deviance ``r(t) = sqrt(2 (f(t) - f_hat))``,
-        which is close to linear in ``t``; its derivative comes free from the Lagrange
-        multiplier. It starts at the Wald endpoint, steps out (at most quadrupling the
-        distance) until the threshold is bracketed, then keeps Newton steps inside the
-        bracket (bisecting otherwise).
-        """
-        root_q = np.sqrt(q)
-        warm = self.x_hat
-
-        def excess(t: float) -> tuple[float, float, np.ndarray | None]:
-            nonlocal warm
-            value, x, slope = self.solve(con, t, warm)
-            if x is None:
-                return np.inf, np.nan, None
-            warm = x
-            r = np.sqrt(max(2.0 * (value - self.obj_hat), 0.0))
-            dr = slope / r if r > 0 else np.nan
-            return float(r - root_q), float(dr), x
-
-        t_hat, sd = con.t_hat, con.sd_t
-        noise = 1e-13 * max(1.0, abs(self.obj_hat)) / root_q
-        # How far to search: 2^14 Wald half-widths for an affine parameter; for a transformed
-        # one (log scale, logit) at most _MAX_LOG_STEP in its internal coordinate -- a factor
-        # e^25 on a scale -- beyond which densities such as the negative binomial's near
-        # alpha = 0 lose all precision. A profile still above the threshold there has that
-        # side of the interval at the edge of the support.
-        limit = sd * root_q * 2.0**_MAX_DOUBLINGS
-        if con.kind == "coordinate":
-            limit = _MAX_LOG_STEP
-        lo, hi = t_hat, None  # excess(lo) < 0 <= excess(hi)
-        t = t_hat + direction * min(sd * root_q, limit)
-        x_end = None
-        for _ in range(200):
-            e, de, x = excess(t)
-            if not np.isfinite(e):
-                # Beyond the support or an overflow: come back towards the last good point.
-                hi_bad = t
-                t = 0.5 * (lo + hi_bad) if hi is None else 0.5 * (lo + hi)
-                if abs(hi_bad - lo) <= 1e-13 * max(1.0, abs(lo)):
-                    return self._limit(con, direction)
-                continue
-            if e >= 0:
-                hi = t
-            else:
-                lo = t
-            x_end = x
-            step = -e / de if np.isfinite(de) and de * direction > 0 else np.nan
-            t_new = t + step
-            if hi is None:
-                far = abs(t - t_hat)
-                if far >= limit * (1 - 1e-12):
-                    return self._limit(con, direction)
-                if not np.isfinite(t_new) or direction * (t_new - t) <= 0:
-                    t_new = t_hat + direction * 2.0 * far
-                t_new = t_hat + direction * min(abs(t_new - t_hat), 4.0 * far, limit)
-            else:
-                a_, b_ = min(lo, hi), max(lo, hi)
-                if not (np.isfinite(t_new) and a_ < t_new < b_):
-                    t_new = 0.5 * (lo + hi)
-            # Stop at the resolution of the objective (its rounding error moves r by about
-            # 1e-13 |f| / r) or once the step is negligible (1e-10 standard errors).
-            if (abs(e) <= noise or abs(t_new - t) <= max(1e-13 * max(1.0, abs(t)),
-                                                          1e-10 * sd)):
-                break
-            t = t_new
-        if x_end is None:  # pragma: no cover - guarded by the support handling above
-            return np.nan
-        return float(self._reported(self.point(x_end))[con.index])
-
-    def _limit(self, con: _Constraint, direction: int) -> float:
-        """The parameter's value at the edge of its support in the direction of ``t``."""
-        sign = direction * np.sign(con.slope)
-        if con.kind == "affine":
-            return float(sign * np.inf)
-        x = self.x_hat.copy()
-        x[con.pivot] = direction * np.inf
-        value = float(self._reported(self.point(x))[con.index])
-        return value if not np.isnan(value) else float(sign * np.inf)
-
-    def t_of(self, con: _Constraint, c: float) -> float:
-        """The constraint value ``t`` at which the parameter equals ``c`` (NaN if outside)."""
-        if con.kind == "affine":
-            return con.t_hat + (c - self.psi_hat[con.index])
-        j, k = con.index, con.pivot
-
-        def psi(t: float) -> float:
-            x = self.x_hat.copy()
-            x[k] = t
-            return float(self._reported(self.point(x))[j]) - c
-
-        f0 = psi(con.t_hat)
-        if f0 == 0:
-            return con.t_hat
-        direction = 1 if (f0 < 0) == (con.slope > 0) else -1
-        lo, step = con.t_hat, con.sd_t
-        for _ in range(200):
-            t = lo + direction * step
-            ft = psi(t)
-            if not np.isfinite(ft):
-                step *= 0.5
-                continue
-            if np.sign(ft) != np.sign(f0):
-                a_, b_ = (lo, t) if lo < t else (t, lo)
-                return float(scipy.optimize.brentq(psi, a_, b_, xtol=1e-15,
-                                                   rtol=4 * np.finfo(float).eps))
-            if abs(t) > 1e4:
-                break
-            lo, step = t, step * 2.0
-        return np.nan
+__all__ = ["parameter_range", "profile_curve", "profile_interval", "profile_table"]
 
 
 def _check_result(result: PointResult) -> None:
@@ -387,15 +71,12 @@ def _check_result(result: PointResult) -> None:
     if result.method not in ("mle", "map"):
         raise SpecError(
             f"Profile intervals are defined for 'mle' and 'map' results, not {result.method!r}"
-            " (for the Laplace approximation use result.interval(level) on its draws).")
-    if getattr(result.spec.declare, "family", None) == "laplace":
+            " (for the Laplace approximation use result.interval(level=...) on its draws).")
+    if result.optimum.solver != "proximal_newton":
         raise SpecError(
             "Profile intervals are not available for least-absolute-deviations regression "
             "(noise='laplace'): its log-likelihood is piecewise linear in the coefficients. "
             "Use method='wald' or fit 'nuts' for posterior intervals.")
-    if "x" not in result.extra:
-        raise SpecError("This result does not carry its optimum in the model's internal "
-                        "coordinates; refit it with bayesmle.fit.")
 
 
 def _check_labels(result: PointResult, labels: Sequence[str] | None) -> list[str]:
@@ -409,7 +90,7 @@ def _check_labels(result: PointResult, labels: Sequence[str] | None) -> list[str
     return list(labels)
 
 
-def profile_interval(result: PointResult, level: float = 0.95,
+def profile_interval(result: PointResult, *, level: float = 0.95,
                      labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Profile-likelihood confidence intervals, one row per scalar parameter.
 
@@ -419,7 +100,7 @@ def profile_interval(result: PointResult, level: float = 0.95,
         An MLE or MAP from :func:`bayesmle.fit` (for a MAP the log-posterior is profiled;
         see the module docstring for L1 priors).
     level : float, default 0.95
-        Confidence level in (0, 1); the endpoints are where the profile drops by
+        Confidence level in [0.5, 1), keyword-only; the endpoints are where the profile drops by
         ``chi2_1(level) / 2`` below its maximum.
     labels : sequence of str, optional
         Parameters to profile (default: all, in ``result.labels`` order).
@@ -440,22 +121,37 @@ def profile_interval(result: PointResult, level: float = 0.95,
     -----
     ConvergenceWarning
         If some constrained re-optimisation could not be certified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([0, 1, 1, 0, 1, 1, 1, 0], dtype=float)
+    >>> mle = bm.fit(bm.models.bernoulli(y), "mle")
+    >>> ci = profile_interval(mle, level=0.95)
+    >>> bool(0.0 < ci.loc["p", "lower"] < 0.625 < ci.loc["p", "upper"] < 1.0)
+    True
     """
+    frame, unconverged = profile_table(result, level=level, labels=labels)
+    _warn_unconverged(unconverged)
+    return frame
+
+
+def profile_table(result: PointResult, *, level: float = 0.95,
+                  labels: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`profile_interval` without warnings: the frame and the uncertified labels."""
     _check_result(result)
     level = check_level(level)
     labels = _check_labels(result, labels)
     q = float(scipy.stats.chi2.ppf(level, 1))
-    cm = compiled_model(result.spec)
+    prof = _Profiler(result, bind(result.spec))
     rows = {}
-    with cm.fit_lock:
-        cm.set_data(result.spec)
-        prof = _Profiler(result, cm)
-        for label in labels:
-            con = prof.constraint(label)
-            ends = [prof.endpoint(con, d, q) for d in (-1, 1)]
-            rows[label] = (min(ends), max(ends))
-    _warn_unconverged(prof)
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+    for label in labels:
+        con = prof.constraint(label)
+        ends = [prof.endpoint(con, d, q) for d in (-1, 1)]
+        rows[label] = (min(ends), max(ends))
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+    return frame, sorted(prof.unconverged)
 
 
 def profile_curve(result: PointResult, label: str, values: Sequence[float]) -> np.ndarray:
@@ -476,29 +172,35 @@ def profile_curve(result: PointResult, label: str, values: Sequence[float]) -> n
         ``max`` of the objective over all other parameters with ``label`` fixed at each value;
         for an MLE the objective is the log-likelihood, for a MAP the Jacobian-free
         log-posterior (L1 terms included). NaN outside the parameter's support.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> mle = bm.fit(bm.models.gaussian(np.array([1.0, 2.0, 4.0, 7.0])), "mle")
+    >>> curve = profile_curve(mle, "mu", [3.5, 4.0])
+    >>> bool(curve[0] > curve[1]) and bool(np.isclose(curve[0], mle.loglik))
+    True
     """
     _check_result(result)
     [label] = _check_labels(result, [label])
     vals = np.asarray(values, dtype=float).ravel()
-    cm = compiled_model(result.spec)
     out = np.full(vals.size, np.nan)
-    with cm.fit_lock:
-        cm.set_data(result.spec)
-        prof = _Profiler(result, cm)
-        con = prof.constraint(label)
-        ts = np.array([prof.t_of(con, c) if np.isfinite(c) else np.nan for c in vals])
-        # Sweep outwards from the optimum on each side, warm-starting from the neighbour.
-        order = np.argsort(ts)
-        right = [i for i in order if ts[i] >= con.t_hat]
-        left = [i for i in order[::-1] if ts[i] < con.t_hat]
-        for side in (right, left):
-            x = prof.x_hat
-            for i in side:
-                value, x_new, _ = prof.solve(con, float(ts[i]), x)
-                if x_new is not None:
-                    out[i] = -value
-                    x = x_new
-    _warn_unconverged(prof)
+    prof = _Profiler(result, bind(result.spec))
+    con = prof.constraint(label)
+    ts = np.array([prof.t_of(con, c) if np.isfinite(c) else np.nan for c in vals])
+    # Sweep outwards from the optimum on each side, warm-starting from the neighbour.
+    order = np.argsort(ts)
+    right = [i for i in order if ts[i] >= con.t_hat]
+    left = [i for i in order[::-1] if ts[i] < con.t_hat]
+    for side in (right, left):
+        x = prof.x_hat
+        for i in side:
+            value, x_new, _ = prof.solve(con, float(ts[i]), x)
+            if x_new is not None:
+                out[i] = -value
+                x = x_new
+    _warn_unconverged(sorted(prof.unconverged))
     return out
 
 
@@ -508,21 +210,26 @@ def parameter_range(result: PointResult, label: str) -> tuple[float, float]:
     ``(-inf, inf)`` for a parameter affine in the internal coordinates (locations,
     coefficients), the limits of the transform otherwise (``(0, inf)`` for a scale,
     ``(0, 1)`` for a probability).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> mle = bm.fit(bm.models.gaussian(np.array([1.0, 2.0, 4.0, 7.0])), "mle")
+    >>> parameter_range(mle, "sigma")
+    (0.0, inf)
     """
     _check_result(result)
     [label] = _check_labels(result, [label])
-    cm = compiled_model(result.spec)
-    with cm.fit_lock:
-        cm.set_data(result.spec)
-        prof = _Profiler(result, cm)
-        con = prof.constraint(label)
-        ends = [prof._limit(con, d) for d in (-1, 1)]
+    prof = _Profiler(result, bind(result.spec))
+    con = prof.constraint(label)
+    ends = [prof._limit(con, d) for d in (-1, 1)]
     return min(ends), max(ends)
 
 
-def _warn_unconverged(prof: _Profiler) -> None:
-    if prof.unconverged:
+def _warn_unconverged(labels: list[str]) -> None:
+    if labels:
         warnings.warn(
-            f"Some constrained re-optimisations of the profile of {sorted(prof.unconverged)} "
-            "could not be certified; those profile values may be inaccurate.",
+            f"Some constrained re-optimisations of the profile of {labels} could not be "
+            "certified; those profile values may be inaccurate.",
             ConvergenceWarning, stacklevel=3)

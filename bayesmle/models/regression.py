@@ -2,42 +2,24 @@
 
 Every regression reports ``intercept`` (if any) and ``coef`` on the user's scale; ``prior``
 applies to ``coef`` and ``intercept_prior`` to the intercept. Internally the model is fitted in
-a well-conditioned linear reparametrisation (see :mod:`bayesmle.models.design`), which is exact
-and invisible in the results.
+well-conditioned internal coordinates chosen from all the priors (see
+:mod:`bayesmle.models.coordinates`), an exact linear reparametrisation invisible in the results.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
-from pytensor.tensor.linalg import solve_triangular
 
-from bayesmle._validation import as_count_array, as_float_array, check_min_rows
-from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
-from bayesmle.models.design import (
-    Design,
-    GramFactor,
-    as_design,
-    collinear_columns,
-    gaussian_sufficient_stats,
-    gram_factor,
-    implicit_qr_arrays,
-    implicit_standardised_arrays,
-    least_squares_without_q,
-    qr_arrays,
-    rank_check,
-    residual_norm,
-    standardised_arrays,
-)
-from bayesmle.models.separation import improper_if_separated, separation_check
+from bayesmle._validation import as_count_array, as_float_array
+from bayesmle.errors import DataError, MLENotFoundError, checklist
+from bayesmle.models.design import Design, residual_norm
+from bayesmle.models.distributions import _labels_01, _student_t_posterior_proper
+from bayesmle.models.regression_model import regression_spec
+from bayesmle.models.separation import SEPARATION
 from bayesmle.models.spec import ModelSpec
-from bayesmle.priors import Flat, HalfFlat, Laplace, Prior, check_support
+from bayesmle.priors import Prior
 
 __all__ = [
     "linear_regression",
@@ -47,379 +29,6 @@ __all__ = [
     "robust_regression",
     "softmax_regression",
 ]
-
-Family = Literal[
-    "gaussian", "bernoulli", "poisson", "negative_binomial", "laplace", "student_t", "cauchy",
-    "categorical",
-]
-_EXTRAS: dict[str, tuple[str, ...]] = {
-    "gaussian": ("sigma",),
-    "bernoulli": (),
-    "poisson": (),
-    "negative_binomial": ("alpha",),
-    "laplace": ("sigma",),
-    "student_t": ("sigma", "nu"),
-    "cauchy": ("sigma",),
-    "categorical": (),
-}
-_EQUATIONS = {
-    "gaussian": "y_i ~ Normal(intercept + x_i·coef, sigma)",
-    "bernoulli": "y_i ~ Bernoulli(logit⁻¹(intercept + x_i·coef))",
-    "poisson": "y_i ~ Poisson(exp(intercept + x_i·coef + offset_i))",
-    "negative_binomial": "y_i ~ NB2(mu_i = exp(intercept + x_i·coef + offset_i), "
-                         "Var = mu_i + alpha·mu_i²)",
-    "laplace": "y_i ~ Laplace(intercept + x_i·coef, sigma)",
-    "student_t": "y_i ~ StudentT(nu, intercept + x_i·coef, sigma)",
-    "cauchy": "y_i ~ Cauchy(intercept + x_i·coef, sigma)",
-    "categorical": "y_i ~ Categorical(softmax(0, intercept_k + x_i·coef_k)), k = 2..K",
-}
-
-
-def _parametrisation(priors: Mapping[str, Prior], full_rank: bool) -> str:
-    coef_l1 = isinstance(priors["coef"], Laplace)
-    return "qr" if (full_rank and not coef_l1) else "standardised"
-
-
-@dataclass(frozen=True)
-class _RegressionModel:
-    """Declares a regression model; a frozen value so equal options share compiled code."""
-
-    family: Family
-    intercept: bool
-    n_out: int  # 0 for a scalar linear predictor, K - 1 for softmax
-    full_rank: bool
-    known_sigma: bool = False
-    #: Well-conditioned design: QR parametrisation without a stored Q (see ``implicit_qr_arrays``).
-    implicit: bool = False
-
-    def extras(self) -> tuple[str, ...]:
-        """Names of the family's extra (scale/shape) parameters that are estimated."""
-        return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
-
-    # -- prepared arrays --------------------------------------------------------------------
-    def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior],
-                factor: GramFactor | None = None) -> dict:
-        """The arrays the model declares, for these data and priors.
-
-        ``factor`` is the design's :class:`GramFactor` when it is well conditioned (computed
-        once by the builder for its rank check).
-        """
-        design = Design(data["X"], ())
-        arrays = {k: v for k, v in data.items() if k != "X"}
-        y = data["y"]
-        gaussian = self.family == "gaussian"
-        if _parametrisation(priors, self.full_rank) == "qr":
-            if self.implicit and factor is not None:
-                arrays["X"] = data["X"]
-                arrays.update(implicit_qr_arrays(design, self.intercept, factor,
-                                                 y if gaussian else None))
-            else:
-                arrays.update(qr_arrays(design, self.intercept, y if gaussian else None))
-                if gaussian:
-                    arrays.update(gaussian_sufficient_stats(arrays["Q"], y - arrays["eta_anchor"]))
-        elif self.implicit and factor is not None:
-            centre = priors.get("intercept") is None or priors["intercept"].is_flat
-            arrays.update(implicit_standardised_arrays(design, self.intercept, factor,
-                                                       centre=centre, y=y if gaussian else None))
-        else:
-            # Ill-conditioned or rank-deficient design: sums over rows. (An expansion of the
-            # RSS in these coordinates would lose ~cond * eps of the gradient to cancellation
-            # when the MAP is far from the least-squares point, as lasso solutions are.)
-            centre = priors.get("intercept") is None or priors["intercept"].is_flat
-            arrays.update(standardised_arrays(design, self.intercept, centre=centre))
-        return arrays
-
-    def gaussian_loglik(self, model: pm.Model):
-        """The Gaussian log-likelihood by sufficient statistics (O(p^2) per evaluation).
-
-        Equal, up to rounding, to the log-density of ``y_obs``; the optimisers use it in place
-        of the sum over rows (see ``ModelSpec.fast_loglik``). None for other families.
-        """
-        if self.family != "gaussian" or "ss_gram" not in model.named_vars:
-            return None
-        sigma = model["sigma_known"] if self.known_sigma else model["sigma"]
-        if "theta" in model.named_vars:
-            u = model["theta"]
-        else:
-            parts = [model["coef_std"]]
-            if self.intercept:
-                a0 = model["intercept_c"] if "intercept_c" in model.named_vars else model[
-                    "intercept"]
-                parts.insert(0, pt.atleast_1d(a0))
-            u = pt.concatenate(parts) - model["ss_w0"]
-        rss = model["ss_rss0"] - 2.0 * pt.dot(model["ss_c"], u) + pt.dot(
-            u, pt.dot(model["ss_gram"], u))
-        n = model["y"].shape[0].astype("float64")
-        return -0.5 * n * np.log(2 * np.pi) - n * pt.log(sigma) - rss / (2.0 * sigma**2)
-
-    # -- starting values --------------------------------------------------------------------
-    def _eta0(self, arrays) -> np.ndarray | float:
-        y, fam = arrays["y"], self.family
-        if fam == "bernoulli":
-            m = np.clip(y.mean(), 0.02, 0.98)
-            return np.log(m / (1 - m))
-        if fam in ("poisson", "negative_binomial"):
-            return np.log(max(y.mean(), 0.1)) - arrays["offset"].mean()
-        if fam == "categorical":
-            counts = np.bincount(y.astype(int), minlength=self.n_out + 1) + 0.5
-            return np.log(counts[1:] / counts[0])
-        return float(np.median(y)) if fam in ("laplace", "student_t", "cauchy") else y.mean()
-
-    def start(self, arrays, priors) -> dict:
-        eta0 = self._eta0(arrays)
-        y = arrays["y"]
-        start: dict[str, Any] = {}
-        shape = lambda p: (p,) if self.n_out == 0 else (p, self.n_out)  # noqa: E731
-        if "R" in arrays or "coef_map" in arrays:
-            p = arrays["col_norm"].shape[0]
-            if self.family == "gaussian":
-                theta = np.zeros(p)  # the anchor is the refined least-squares solution
-                resid = None
-            else:
-                if "Q" in arrays:
-                    q_mean = arrays["Q"].mean(axis=0)
-                else:  # column means of Q = ([1, X] / norms) R^-1, without Q
-                    x_mean = arrays["X"].mean(axis=0)
-                    a_mean = (np.concatenate(([1.0], x_mean)) if self.intercept else x_mean)
-                    q_mean = a_mean @ arrays["coef_map"]
-                theta = np.multiply.outer(q_mean, eta0) if self.n_out else q_mean * eta0
-                resid = y - np.median(y)
-            start["theta"] = np.reshape(theta, shape(p))
-        else:
-            d = arrays["center"].shape[0]
-            start["coef_std"] = np.zeros(shape(d))
-            if self.intercept:
-                name = "intercept_c" if priors["intercept"].is_flat else "intercept"
-                start[name] = eta0
-            resid = y - (np.median(y) if self.family != "gaussian" else y.mean())
-        if "sigma" in self.extras():
-            if self.family == "gaussian" and resid is None:
-                s = float(np.sqrt(arrays["ss_rss0"] / len(y)))
-            elif self.family == "gaussian":
-                s = float(np.sqrt(np.mean(resid**2)))
-            else:
-                s = float(np.median(np.abs(resid - np.median(resid)))) * 1.4826
-            start["sigma"] = s if s > 0 else 1.0
-        if self.family == "negative_binomial":
-            m = max(y.mean(), 1e-3)
-            start["alpha"] = max((y.var() - m) / m**2, 0.1)
-        if self.family == "student_t":
-            start["nu"] = 5.0
-        return start
-
-    # -- model ------------------------------------------------------------------------------
-    def __call__(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> pm.Model:
-        k = self.n_out
-        with pm.Model() as model:
-            y = pm.Data("y", data["y"])
-        if "R" in data or "coef_map" in data:
-            eta, intercept, coef = self._qr_predictor(model, data, priors)
-        else:
-            eta, intercept, coef = self._standardised_predictor(model, data, priors)
-        with model:
-            if intercept is not None and "intercept" not in model.named_vars:
-                pm.Deterministic("intercept", intercept)
-            if "coef" not in model.named_vars:
-                pm.Deterministic("coef", coef)
-        extras = {name: priors[name].rv(model, name) for name in self.extras()}
-        with model:
-            if self.known_sigma:
-                extras["sigma"] = pm.Data("sigma_known", data["sigma_known"])
-            if self.family in ("poisson", "negative_binomial"):
-                eta = eta + pm.Data("offset", data["offset"])
-            self._likelihood(eta, y, extras, k)
-            for key in ("ss_rss0", "ss_c", "ss_gram", "ss_w0"):
-                if key in data:  # used by gaussian_loglik only, not by the model's logp
-                    pm.Data(key, data[key])
-        return model
-
-    def _qr_predictor(self, model, data, priors):
-        k = self.n_out
-        stored_q = "Q" in data
-        with model:
-            norms = pm.Data("col_norm", data["col_norm"])
-            anchor = pm.Data("anchor", data["anchor"])
-            p = data["col_norm"].shape[0]
-            theta = pm.Flat("theta", shape=(p,) if k == 0 else (p, k))
-            if stored_q:  # ill-conditioned: solve with R (an explicit inverse would lose digits)
-                beta = solve_triangular(pm.Data("R", data["R"]), theta, lower=False)
-                beta = anchor + beta / norms if k == 0 else beta / norms[:, None]
-                intercept = beta[0] if self.intercept else None
-                coef = beta[1:] if self.intercept else beta
-                q = pm.Data("Q", data["Q"])
-                eta_anchor = pm.Data("eta_anchor", data["eta_anchor"])
-                eta = eta_anchor + q @ theta if k == 0 else q @ theta
-            else:
-                # beta = anchor + coef_map @ theta, sliced on the data side so that gradients
-                # are plain products; eta = [1, X] @ beta from the user's X (no Q, no copy).
-                cmap = pm.Data("coef_map", data["coef_map"])
-                i = int(self.intercept)
-                coef = anchor[i:] + cmap[i:] @ theta if k == 0 else cmap[i:] @ theta
-                eta = pm.Data("X", data["X"]) @ coef
-                intercept = None
-                if self.intercept:
-                    intercept = anchor[0] + cmap[0] @ theta if k == 0 else cmap[0] @ theta
-                    eta = eta + intercept
-        with model:
-            if not priors["coef"].is_flat:
-                pm.Potential("coef_prior", priors["coef"].logp(model, "coef", coef))
-            if self.intercept and not priors["intercept"].is_flat:
-                pm.Potential(
-                    "intercept_prior", priors["intercept"].logp(model, "intercept", intercept)
-                )
-        return eta, intercept, coef
-
-    def _standardised_predictor(self, model, data, priors):
-        k = self.n_out
-        stored = "Xs" in data
-        d = data["Xs" if stored else "X"].shape[1]
-        with model:
-            xs = pm.Data("Xs" if stored else "X", data["Xs" if stored else "X"])
-            center = pm.Data("center", data["center"])
-            scale = pm.Data("scale", data["scale"])
-        shape = (d,) if k == 0 else (d, k)
-        z = priors["coef"].rv(model, "coef_std", shape=shape, key="coef",
-                              scale=scale if k == 0 else scale[:, None])
-        coef = z / (scale if k == 0 else scale[:, None])
-        # (X - center) / scale @ z, from the stored standardised copy or from the user's X
-        eta = xs @ z if stored else xs @ coef - center @ coef
-        intercept = None
-        if self.intercept:
-            ishape = () if k == 0 else (k,)
-            if priors["intercept"].is_flat:
-                with model:
-                    a0 = pm.Flat("intercept_c", shape=ishape)
-                intercept = a0 - center @ coef
-            else:
-                a0 = priors["intercept"].rv(model, "intercept", shape=ishape)
-                intercept = a0
-            eta = eta + a0
-        return eta, intercept, coef
-
-    def _likelihood(self, eta, y, extras, k) -> None:
-        fam = self.family
-        if fam == "gaussian":
-            pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
-        elif fam == "bernoulli":
-            pm.Bernoulli("y_obs", logit_p=eta, observed=y)
-        elif fam == "poisson":
-            pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
-        elif fam == "negative_binomial":
-            pm.NegativeBinomial("y_obs", mu=pt.exp(eta), alpha=1.0 / extras["alpha"], observed=y)
-        elif fam == "laplace":
-            pm.Laplace("y_obs", mu=eta, b=extras["sigma"], observed=y)
-        elif fam == "student_t":
-            pm.StudentT("y_obs", nu=extras["nu"], mu=eta, sigma=extras["sigma"], observed=y)
-        elif fam == "cauchy":
-            pm.Cauchy("y_obs", alpha=eta, beta=extras["sigma"], observed=y)
-        elif fam == "categorical":
-            logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
-            pm.Categorical("y_obs", logit_p=logits, observed=y)
-        else:  # pragma: no cover - guarded by the builders
-            raise ValueError(fam)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared construction
-# ---------------------------------------------------------------------------------------------
-def _check_rows(design: Design, y: np.ndarray, what: str = "y") -> None:
-    if y.shape[0] != design.n:
-        raise DataError(
-            f"`X` has {design.n} rows but `{what}` has {y.shape[0]}; they must match "
-            "(one row of X per observation)."
-        )
-
-
-def _improper_if_flat(family: str, full_rank: bool, intercept: bool):
-    def check(spec: ModelSpec) -> None:
-        if full_rank:
-            return
-        flat = spec.priors["coef"].is_flat or (intercept and spec.priors["intercept"].is_flat)
-        if flat:
-            raise ImproperPosteriorError(
-                checklist(
-                    "The posterior is improper: the design is rank deficient and a flat prior "
-                    "leaves the collinear directions unconstrained.",
-                    ["Give coef (and the intercept) proper priors, e.g. prior=Normal(1.0), "
-                     "intercept_prior=Normal(10.0).",
-                     "Or drop the collinear columns."],
-                )
-            )
-
-    return check
-
-
-def _regression_spec(
-    name: str,
-    family: Family,
-    X: Any,
-    y: np.ndarray,
-    *,
-    prior: Prior | None,
-    intercept: bool,
-    intercept_prior: Prior | None,
-    extra_priors: dict[str, Prior],
-    extra_data: dict[str, np.ndarray] | None = None,
-    classes: tuple | None = None,
-    extra_mle_checks: tuple = (),
-    known_sigma: float | None = None,
-) -> ModelSpec:
-    design = as_design(X)
-    _check_rows(design, y)
-    n_out = 0 if classes is None else len(classes) - 1
-    p = design.d + int(intercept)
-    scale = bool(_EXTRAS[family]) and known_sigma is None
-    check_min_rows("X", design.n, p + int(scale),
-                   f"for {p} coefficient(s){' and a scale' if scale else ''}")
-    priors: dict[str, Prior] = {"coef": check_support("prior", prior or Flat(), "real")}
-    coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
-    priors["coef"].check_shape("coef", coef_shape)
-    if intercept:
-        priors["intercept"] = check_support("intercept_prior", intercept_prior or Flat(), "real")
-        priors["intercept"].check_shape("intercept", () if n_out == 0 else (n_out,))
-    elif intercept_prior is not None:
-        raise DataError("`intercept_prior` was given but `intercept=False`; drop one of them.")
-    for key, value in extra_priors.items():
-        priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
-
-    factor = gram_factor(design, intercept)
-    groups = collinear_columns(design, intercept, factor)
-    full_rank = not groups
-
-    def mle_rank(spec: ModelSpec) -> None:
-        rank_check(design, intercept, groups)
-
-    if family == "gaussian" and not least_squares_without_q(design, intercept, factor):
-        factor = None  # small and not very well conditioned: QR with refinement, exact
-    builder = _RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None,
-                               implicit=factor is not None)
-    dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
-    coords: dict[str, tuple] = {"feature": design.names}
-    if n_out:
-        dims["intercept"] = ("class",)
-        coords["class"] = tuple(str(c) for c in classes[1:])
-    params = (("intercept",) if intercept else ()) + ("coef",) + builder.extras()
-    data = {"X": design.X, "y": y, **(extra_data or {})}
-    if known_sigma is not None:
-        data["sigma_known"] = np.asarray(known_sigma, dtype=float)
-    return ModelSpec(
-        name=name,
-        declare=builder,
-        data=data,
-        priors=priors,
-        params=params,
-        dims=dims,
-        coords=coords,
-        prepare=functools.partial(builder.prepare, factor=factor),
-        start_fn=builder.start,
-        options={"family": family, "intercept": intercept, "classes": classes},
-        description=_EQUATIONS[family],
-        fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
-        mle_checks=(mle_rank, *extra_mle_checks),
-        posterior_checks=(_improper_if_flat(family, full_rank, intercept),
-                          *((improper_if_separated,) if separation_check in extra_mle_checks
-                            else ())),
-    )
 
 
 def _offset(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
@@ -505,7 +114,7 @@ def linear_regression(
             ok = False
         if not ok:
             raise DataError(f"`sigma` must be a finite positive number, got {sigma!r}.")
-    return _regression_spec(
+    return regression_spec(
         "linear_regression", "gaussian", X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior,
         extra_priors={} if sigma is not None else {"sigma": sigma_prior},
@@ -517,7 +126,7 @@ def linear_regression(
 def _perfect_fit_check(spec: ModelSpec) -> None:
     X, y = spec.data["X"], spec.data["y"]
     scale = max(np.abs(y).max(), 1e-300)
-    if spec.options["family"] == "gaussian":
+    if spec.family == "gaussian":
         # The fit's own sufficient statistics hold the least-squares RSS: when it is far from
         # zero (accurate to ~cond * eps * |y|), no exact residual computation is needed.
         rss0 = spec.arrays().get("ss_rss0")
@@ -560,13 +169,11 @@ def logistic_regression(
     ModelSpec
         Parameters ``intercept``, ``coef``.
     """
-    from bayesmle.models.distributions import _labels_01
-
     y = _labels_01("y", y)
-    return _regression_spec(
+    return regression_spec(
         "logistic_regression", "bernoulli", X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior, extra_priors={},
-        extra_mle_checks=(separation_check,),
+        extra_mle_checks=(SEPARATION,),
     )
 
 
@@ -594,10 +201,10 @@ def poisson_regression(
     """
     y = as_count_array("y", y)
     off = _offset(_nrows(X), exposure, offset)
-    return _regression_spec(
+    return regression_spec(
         "poisson_regression", "poisson", X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior, extra_priors={}, extra_data={"offset": off},
-        extra_mle_checks=(_all_zero_counts, separation_check),
+        extra_mle_checks=(_all_zero_counts, SEPARATION),
     )
 
 
@@ -627,11 +234,11 @@ def negative_binomial_regression(
     """  # noqa: D205
     y = as_count_array("y", y)
     off = _offset(_nrows(X), exposure, offset)
-    return _regression_spec(
+    return regression_spec(
         "negative_binomial_regression", "negative_binomial", X, y, prior=prior,
         intercept=intercept, intercept_prior=intercept_prior,
         extra_priors={"alpha": alpha_prior}, extra_data={"offset": off},
-        extra_mle_checks=(_all_zero_counts, separation_check),
+        extra_mle_checks=(_all_zero_counts, SEPARATION),
     )
 
 
@@ -668,22 +275,12 @@ def robust_regression(
     extras: dict[str, Prior | None] = {"sigma": sigma_prior}
     if noise == "student_t":
         extras["nu"] = nu_prior
-    spec = _regression_spec(
+    return regression_spec(
         f"robust_regression_{noise}", noise, X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior, extra_priors=extras,
         extra_mle_checks=(_perfect_fit_check,),
+        extra_posterior_checks=(_student_t_posterior_proper,) if noise == "student_t" else (),
     )
-    if noise == "student_t":
-        from bayesmle.models.distributions import _student_t_posterior_proper
-
-        spec = _with_posterior_check(spec, _student_t_posterior_proper)
-    return spec
-
-
-def _with_posterior_check(spec: ModelSpec, check) -> ModelSpec:
-    from dataclasses import replace
-
-    return replace(spec, posterior_checks=(*spec.posterior_checks, check))
 
 
 def softmax_regression(
@@ -725,8 +322,8 @@ def softmax_regression(
         raise DataError(
             f"`y` holds a single class ({classes[0]!r}); softmax regression needs at least two."
         )
-    return _regression_spec(
+    return regression_spec(
         "softmax_regression", "categorical", X, codes.astype(np.int64), prior=prior,
         intercept=intercept, intercept_prior=intercept_prior, extra_priors={},
-        classes=tuple(classes.tolist()), extra_mle_checks=(separation_check,),
+        classes=tuple(classes.tolist()), extra_mle_checks=(SEPARATION,),
     )

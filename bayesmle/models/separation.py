@@ -20,8 +20,9 @@ import scipy.optimize
 import scipy.sparse
 
 from bayesmle.errors import ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.spec import ExistenceCheck
 
-__all__ = ["improper_if_separated", "separation_check", "separating_direction"]
+__all__ = ["SEPARATION", "improper_if_separated", "separation_check", "separating_direction"]
 
 #: Problems larger than this (rows x outcome levels) are not screened by LP before fitting;
 #: a non-convergent fit is still reported, with separation named as a possible cause.
@@ -116,7 +117,7 @@ def separating_direction(
 
 def separation_check(spec) -> None:
     """Raise MLENotFoundError if the data of a GLM spec are (quasi-)completely separated."""
-    family = spec.options["family"]
+    family = spec.family
     intercept = spec.options["intercept"]
     X, y = spec.data["X"], spec.data["y"]
     classes = spec.options.get("classes")
@@ -169,13 +170,13 @@ def separation_check(spec) -> None:
 _EXTREME_LOGIT = 20.0
 
 
-def _extreme_fit(spec, result) -> bool:
-    """Whether a fit reaches the fitted values that separation would produce (see driver)."""
-    family = spec.options["family"]
+def _extreme_fit(spec, params) -> bool:
+    """Whether estimates reach the fitted values that separation would produce."""
+    family = spec.family
     X, y = spec.data["X"], spec.data["y"]
-    eta = X @ np.asarray(result.params["coef"])
-    if "intercept" in result.params:
-        eta = eta + np.asarray(result.params["intercept"])
+    eta = X @ np.asarray(params["coef"])
+    if "intercept" in params:
+        eta = eta + np.asarray(params["intercept"])
     if family == "bernoulli":
         return bool(np.any(eta * (2 * y - 1) > _EXTREME_LOGIT))
     if family in ("poisson", "negative_binomial"):
@@ -187,7 +188,8 @@ def _extreme_fit(spec, result) -> bool:
     return bool(np.any(-log_p[np.arange(len(y)), y.astype(int)] < np.exp(-_EXTREME_LOGIT)))
 
 
-separation_check.deferrable = _extreme_fit  # type: ignore[attr-defined]
+#: Separation as an existence check of the MLE; the LP may run after a fit on large data.
+SEPARATION = ExistenceCheck(separation_check, suspicious=_extreme_fit)
 
 
 def improper_if_separated(spec) -> None:
@@ -197,7 +199,7 @@ def improper_if_separated(spec) -> None:
     posterior is proper only if the prior decays along it; with flat priors on every
     coefficient the direction involves, it is improper and NUTS would drift off to infinity.
     """
-    family = spec.options["family"]
+    family = spec.family
     intercept = spec.options["intercept"]
     X, y = spec.data["X"], spec.data["y"]
     flat = np.array(([spec.priors["intercept"].is_flat] if intercept else [])

@@ -43,9 +43,32 @@ import pymc as pm
 from bayesmle.errors import SpecError
 from bayesmle.priors import Prior
 
-__all__ = ["ModelSpec"]
+__all__ = ["ExistenceCheck", "ModelSpec"]
 
 Declare = Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], pm.Model]
+
+
+@dataclass(frozen=True)
+class ExistenceCheck:
+    """A check that the MLE exists for a spec's data: ``run(spec)`` raises MLENotFoundError.
+
+    ``suspicious`` marks an expensive check (a linear programme over the rows) whose verdict a
+    certified fit can vouch for: on large data the inference layer runs it *after* the fit, and
+    only when the fit is not certified or ``suspicious(spec, params)`` finds the estimates
+    looking like the failure it detects (e.g. the extreme fitted values of separation).
+    """
+
+    run: Callable[[ModelSpec], None]
+    suspicious: Callable[[ModelSpec, Mapping[str, np.ndarray]], bool] | None = None
+
+    @property
+    def deferrable(self) -> bool:
+        """Whether the check may run after the fit on large data."""
+        return self.suspicious is not None
+
+    def __call__(self, spec: ModelSpec) -> None:
+        """Run the check (raises MLENotFoundError when the MLE does not exist)."""
+        self.run(spec)
 
 
 def _frozen_array(value: Any) -> np.ndarray:
@@ -91,6 +114,23 @@ class ModelSpec:
         Structural options of the builder (part of the compile-cache key).
     description : str, optional
         The model in words and equations, for reports.
+    family : str, optional
+        Likelihood family of a built-in model (``"gaussian"``, ``"bernoulli"``, ``"laplace"``
+        ...); empty for models declared by hand.
+    solver : str, optional
+        Name of an exact optimiser of the inference layer for this model, used for MLE and MAP
+        when the priors allow it (``"least_absolute_deviations"``); empty for the general
+        certified Newton optimiser.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> spec = bm.models.gaussian(np.array([1.0, 2.0, 4.0]), mu_prior=bm.Normal(10.0))
+    >>> spec.params, spec.nobs, spec.is_flat
+    (('mu', 'sigma'), 3, False)
+    >>> spec.flat().is_flat
+    True
     """
 
     name: str
@@ -110,15 +150,18 @@ class ModelSpec:
     prepare: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
     #: ``start_fn(arrays, priors) -> start values`` when they depend on the prepared arrays.
     start_fn: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], dict] | None = None
-    #: ``fast_loglik(model) -> expression or None``: the log-likelihood of the observed
+    #: ``fast_loglik(model, priors) -> expression or None``: the log-likelihood of the observed
     #: variables as a cheaper PyTensor expression of the same model's variables (e.g. by
     #: sufficient statistics). It must equal their log-density up to rounding; the optimisers
     #: (MLE, MAP, Laplace, profiles) and the reported ``loglik`` use it, NUTS the model itself.
-    fast_loglik: Callable[[pm.Model], Any] | None = None
-    #: Checks run before a flat-prior fit; each raises MLENotFoundError when the MLE does not exist.
-    mle_checks: tuple[Callable[[ModelSpec], None], ...] = ()
+    fast_loglik: Callable[[pm.Model, Mapping[str, Prior]], Any] | None = None
+    #: Checks run before a flat-prior fit; each raises MLENotFoundError when the MLE does not
+    #: exist (plain functions of the spec, or :class:`ExistenceCheck` records).
+    mle_checks: tuple[ExistenceCheck, ...] = ()
     #: Checks run before NUTS with the declared priors; raise ImproperPosteriorError when improper.
     posterior_checks: tuple[Callable[[ModelSpec], None], ...] = ()
+    family: str = ""
+    solver: str = ""
 
     def __post_init__(self):
         if not callable(self.declare):
@@ -142,6 +185,9 @@ class ModelSpec:
             self, "start", _readonly({k: _frozen_array(v) for k, v in self.start.items()})
         )
         object.__setattr__(self, "options", _readonly(self.options))
+        object.__setattr__(self, "mle_checks", tuple(
+            c if isinstance(c, ExistenceCheck) else ExistenceCheck(c) for c in self.mle_checks))
+        object.__setattr__(self, "posterior_checks", tuple(self.posterior_checks))
         if self.row_data is None:
             object.__setattr__(
                 self, "row_data", frozenset(k for k, v in data.items() if v.ndim >= 1)
@@ -180,7 +226,7 @@ class ModelSpec:
         priors = tuple((k, p.structure()) for k, p in sorted(self.priors.items()))
         options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
         # Functions hash by identity; builder objects (frozen dataclasses) by value.
-        return (self.declare, data, priors, options, self.params)
+        return (self.declare, data, priors, options, self.params, self.family)
 
     def arrays(self) -> Mapping[str, np.ndarray]:
         """The arrays the builder declares as ``pm.Data`` (prepared once per spec, cached)."""

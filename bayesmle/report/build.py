@@ -12,7 +12,6 @@ import math
 import platform
 import re
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ import pandas as pd
 
 from bayesmle.compare import Comparison, compare
 from bayesmle.errors import BayesMLEError, ConvergenceWarning, SamplingWarning, SpecError
-from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.report import figures as figs
 from bayesmle.report import tables
 from bayesmle.report.atomic import atomic_directory
@@ -180,19 +178,17 @@ class _Collector:
         if not any(w.source == source and w.message == message for w in self.items):
             self.items.append(ReportWarning(source, severity, message, category))
 
-    def recorded(self, source: str, record: list[warnings.WarningMessage]) -> None:
-        for w in record:
-            cat = w.category.__name__
-            self.add(source, "warning" if cat in _STATISTICAL else "note", str(w.message), cat)
+    def recorded(self, source: str, diagnostics) -> None:
+        for d in diagnostics:
+            cat = d.category_name
+            self.add(source, "warning" if cat in _STATISTICAL else "note", d.message, cat)
 
 
 def _fit(spec: SpecFile, notes: _Collector) -> Comparison:
     t0 = time.perf_counter()
     fit = spec.fit
-    with warnings.catch_warnings(record=True):  # compare records them (and re-emits)
-        warnings.simplefilter("always")
-        comparison = compare(spec.model_spec(), methods=fit.methods,
-                             random_seed=fit.random_seed, **fit.compare_options())
+    comparison = compare(spec.model_spec(), methods=fit.methods, random_seed=fit.random_seed,
+                         warn=False, **fit.compare_options())
     notes.timings["fit"] = time.perf_counter() - t0
     for w in comparison.warnings:
         notes.add(w.method, "warning" if w.category in _STATISTICAL else "note", w.message,
@@ -200,16 +196,7 @@ def _fit(spec: SpecFile, notes: _Collector) -> Comparison:
     for method, reason in comparison.errors.items():
         notes.add(method, "error", reason, "no result")
     for method, res in comparison.results.items():
-        notes.timings[f"fit.{method}"] = float(getattr(res, "seconds", float("nan")))
-        warned = {w.category for w in comparison.warnings if w.method == method}
-        if getattr(res, "converged", True) is False and ConvergenceWarning.__name__ not in warned:
-            notes.add(method, "warning", f"The {method.upper()} optimiser did not certify an "
-                                         f"optimum: {getattr(res, 'message', '')}",
-                      ConvergenceWarning.__name__)
-        if isinstance(res, PosteriorResult) and SamplingWarning.__name__ not in warned:
-            for problem in res.problems():
-                notes.add(method, "warning", f"NUTS diagnostics: {problem}.",
-                          SamplingWarning.__name__)
+        notes.timings[f"fit.{method}"] = float(res.seconds)
     return comparison
 
 
@@ -219,20 +206,16 @@ def _figures(spec: SpecFile, comparison: Comparison, notes: _Collector
     params = list(spec.model_spec().params)
     forest: list[figs.RenderedFigure] = []
     diagnostics: list[figs.RenderedFigure] = []
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    try:
+        forest = figs.forest_figures(comparison.datatrees, params)
+    except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
+        notes.add("report", "error", f"The forest plot could not be drawn: {exc!r}")
+    post = comparison.results.get("nuts")
+    if post is not None:
         try:
-            forest = figs.forest_figures(comparison.datatrees, params)
-        except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
-            notes.add("report", "error", f"The forest plot could not be drawn: {exc!r}")
-        post = comparison.results.get("nuts")
-        if post is not None:
-            try:
-                diagnostics = figs.diagnostic_figures(post.datatree, params)
-            except Exception as exc:  # noqa: BLE001
-                notes.add("report", "error", f"The diagnostic plots could not be drawn: "
-                                             f"{exc!r}")
-    notes.recorded("figures", record)
+            diagnostics = figs.diagnostic_figures(post.datatree, params)
+        except Exception as exc:  # noqa: BLE001
+            notes.add("report", "error", f"The diagnostic plots could not be drawn: {exc!r}")
     notes.timings["figures"] = time.perf_counter() - t0
     return forest, diagnostics
 
@@ -241,13 +224,11 @@ def _study(spec: SpecFile, name: str, notes: _Collector) -> tuple[StudyOutput, p
     t0 = time.perf_counter()
     func = study_function(name, spec.where)
     args = spec.study_arguments(name)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        try:
-            result = func(**args)
-        except BayesMLEError as exc:
-            raise type(exc)(f"{spec.path}: [studies.{name}] failed: {exc}") from None
-    notes.recorded(f"study {name}", record)
+    try:
+        result = func(**args)
+    except BayesMLEError as exc:
+        raise type(exc)(f"{spec.path}: [studies.{name}] failed: {exc}") from None
+    notes.recorded(f"study {name}", result.diagnostics)
     seconds = time.perf_counter() - t0
     notes.timings[f"study.{name}"] = seconds
     module = inspect.getmodule(func)
@@ -255,13 +236,10 @@ def _study(spec: SpecFile, name: str, notes: _Collector) -> tuple[StudyOutput, p
     head, _, rest = description.partition(": ")
     title = head if rest else name.replace("_", " ").capitalize()
     figure = None
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        try:
-            figure = figs.render(result.plot(), f"study_{name}", title)
-        except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
-            notes.add(f"study {name}", "error", f"The figure could not be drawn: {exc!r}")
-    notes.recorded(f"study {name}", record)
+    try:
+        figure = figs.render(result.plot(), f"study_{name}", title)
+    except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
+        notes.add(f"study {name}", "error", f"The figure could not be drawn: {exc!r}")
     output = StudyOutput(
         name=name, title=title, description=rest.strip() if rest else description,
         arguments=spec.studies[name].describe(), seconds=seconds,

@@ -12,9 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmle.inference.laplace import LaplaceResult
-from bayesmle.inference.point import PointResult
-
 __all__ = [
     "COMPARISON_GROUPS",
     "comparison_groups",
@@ -117,12 +114,14 @@ def optimizer_table(results: Mapping[str, Any]) -> pd.DataFrame:
     """The optimum's certificate per point method (MLE, MAP, Laplace mode)."""
     rows = []
     for method, res in results.items():
-        if not isinstance(res, PointResult):
+        if method == "laplace":
+            res = res.mode
+        elif method not in ("mle", "map"):
             continue
         rows.append({
             "method": method, "converged": bool(res.converged), "loglik": res.loglik,
-            "logp": res.logp, "aic": res.aic if not isinstance(res, LaplaceResult) else np.nan,
-            "bic": res.bic if not isinstance(res, LaplaceResult) else np.nan,
+            "logp": res.logp, "aic": res.aic if method != "laplace" else np.nan,
+            "bic": res.bic if method != "laplace" else np.nan,
             "grad_norm": res.grad_norm, "newton_decrement": res.newton_decrement,
             "hessian_pd": bool(res.hessian_pd), "iterations": int(res.n_iter),
             "seconds": res.seconds, "compile_seconds": res.compile_seconds,

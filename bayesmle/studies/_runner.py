@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmle.errors import SpecError
+from bayesmle.errors import Diagnostic, SpecError
 
 __all__ = ["StudyResult", "check_ns", "check_reps", "run_tasks", "task_rngs"]
 
@@ -101,6 +101,8 @@ class StudyResult(ABC):
 
     table: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Statistical problems met by the fits a study reports on, as data (never emitted).
+    diagnostics: tuple[Diagnostic, ...] = ()
 
     @abstractmethod
     def plot(self):

@@ -22,7 +22,6 @@ uses every replicate.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmle.errors import ConvergenceWarning, MLENotFoundError, SamplingWarning, SpecError
-from bayesmle.inference.point import check_level
-from bayesmle.inference.profile import profile_interval
+from bayesmle._validation import check_level
+from bayesmle.errors import MLENotFoundError, SpecError
+from bayesmle.inference.driver import run
+from bayesmle.inference.profile import profile_table
 from bayesmle.priors import Flat, HalfFlat, Prior
 from bayesmle.studies._common import check_builder, fit_quietly, new_figure, prior_kwargs
 from bayesmle.studies._runner import StudyResult, check_ns, check_reps, run_tasks, task_rngs
@@ -98,17 +98,6 @@ def _rows(base: dict, method: str, truth: Mapping[str, float], ci: pd.DataFrame 
     return rows
 
 
-def _caught(record: list, category: type[Warning]) -> bool:
-    """Whether ``category`` was among the recorded warnings; re-emit the others."""
-    found = False
-    for w in record:
-        if issubclass(w.category, category):
-            found = True
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return found
-
-
 def _run(task: _Task) -> list[dict]:
     rng = np.random.default_rng(task.seed)
     data, truth = _simulate(task, rng)
@@ -128,25 +117,18 @@ def _run(task: _Task) -> list[dict]:
             ci, m_status = None, status
             if status == "ok":
                 if method == "wald":
-                    ci = mle.conf_int(task.level)
+                    ci = mle.conf_int(level=task.level)
                 else:
-                    with warnings.catch_warnings(record=True) as record:
-                        warnings.simplefilter("always", ConvergenceWarning)
-                        ci = profile_interval(mle, task.level, labels=list(truth))
-                    if _caught(record, ConvergenceWarning):
+                    ci, unconverged = profile_table(mle, level=task.level, labels=list(truth))
+                    if unconverged:
                         ci, m_status = None, "profile_not_converged"
             rows += _rows(base, method, truth, ci, m_status)
     if "posterior" in task.methods:
-        from bayesmle.inference.driver import fit
-
         spec = task.builder(**data, **task.priors)
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always", SamplingWarning)
-            post = fit(spec, "nuts", **task.nuts_options)
-        bad = _caught(record, SamplingWarning)
+        post = run(spec, "nuts", **task.nuts_options)
         _check_labels(truth, list(post.mean().index))
-        rows += _rows(base, "posterior", truth, post.interval(task.level),
-                      "ok" if not bad else "bad_diagnostics")
+        rows += _rows(base, "posterior", truth, post.interval(level=task.level),
+                      "ok" if not post.diagnostics else "bad_diagnostics")
     return rows
 
 

@@ -23,8 +23,8 @@ import pandas as pd
 import scipy.stats
 
 from bayesmle.errors import SpecError
-from bayesmle.inference.compiled import compiled_model
-from bayesmle.inference.driver import fit
+from bayesmle.inference.driver import run
+from bayesmle.inference.engine import bind
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.profile import parameter_range, profile_curve
 from bayesmle.models.spec import ModelSpec
@@ -32,39 +32,6 @@ from bayesmle.studies._common import new_figure
 from bayesmle.studies._runner import StudyResult, task_rngs
 
 __all__ = ["SurfaceResult", "likelihood_surface"]
-
-
-def _reported(out) -> np.ndarray:
-    return np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)).ravel()
-                           for v in out[3:-1]])
-
-
-def _to_x(point, target: np.ndarray, x0: np.ndarray) -> np.ndarray | None:
-    """Internal coordinates whose reported values equal ``target`` (damped Newton)."""
-    x = x0.copy()
-    out = point(x)
-    r = _reported(out) - target
-    scale = np.maximum(np.abs(target), 1.0)
-    for _ in range(100):
-        if np.all(np.abs(r) <= 4e-15 * scale):
-            return x
-        try:
-            step = np.linalg.solve(np.asarray(out[-1], dtype=float), r)
-        except np.linalg.LinAlgError:
-            return None
-        norm = np.max(np.abs(r) / scale)
-        t = 1.0
-        while t > 1e-12:
-            xn = x - t * step
-            out_n = point(xn)
-            rn = _reported(out_n) - target
-            if np.all(np.isfinite(rn)) and np.max(np.abs(rn) / scale) < norm:
-                break
-            t *= 0.5
-        else:
-            return x if norm <= 1e-13 else None
-        x, out, r = xn, out_n, rn
-    return x if np.max(np.abs(r) / scale) <= 1e-12 else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,8 +166,8 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
         span_f = np.nan
     if not (np.isfinite(span_f) and span_f > 0):
         raise SpecError(f"`span` must be a finite number > 0 (standard errors), got {span!r}.")
-    mle = fit(spec, "mle")
-    map_ = fit(spec, "map")
+    mle = run(spec, "mle")
+    map_ = run(spec, "map")
     if params is None:
         if len(mle.labels) < 2:
             raise SpecError(f"Model {spec.name!r} has a single parameter {mle.labels}; a "
@@ -214,42 +181,39 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
     j1, j2 = mle.labels.index(p1), mle.labels.index(p2)
     ax1, ax2 = _axis(mle, p1, int(grid), span_f), _axis(mle, p2, int(grid), span_f)
     est = mle.flat_params()
-    cm = compiled_model(mle.spec)
-    with cm.fit_lock:
-        cm.set_data(mle.spec)
-        point = cm.point_fn()
-        x_hat = np.asarray(mle.extra["x"], dtype=float)
-        jac = np.asarray(point(x_hat)[-1], dtype=float)
-        if jac.shape[0] != jac.shape[1] or np.linalg.matrix_rank(jac) < jac.shape[0]:
-            raise SpecError(
-                f"The reported parameters of {spec.name!r} ({len(mle.labels)}) are not a "
-                f"one-to-one function of its {jac.shape[1]} internal coordinates, so 'the "
-                "others held at the MLE' is not defined; likelihood_surface needs such a model.")
+    bound = bind(mle.spec)
+    x_hat = np.asarray(mle.optimum.x, dtype=float)
+    jac = bound.evaluate(x_hat).jacobian
+    if jac.shape[0] != jac.shape[1] or np.linalg.matrix_rank(jac) < jac.shape[0]:
+        raise SpecError(
+            f"The reported parameters of {spec.name!r} ({len(mle.labels)}) are not a "
+            f"one-to-one function of its {jac.shape[1]} internal coordinates, so 'the "
+            "others held at the MLE' is not defined; likelihood_surface needs such a model.")
 
-        def loglik_at(values: dict[int, float], x0: np.ndarray) -> tuple[float, np.ndarray]:
-            target = est.copy()
-            for j, v in values.items():
-                target[j] = v
-            x = _to_x(point, target, x0)
-            if x is None:
-                return np.nan, x0
-            return float(point(x)[0]), x
+    def loglik_at(values: dict[int, float], x0: np.ndarray) -> tuple[float, np.ndarray]:
+        target = est.copy()
+        for j, v in values.items():
+            target[j] = v
+        x = bound.x_for(target, x0)
+        if x is None:
+            return np.nan, x0
+        return bound.evaluate(x).loglik, x
 
-        surface = np.full((grid, grid), np.nan)
-        x_row = x_hat
-        for i, v1 in enumerate(ax1):
-            x = x_row
-            cols = range(grid) if i % 2 == 0 else range(grid - 1, -1, -1)  # serpentine
-            for k in cols:
-                surface[i, k], x = loglik_at({j1: v1, j2: ax2[k]}, x)
-            x_row = x
-        slices = {}
-        for j, axis in ((j1, ax1), (j2, ax2)):
-            vals, x = [], x_hat
-            for v in axis:
-                value, x = loglik_at({j: v}, x)
-                vals.append(value)
-            slices[j] = np.array(vals)
+    surface = np.full((grid, grid), np.nan)
+    x_row = x_hat
+    for i, v1 in enumerate(ax1):
+        x = x_row
+        cols = range(grid) if i % 2 == 0 else range(grid - 1, -1, -1)  # serpentine
+        for k in cols:
+            surface[i, k], x = loglik_at({j1: v1, j2: ax2[k]}, x)
+        x_row = x
+    slices = {}
+    for j, axis in ((j1, ax1), (j2, ax2)):
+        vals, x = [], x_hat
+        for v in axis:
+            value, x = loglik_at({j: v}, x)
+            vals.append(value)
+        slices[j] = np.array(vals)
     v1, v2 = np.meshgrid(ax1, ax2, indexing="ij")
     table = pd.DataFrame({p1: v1.ravel(), p2: v2.ravel(), "loglik": surface.ravel()})
     se = mle.flat_stderr()
@@ -269,4 +233,5 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
         params=(p1, p2), profiles=pd.concat(frames, ignore_index=True), mle=mle, map=map_,
         max_loglik=float(mle.loglik),
         grid_argmax={p1: float(best[p1]), p2: float(best[p2])},
+        diagnostics=(*mle.diagnostics, *map_.diagnostics),
     )

@@ -9,23 +9,35 @@ This module is the only place in bayesmle that prints.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import time
-import tomllib
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # reports render off-screen
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+from bayesmle.cli._common import (  # noqa: E402 - after the backend is chosen
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    _Diagnostics,
+    _dump,
+    _err,
+    _frame_records,
+    _load,
+    _parse_args_overrides,
+    _print_frame,
+    _spec_paths,
+    _terminate,
+)
+from bayesmle.cli.report import cmd_report  # noqa: E402
 
 _DESCRIPTION = """\
 One model, three answers: fit a model declared in a TOML spec by maximum likelihood (mle),
@@ -53,282 +65,8 @@ exit codes: 0 success, 1 some reports failed, 2 invalid input (bad spec, data, o
 
 
 # ---------------------------------------------------------------------------------------------
-# Output helpers
-# ---------------------------------------------------------------------------------------------
-def _dump(payload: dict[str, Any]) -> None:
-    from bayesmle.report.build import json_ready
-
-    print(json.dumps(json_ready(payload), indent=2, allow_nan=False))
-
-
-def _err(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _frame_records(frame) -> dict[str, dict[str, Any]]:
-    return {str(k): {str(c): v for c, v in row.items()} for k, row in frame.iterrows()}
-
-
-def _print_frame(frame) -> None:
-    import pandas as pd
-
-    with pd.option_context("display.width", 160, "display.max_columns", 30,
-                           "display.float_format", lambda v: f"{v:.6g}"):
-        print(frame.to_string())
-
-
-class _Captured:
-    """Record warnings while fitting; show the statistical ones on stderr afterwards."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-        self.items: list[dict[str, str]] = []
-        self._ctx = warnings.catch_warnings(record=True)
-
-    def __enter__(self) -> _Captured:
-        self._record = self._ctx.__enter__()
-        warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-        for w in self._record:
-            self.add(w.category.__name__, str(w.message))
-
-    def add(self, category: str, message: str, method: str = "") -> None:
-        item = {"category": category, "message": message, **({"method": method} if method
-                                                               else {})}
-        if item not in self.items:
-            self.items.append(item)
-
-    def statistical(self) -> list[dict[str, str]]:
-        from bayesmle.report.build import _STATISTICAL
-
-        return [w for w in self.items if w["category"] in _STATISTICAL]
-
-    def show(self) -> None:
-        shown = self.items if self.verbose else self.statistical()
-        for w in shown:
-            where = f" ({w['method']})" if "method" in w else ""
-            _err(f"warning{where}: {w['category']}: {w['message']}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Spec loading and settings
-# ---------------------------------------------------------------------------------------------
-def _methods(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    return tuple(m.strip() for m in text.split(",") if m.strip())
-
-
-def _load(path: str, args: argparse.Namespace):
-    from bayesmle.specfile import load
-
-    spec = load(path)
-    return spec.with_fit(draws=args.draws, tune=args.tune, chains=args.chains,
-                         random_seed=args.seed, target_accept=args.target_accept,
-                         methods=_methods(getattr(args, "methods", None)))
-
-
-def _spec_paths(given: Sequence[str], models: str) -> list[str]:
-    from bayesmle.specfile import find_specs
-
-    if given:
-        return list(given)
-    return [str(p) for p in find_specs(models)]
-
-
-def _parse_args_overrides(items: Sequence[str]) -> dict[str, Any]:
-    from bayesmle.errors import SpecError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SpecError(f"--arg {item!r}: write KEY=VALUE with a TOML value, e.g. "
-                            f"--arg reps=5 or --arg 'ns=[10, 100]'.")
-        try:
-            out[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            try:  # a bare word is a string
-                out[key] = tomllib.loads(f"v = {json.dumps(value)}")["v"]
-            except tomllib.TOMLDecodeError as exc:  # pragma: no cover - json strings parse
-                raise SpecError(f"--arg {item!r}: the value is not valid TOML ({exc}).") from None
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------
-def _fit_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"draws": args.draws, "tune": args.tune, "chains": args.chains,
-            "random_seed": args.seed, "target_accept": args.target_accept,
-            "methods": _methods(getattr(args, "methods", None))}
-
-
-def _worker_init() -> None:
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    signal.signal(signal.SIGTERM, _terminate)  # clean up the temporary folder, then exit
-
-
-def _report_one(job: tuple[str, dict[str, Any], bool, str]) -> dict[str, Any]:
-    """Build one report in a worker process; user errors come back as a message."""
-    from bayesmle.errors import BayesMLEError
-    from bayesmle.report import build_report
-    from bayesmle.specfile import load
-
-    path, overrides, no_studies, out = job
-    try:
-        spec = load(path).with_fit(**overrides)
-        if no_studies:
-            spec = spec.without_studies()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # recorded in the report itself
-            result = build_report(spec, out)
-    except BayesMLEError as exc:
-        return {"name": Path(path).stem, "error": str(exc)}
-    return {"name": result.name, "seconds": result.seconds, "problems": result.n_problems,
-            "path": str(result.path)}
-
-
-def _report_line(name: str, seconds: float, problems: int, path: Path | str) -> str:
-    flag = f"{problems} warning(s)" if problems else "no warnings"
-    return (f"{'ok' if not problems else '!!'} {name:<24} {seconds:6.1f} s  {flag:<14} "
-            f"{Path(path) / 'index.html'}")
-
-
-def _expected_seconds(spec, out: Path) -> float:
-    """How long a report should take: the previous run's time, else a rough guess."""
-    try:
-        previous = json.loads((out / spec.name / "manifest.json").read_text(encoding="utf-8"))
-        return float(previous["timings_seconds"]["total"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return (100.0 if spec.builder.is_regression else 40.0) + 30.0 * len(spec.studies)
-
-
-def _report_parallel(specs: list, args: argparse.Namespace, out: Path, progress) -> list[str]:
-    """Build the reports on ``args.jobs`` worker processes; returns the names that failed.
-
-    The longest reports start first (so that no long one is left running alone at the end).
-    """
-    import multiprocessing
-
-    ordered = sorted(specs, key=lambda s: -_expected_seconds(s, out))
-    jobs = [(str(s.path), _fit_overrides(args), args.no_studies, str(out)) for s in ordered]
-    failed: list[str] = []
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(min(args.jobs, len(jobs)), initializer=_worker_init)
-    try:
-        for done in pool.imap_unordered(_report_one, jobs):
-            if "error" in done:
-                failed.append(done["name"])
-                _err(f"error: {done['name']}: report not written (the previous one, if any, "
-                     f"is kept): {done['error']}")
-            elif not args.quiet:
-                progress(_report_line(done["name"], done["seconds"], done["problems"],
-                                      done["path"]))
-            else:
-                progress(None)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # SIGTERM: each worker discards its temporary folder
-        raise
-    finally:
-        pool.join()
-    return failed
-
-
-def _report_serial(specs: list, args: argparse.Namespace, out: Path, bar, task, say
-                   ) -> list[str]:
-    """Build the reports one after the other, a progress step per stage; returns failures."""
-    from bayesmle.errors import BayesMLEError
-    from bayesmle.report import build_report, report_steps
-
-    failed: list[str] = []
-    for spec in specs:
-        steps_done = 0
-
-        def advance(label: str, spec=spec) -> None:
-            nonlocal steps_done
-            if steps_done:
-                bar.advance(task)
-            steps_done += 1
-            bar.update(task, description=f"{spec.name}: {label}")
-
-        try:
-            result = build_report(spec, out, progress=advance)
-        except BayesMLEError as exc:
-            failed.append(spec.name)
-            _err(f"error: {spec.name}: report not written (the previous one, if any, is "
-                 f"kept): {exc}")
-            bar.advance(task, len(report_steps(spec)) - max(steps_done - 1, 0))
-            continue
-        bar.advance(task)
-        if not args.quiet:
-            say(_report_line(spec.name, result.seconds, result.n_problems, result.path))
-    return failed
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from bayesmle.errors import SpecError
-    from bayesmle.report import report_steps, write_index
-    from bayesmle.specfile import load_many
-
-    specs = load_many(_spec_paths(args.specs, args.models))  # validate all before fitting
-    specs = [s.with_fit(**_fit_overrides(args)) for s in specs]
-    if args.no_studies:
-        specs = [s.without_studies() for s in specs]
-    if args.jobs < 1:
-        raise SpecError(f"--jobs must be >= 1, got {args.jobs}.")
-    out = Path(args.out)
-    parallel = args.jobs > 1 and len(specs) > 1
-    total = len(specs) if parallel else sum(len(report_steps(s)) for s in specs)
-    show = not args.no_progress and sys.stderr.isatty()
-    started = time.perf_counter()
-    if not args.quiet:
-        print(f"Writing {len(specs)} report(s) to {out}/"
-              f"{f' on {min(args.jobs, len(specs))} processes' if parallel else ''}", flush=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
-                  disable=not show) as bar:
-        task = bar.add_task("starting", total=total)
-
-        def say(line: str | None) -> None:
-            if line is not None:
-                if show:
-                    bar.console.print(line, highlight=False)
-                else:
-                    print(line, flush=True)
-
-        if parallel:
-            bar.update(task, description=f"{len(specs)} reports on {args.jobs} processes")
-
-            def finished(line: str | None) -> None:
-                bar.advance(task)
-                say(line)
-
-            failed = _report_parallel(specs, args, out, finished)
-        else:
-            failed = _report_serial(specs, args, out, bar, task, say)
-    index = write_index(out)
-    if not args.quiet:
-        print(f"\n{len(specs) - len(failed)} of {len(specs)} report(s) written in "
-              f"{time.perf_counter() - started:.0f} s.")
-        print(f"Open {index.resolve().as_uri()}")
-    return EXIT_FAILED if failed else EXIT_OK
-
-
 def _point_payload(res) -> dict[str, Any]:
     summary = res.summary()
     payload: dict[str, Any] = {
@@ -344,27 +82,26 @@ def _point_payload(res) -> dict[str, Any]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    import bayesmle as bm
-    from bayesmle.inference.laplace import LaplaceResult
-    from bayesmle.inference.posterior import PosteriorResult
+    from bayesmle.inference.driver import run
 
     spec = _load(args.spec, args)
     options = spec.fit.fit_options(args.method)
     if args.method == "nuts":
         options["progressbar"] = not args.no_progress and sys.stderr.isatty() and not args.json
-    with _Captured(args.verbose) as captured:
-        res = bm.fit(spec.model_spec(), args.method, **options)
+    res = run(spec.model_spec(), args.method, **options)
+    captured = _Diagnostics().extend(res.diagnostics)
     payload: dict[str, Any] = {"model": spec.name, "spec": str(spec.path), "method": args.method,
                                "options": {k: v for k, v in options.items()
                                            if k != "progressbar"}}
-    if isinstance(res, PosteriorResult):
+    if res.method == "nuts":
         summary = res.summary()
         payload.update(parameters=_frame_records(summary), divergences=res.divergences,
                        sampler=res.sampler, problems=res.problems(), seconds=res.seconds)
     else:
-        payload.update(_point_payload(res))
-        summary = res.summary()
-        if isinstance(res, LaplaceResult):
+        point = res.mode if res.method == "laplace" else res
+        payload.update(_point_payload(point))
+        summary = point.summary()
+        if res.method == "laplace":
             for label, mean in res.mean().items():
                 payload["parameters"][label]["mean"] = mean
             for label, sd in res.sd().items():
@@ -375,13 +112,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         print(f"{spec.title} [{spec.name}]: {args.method}  ({spec.model_spec().description})")
         _print_frame(summary)
-        if isinstance(res, PosteriorResult):
+        if res.method == "nuts":
             print(f"sampler {res.sampler}, {res.divergences} divergence(s), "
                   f"{res.seconds:.1f} s")
         else:
-            print(f"loglik {res.loglik:.6g}, converged {res.converged} "
-                  f"(grad_norm {res.grad_norm:.2g}, newton_decrement "
-                  f"{res.newton_decrement:.2g})")
+            print(f"loglik {point.loglik:.6g}, converged {point.converged} "
+                  f"(grad_norm {point.grad_norm:.2g}, newton_decrement "
+                  f"{point.newton_decrement:.2g})")
     captured.show()
     return EXIT_OK
 
@@ -392,10 +129,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     spec = _load(args.spec, args)
     fit = spec.fit
     options = fit.compare_options()
-    with _Captured(args.verbose) as captured:
-        comparison = compare(spec.model_spec(), methods=fit.methods,
-                             random_seed=fit.random_seed, **options)
-    captured.items = []  # compare records each method's warnings itself
+    comparison = compare(spec.model_spec(), methods=fit.methods, random_seed=fit.random_seed,
+                         warn=False, **options)
+    captured = _Diagnostics()
     for w in comparison.warnings:
         captured.add(w.category, w.message, w.method)
     if args.json:
@@ -421,8 +157,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     func = study_function(args.name)
     kwargs = spec.study_arguments(args.name)
     t0 = time.perf_counter()
-    with _Captured(args.verbose) as captured:
-        result = func(**kwargs)
+    result = func(**kwargs)
+    captured = _Diagnostics().extend(result.diagnostics)
     seconds = time.perf_counter() - t0
     from bayesmle.report.build import study_numbers, study_summary
 
@@ -533,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     _fit_options(p)
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "fit", parents=[common], help="fit one spec by one method",
@@ -587,10 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(EXIT_TERMINATED)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bayesmle`` command line; returns the exit code."""
     parser = build_parser()
@@ -601,7 +333,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args)
+        # The command owns its process: library warnings that are statistics reach the user
+        # from the results' diagnostics; the rest (libraries' technical warnings) only with
+        # --verbose. The library itself never changes warning filters.
+        with warnings.catch_warnings():
+            if not args.verbose:
+                warnings.simplefilter("ignore")
+            return args.func(args)
     except BayesMLEError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE

@@ -1,0 +1,302 @@
+"""The PyMC model behind every regression builder, and the spec it is wrapped in.
+
+:class:`RegressionModel` is a frozen value (equal options share compiled code) that declares a
+regression's model from prepared arrays: internal coordinates chosen from the priors
+(:mod:`bayesmle.models.coordinates`), the family's extra parameters (``sigma``, ``alpha``,
+``nu``) with their priors, and the likelihood. :func:`regression_spec` validates a design and
+priors and returns the :class:`~bayesmle.models.spec.ModelSpec`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesmle._validation import check_min_rows
+from bayesmle.errors import DataError, ImproperPosteriorError, checklist
+from bayesmle.models.coordinates import Coordinates, QRCoordinates, choose_coordinates
+from bayesmle.models.design import (
+    Design,
+    GramFactor,
+    as_design,
+    collinear_columns,
+    gram_factor,
+    rank_check,
+)
+from bayesmle.models.design_arrays import least_squares_without_q
+from bayesmle.models.separation import SEPARATION, improper_if_separated
+from bayesmle.models.spec import ExistenceCheck, ModelSpec
+from bayesmle.priors import Flat, HalfFlat, Prior, check_support
+
+__all__ = ["Family", "RegressionModel", "regression_spec"]
+
+Family = Literal[
+    "gaussian", "bernoulli", "poisson", "negative_binomial", "laplace", "student_t", "cauchy",
+    "categorical",
+]
+_EXTRAS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("sigma",),
+    "bernoulli": (),
+    "poisson": (),
+    "negative_binomial": ("alpha",),
+    "laplace": ("sigma",),
+    "student_t": ("sigma", "nu"),
+    "cauchy": ("sigma",),
+    "categorical": (),
+}
+_EQUATIONS = {
+    "gaussian": "y_i ~ Normal(intercept + x_i·coef, sigma)",
+    "bernoulli": "y_i ~ Bernoulli(logit⁻¹(intercept + x_i·coef))",
+    "poisson": "y_i ~ Poisson(exp(intercept + x_i·coef + offset_i))",
+    "negative_binomial": "y_i ~ NB2(mu_i = exp(intercept + x_i·coef + offset_i), "
+                         "Var = mu_i + alpha·mu_i²)",
+    "laplace": "y_i ~ Laplace(intercept + x_i·coef, sigma)",
+    "student_t": "y_i ~ StudentT(nu, intercept + x_i·coef, sigma)",
+    "cauchy": "y_i ~ Cauchy(intercept + x_i·coef, sigma)",
+    "categorical": "y_i ~ Categorical(softmax(0, intercept_k + x_i·coef_k)), k = 2..K",
+}
+#: Likelihood families with an exact optimiser in the inference layer (least absolute deviations).
+_SOLVERS = {"laplace": "least_absolute_deviations"}
+_STATS = ("ss_rss0", "ss_c", "ss_gram", "ss_w0")
+
+
+@dataclass(frozen=True)
+class RegressionModel:
+    """Declares a regression model; a frozen value so equal options share compiled code."""
+
+    family: Family
+    intercept: bool
+    n_out: int  # 0 for a scalar linear predictor, K - 1 for softmax
+    full_rank: bool
+    known_sigma: bool = False
+    #: Well-conditioned design: no stored transformed copy (the model reads the user's X).
+    well_conditioned: bool = False
+
+    def extras(self) -> tuple[str, ...]:
+        """Names of the family's extra (scale/shape) parameters that are estimated."""
+        return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
+
+    def coordinates(self, priors: Mapping[str, Prior]) -> Coordinates:
+        """The internal coordinates for these priors (see :func:`choose_coordinates`)."""
+        return choose_coordinates(priors, intercept=self.intercept, n_out=self.n_out,
+                                  full_rank=self.full_rank,
+                                  well_conditioned=self.well_conditioned)
+
+    # -- prepared arrays --------------------------------------------------------------------
+    def prepare(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior],
+                factor: GramFactor | None = None) -> dict:
+        """The arrays the model declares, for these data and priors.
+
+        ``factor`` is the design's :class:`GramFactor` when it is well conditioned (computed
+        once by the builder for its rank check).
+        """
+        arrays = {k: v for k, v in data.items() if k != "X"}
+        y = data["y"] if self.family == "gaussian" else None
+        arrays.update(self.coordinates(priors).arrays(Design(data["X"], ()), y, factor))
+        return arrays
+
+    def gaussian_loglik(self, model: pm.Model, priors: Mapping[str, Prior]):
+        """The Gaussian log-likelihood by sufficient statistics (O(p^2) per evaluation).
+
+        Equal, up to rounding, to the log-density of ``y_obs``; the optimisers use it in place
+        of the sum over rows (see ``ModelSpec.fast_loglik``). None where the coordinates carry
+        no sufficient statistics.
+        """
+        coords = self.coordinates(priors)
+        if self.family != "gaussian" or not coords.has_sufficient_stats():
+            return None
+        sigma = model["sigma_known"] if self.known_sigma else model["sigma"]
+        u = coords.stats_coordinates(model)
+        rss = model["ss_rss0"] - 2.0 * pt.dot(model["ss_c"], u) + pt.dot(
+            u, pt.dot(model["ss_gram"], u))
+        n = model["y"].shape[0].astype("float64")
+        return -0.5 * n * np.log(2 * np.pi) - n * pt.log(sigma) - rss / (2.0 * sigma**2)
+
+    # -- starting values --------------------------------------------------------------------
+    def _eta0(self, arrays) -> np.ndarray | float:
+        y, fam = arrays["y"], self.family
+        if fam == "bernoulli":
+            m = np.clip(y.mean(), 0.02, 0.98)
+            return np.log(m / (1 - m))
+        if fam in ("poisson", "negative_binomial"):
+            return np.log(max(y.mean(), 0.1)) - arrays["offset"].mean()
+        if fam == "categorical":
+            counts = np.bincount(y.astype(int), minlength=self.n_out + 1) + 0.5
+            return np.log(counts[1:] / counts[0])
+        return float(np.median(y)) if fam in ("laplace", "student_t", "cauchy") else y.mean()
+
+    def start(self, arrays, priors) -> dict:
+        """Natural-scale starting values of the free variables (a constant predictor)."""
+        coords = self.coordinates(priors)
+        gaussian = self.family == "gaussian"
+        anchored = gaussian and isinstance(coords, QRCoordinates)  # at least squares
+        start: dict[str, Any] = coords.start(arrays, self._eta0(arrays), gaussian)
+        y = arrays["y"]
+        if "sigma" in self.extras():
+            if anchored:
+                s = float(np.sqrt(arrays["ss_rss0"] / len(y)))
+            else:
+                resid = y - (y.mean() if gaussian else np.median(y))
+                s = (float(np.sqrt(np.mean(resid**2))) if gaussian
+                     else float(np.median(np.abs(resid - np.median(resid)))) * 1.4826)
+            start["sigma"] = s if s > 0 else 1.0
+        if self.family == "negative_binomial":
+            m = max(y.mean(), 1e-3)
+            start["alpha"] = max((y.var() - m) / m**2, 0.1)
+        if self.family == "student_t":
+            start["nu"] = 5.0
+        return start
+
+    # -- model ------------------------------------------------------------------------------
+    def __call__(self, data: Mapping[str, np.ndarray], priors: Mapping[str, Prior]) -> pm.Model:
+        """Declare the model for prepared arrays and priors."""
+        with pm.Model() as model:
+            y = pm.Data("y", data["y"])
+        eta, _, _ = self.coordinates(priors).declare(model, data, priors)
+        extras = {name: priors[name].rv(model, name) for name in self.extras()}
+        with model:
+            if self.known_sigma:
+                extras["sigma"] = pm.Data("sigma_known", data["sigma_known"])
+            if self.family in ("poisson", "negative_binomial"):
+                eta = eta + pm.Data("offset", data["offset"])
+            self._likelihood(eta, y, extras)
+            for key in _STATS:
+                if key in data:  # used by gaussian_loglik only, not by the model's logp
+                    pm.Data(key, data[key])
+        return model
+
+    def _likelihood(self, eta, y, extras) -> None:
+        fam = self.family
+        if fam == "gaussian":
+            pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
+        elif fam == "bernoulli":
+            pm.Bernoulli("y_obs", logit_p=eta, observed=y)
+        elif fam == "poisson":
+            pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
+        elif fam == "negative_binomial":
+            pm.NegativeBinomial("y_obs", mu=pt.exp(eta), alpha=1.0 / extras["alpha"], observed=y)
+        elif fam == "laplace":
+            pm.Laplace("y_obs", mu=eta, b=extras["sigma"], observed=y)
+        elif fam == "student_t":
+            pm.StudentT("y_obs", nu=extras["nu"], mu=eta, sigma=extras["sigma"], observed=y)
+        elif fam == "cauchy":
+            pm.Cauchy("y_obs", alpha=eta, beta=extras["sigma"], observed=y)
+        elif fam == "categorical":
+            logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+            pm.Categorical("y_obs", logit_p=logits, observed=y)
+        else:  # pragma: no cover - guarded by the builders
+            raise ValueError(fam)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared construction
+# ---------------------------------------------------------------------------------------------
+def _check_rows(design: Design, y: np.ndarray) -> None:
+    if y.shape[0] != design.n:
+        raise DataError(
+            f"`X` has {design.n} rows but `y` has {y.shape[0]}; they must match "
+            "(one row of X per observation)."
+        )
+
+
+def _improper_if_flat(full_rank: bool, intercept: bool):
+    def check(spec: ModelSpec) -> None:
+        if full_rank:
+            return
+        flat = spec.priors["coef"].is_flat or (intercept and spec.priors["intercept"].is_flat)
+        if flat:
+            raise ImproperPosteriorError(
+                checklist(
+                    "The posterior is improper: the design is rank deficient and a flat prior "
+                    "leaves the collinear directions unconstrained.",
+                    ["Give coef (and the intercept) proper priors, e.g. prior=Normal(1.0), "
+                     "intercept_prior=Normal(10.0).",
+                     "Or drop the collinear columns."],
+                )
+            )
+
+    return check
+
+
+def regression_spec(
+    name: str,
+    family: Family,
+    X: Any,
+    y: np.ndarray,
+    *,
+    prior: Prior | None,
+    intercept: bool,
+    intercept_prior: Prior | None,
+    extra_priors: dict[str, Prior | None],
+    extra_data: dict[str, np.ndarray] | None = None,
+    classes: tuple | None = None,
+    extra_mle_checks: tuple = (),
+    extra_posterior_checks: tuple = (),
+    known_sigma: float | None = None,
+) -> ModelSpec:
+    """Validate a regression's design and priors and return its spec (see the builders)."""
+    design = as_design(X)
+    _check_rows(design, y)
+    n_out = 0 if classes is None else len(classes) - 1
+    p = design.d + int(intercept)
+    scale = bool(_EXTRAS[family]) and known_sigma is None
+    check_min_rows("X", design.n, p + int(scale),
+                   f"for {p} coefficient(s){' and a scale' if scale else ''}")
+    priors: dict[str, Prior] = {"coef": check_support("prior", prior or Flat(), "real")}
+    coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
+    priors["coef"].check_shape("coef", coef_shape)
+    if intercept:
+        priors["intercept"] = check_support("intercept_prior", intercept_prior or Flat(), "real")
+        priors["intercept"].check_shape("intercept", () if n_out == 0 else (n_out,))
+    elif intercept_prior is not None:
+        raise DataError("`intercept_prior` was given but `intercept=False`; drop one of them.")
+    for key, value in extra_priors.items():
+        priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
+
+    factor = gram_factor(design, intercept)
+    groups = collinear_columns(design, intercept, factor)
+    full_rank = not groups
+
+    def mle_rank(spec: ModelSpec) -> None:
+        rank_check(design, intercept, groups)
+
+    if family == "gaussian" and not least_squares_without_q(design, intercept, factor):
+        factor = None  # small and not very well conditioned: QR with refinement, exact
+    builder = RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None,
+                              well_conditioned=factor is not None)
+    dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
+    coords: dict[str, tuple] = {"feature": design.names}
+    if n_out:
+        dims["intercept"] = ("class",)
+        coords["class"] = tuple(str(c) for c in classes[1:])
+    params = (("intercept",) if intercept else ()) + ("coef",) + builder.extras()
+    data = {"X": design.X, "y": y, **(extra_data or {})}
+    if known_sigma is not None:
+        data["sigma_known"] = np.asarray(known_sigma, dtype=float)
+    separated = any(c is SEPARATION for c in extra_mle_checks)
+    return ModelSpec(
+        name=name,
+        declare=builder,
+        data=data,
+        priors=priors,
+        params=params,
+        dims=dims,
+        coords=coords,
+        prepare=functools.partial(builder.prepare, factor=factor),
+        start_fn=builder.start,
+        options={"intercept": intercept, "classes": classes},
+        description=_EQUATIONS[family],
+        fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
+        mle_checks=(ExistenceCheck(mle_rank), *extra_mle_checks),
+        posterior_checks=(_improper_if_flat(full_rank, intercept),
+                          *((improper_if_separated,) if separated else ()),
+                          *extra_posterior_checks),
+        family=family,
+        solver=_SOLVERS.get(family, ""),
+    )
