@@ -87,6 +87,18 @@ def test_quasi_complete_separation_detected():
     assert res.converged
 
 
+def test_complete_separation_is_called_complete():
+    # Every margin can be made strictly positive (x < 0 all failures, x > 0 all successes),
+    # although the sum-of-margins LP may stop at a vertex where some margins are 0.
+    x = np.array([-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
+    y = (x > 0).astype(float)
+    with pytest.raises(bm.MLENotFoundError, match="show complete separation"):
+        bm.fit(models.logistic_regression(x, y), "mle")
+    labels = np.array(["a", "a", "a", "b", "b", "b", "c", "c"])
+    with pytest.raises(bm.MLENotFoundError, match=r"(?<!quasi-)complete separation"):
+        bm.fit(models.softmax_regression(np.arange(8.0), labels), "mle")
+
+
 @pytest.mark.parametrize("noise", [None, "laplace"])
 def test_exact_fit_has_no_mle_of_sigma(noise):
     X = np.random.default_rng(3).normal(size=(30, 2)) * 1e3

@@ -1,7 +1,8 @@
 """The inference layer: ``fit(spec, method)``, the engine behind it and its results."""
 
+from bayesmle.inference.bound import bind
 from bayesmle.inference.driver import METHODS, fit, run
-from bayesmle.inference.engine import bind, clear_cache
+from bayesmle.inference.engine import clear_cache
 from bayesmle.inference.laplace import LaplaceResult
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.posterior import PosteriorResult

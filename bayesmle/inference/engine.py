@@ -3,13 +3,13 @@
 This is the only module that touches compiled PyTensor functions. Its contract with the rest
 of the library:
 
-* :func:`bind` ``(spec) -> BoundModel`` -- the one act that connects a spec's values to the
-  compiled functions of its *structure* (builder, array ranks and column shapes, prior types;
-  :meth:`ModelSpec.structure_key`). Functions are compiled once per structure and process, on
-  first use; the data are *inputs* of every function, never state of the model: binding copies
-  nothing and changes nothing shared, so fits of one structure run safely from many threads
-  (each compiled function is called under its own lock; PyTensor functions hold their input
-  and output storage).
+* ``bind(spec) -> BoundModel`` (:mod:`bayesmle.inference.bound`) -- the one act that connects a
+  spec's values to the compiled functions of its *structure* (builder, array ranks and column
+  shapes, prior types; :meth:`ModelSpec.structure_key`). Functions are compiled once per
+  structure and process, on first use; the data are *inputs* of every function, never state of
+  the model: binding copies nothing and changes nothing shared, so fits of one structure run
+  safely from many threads (each compiled function is called under its own lock; PyTensor
+  functions hold their input and output storage).
 * The model's free variables, raveled in ``model.value_vars`` order and unconstrained (log
   scale, log-odds...), form the vector ``x`` of every function here.
 * Priors: the model's log-density contains each prior once, by either route of
@@ -18,7 +18,8 @@ of the library:
   parameter it sits on must be one coordinate of ``x`` times a constant (checked, typed error
   otherwise), which the regression builders guarantee by choosing their coordinates from all
   priors. That is the only place where priors are told apart.
-* :class:`PointEval` is the named result of evaluating the model at ``x``.
+* :class:`~bayesmle.inference.bound.PointEval` is the named result of evaluating the model at
+  ``x``; :class:`~bayesmle.inference.bound.BoundModel` is what fits work with.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytensor
@@ -42,47 +42,15 @@ from pytensor.compile.sharedvalue import SharedVariable
 
 from bayesmle.errors import SpecError
 from bayesmle.inference import _trigamma_numba  # noqa: F401 - registers a Numba lowering
-from bayesmle.inference.optimize import L1Terms
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["BoundModel", "CompiledModel", "PointEval", "bind", "clear_cache", "compiled_model"]
+__all__ = ["CompiledModel", "clear_cache", "compiled_model"]
 
 log = logging.getLogger("bayesmle")
 
 _CACHE: OrderedDict[tuple, CompiledModel] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
-
-
-@dataclass(frozen=True)
-class PointEval:
-    """The model evaluated at one point ``x`` of its unconstrained coordinates.
-
-    Attributes
-    ----------
-    loglik : float
-        Log-likelihood of the observed data.
-    logp : float
-        Jacobian-free log-density (likelihood + priors): the MLE/MAP objective.
-    logp_jacobian : float
-        Log-density of ``x`` itself (with the log-Jacobian of the transforms): what NUTS and
-        the Laplace approximation see.
-    values : dict of str to ndarray
-        The reported parameters on their natural scale.
-    jacobian : ndarray
-        Derivative of the flattened reported values (``labels`` order) with respect to ``x``.
-    """
-
-    loglik: float
-    logp: float
-    logp_jacobian: float
-    values: dict[str, np.ndarray]
-    jacobian: np.ndarray
-
-    @property
-    def flat(self) -> np.ndarray:
-        """The reported values as one vector (``labels`` order)."""
-        return np.concatenate([np.atleast_1d(v).ravel() for v in self.values.values()])
 
 
 class _Locked:
@@ -100,7 +68,8 @@ class _Locked:
 class CompiledModel:
     """The PyMC model of one structure and its compiled functions (data as explicit inputs).
 
-    Never used directly by fitting code: :meth:`bind` it to a spec first.
+    Never used directly by fitting code: bind it to a spec first
+    (:func:`bayesmle.inference.bound.bind`).
     """
 
     def __init__(self, spec: ModelSpec):
@@ -118,14 +87,21 @@ class CompiledModel:
         self.name = spec.name
         self.params = spec.params
         self.value_vars = list(model.value_vars)
-        template = model.initial_point()
-        self._template_point = {v.name: template[v.name] for v in self.value_vars}
-        self.point_map_info = DictToArrayBijection.map(self._template_point).point_map_info
-        self.size = int(sum(np.prod(shape, dtype=int) for _, shape, _, *_ in
-                            self.point_map_info))
         self.shared: tuple[tuple[str, SharedVariable], ...] = tuple(
             (name, var) for name, var in sorted(model.named_vars.items())
             if isinstance(var, SharedVariable))
+        self._fns: dict = {}
+        self._lock = threading.RLock()
+        self.compile_seconds = 0.0
+        # The layout of x (names, shapes, dtypes) from an initial point of the declared model
+        # (evaluated without JIT: pymc's model.initial_point() would compile one more kernel).
+        template = self.initial_point_fn()(*(var.get_value(borrow=True)
+                                             for _, var in self.shared))
+        self._template_point = {v.name: np.asarray(t) for v, t in
+                                zip(self.value_vars, template, strict=True)}
+        self.point_map_info = DictToArrayBijection.map(self._template_point).point_map_info
+        self.size = int(sum(np.prod(shape, dtype=int) for _, shape, _, *_ in
+                            self.point_map_info))
         # Reusable for other values only if every value has a container and every container
         # gets a value (a container without one would keep this spec's value baked in).
         self.reusable = set(spec.data_values()) == {name for name, _ in self.shared}
@@ -133,14 +109,11 @@ class CompiledModel:
         self._priors = dict(spec.priors)  # prior *types* are part of the structure
         self.l1_keys = tuple(k for k, p in spec.priors.items() if p.has_l1)
         self._l1_carriers = tuple(self._carrier(k) for k in self.l1_keys)
-        self._fns: dict = {}
-        self._lock = threading.RLock()
         self.build_seconds = time.perf_counter() - t0
-        self.compile_seconds = 0.0
 
     # -- binding -----------------------------------------------------------------------------
-    def bind(self, spec: ModelSpec) -> BoundModel:
-        """The compiled functions with ``spec``'s data and prior values as their inputs."""
+    def data_for(self, spec: ModelSpec) -> tuple[np.ndarray, ...]:
+        """``spec``'s data and prior values, one array per shared container, in order."""
         values = spec.data_values()
         data = []
         for name, var in self.shared:
@@ -153,7 +126,7 @@ class CompiledModel:
                 )
             # aligned: arrays unpickled by Dask may not be, and compiled kernels need it
             data.append(np.require(value, dtype=current.dtype, requirements="A"))
-        return BoundModel(self, spec, tuple(data))
+        return tuple(data)
 
     # -- layout ------------------------------------------------------------------------------
     def slices(self) -> dict[str, slice]:
@@ -341,201 +314,6 @@ class CompiledModel:
         return self._compile(("nutpie",), make)
 
 
-@dataclass(frozen=True)
-class BoundModel:
-    """A compiled model bound to one spec's values: what every fit works with.
-
-    Cheap to create (no copy, no compilation); immutable; safe to use from several threads.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import bayesmle as bm
-    >>> y = np.array([1.0, 2.0, 4.0])
-    >>> bound = bind(bm.models.gaussian(y))
-    >>> x = bound.start_x()
-    >>> point = bound.evaluate(x)
-    >>> sorted(point.values), bool(np.isclose(point.values["mu"], y.mean()))
-    (['mu', 'sigma'], True)
-    """
-
-    compiled: CompiledModel
-    spec: ModelSpec
-    data: tuple[np.ndarray, ...] = field(repr=False)
-
-    @property
-    def size(self) -> int:
-        """Length of ``x``."""
-        return self.compiled.size
-
-    # -- evaluation --------------------------------------------------------------------------
-    def objective(self, *, jacobian: bool = False, hessian: bool = True
-                  ) -> Callable[[np.ndarray], tuple]:
-        """``x -> (f, grad, hess)`` (or ``(f, grad)``) of minus the smooth log-density.
-
-        The smooth log-density leaves out the L1 parts of the priors (see :meth:`l1_terms`);
-        with ``jacobian`` it is the density of ``x`` (Laplace approximation), without it the
-        MLE/MAP objective in the natural parametrisation. A point where a compiled kernel
-        raises an arithmetic error evaluates to ``inf`` (outside the numerical support).
-        """
-        fn = self.compiled.objective_fn(jacobian, hessian)
-        data, n = self.data, self.size
-
-        def evaluate(x):
-            try:
-                return fn(np.asarray(x, dtype=np.float64), *data)
-            except ArithmeticError:  # e.g. 1/0 in a compiled kernel: not a finite point
-                bad = [np.inf, np.full(n, np.nan)]
-                return (*bad, np.full((n, n), np.nan)) if hessian else tuple(bad)
-
-        return evaluate
-
-    def evaluate(self, x: np.ndarray) -> PointEval:
-        """Log-likelihood, log-densities, reported values and their Jacobian at ``x``."""
-        out = self.compiled.point_fn()(np.asarray(x, dtype=np.float64), *self.data)
-        values = {name: np.asarray(v) for name, v in zip(self.spec.params, out[3:-1],
-                                                         strict=True)}
-        return PointEval(loglik=float(out[0]), logp=float(out[1]),
-                         logp_jacobian=float(out[2]), values=values,
-                         jacobian=np.asarray(out[-1]))
-
-    def values(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The reported values at ``x`` (by the point function: one compile per structure)."""
-        return self.evaluate(x).values
-
-    def derived(self, names: tuple[str, ...], draws: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Named variables for draws of the free RVs (one array per free RV, draws first)."""
-        return list(self.compiled.derived_fn(names)(*draws, *self.data))
-
-    # -- coordinates -------------------------------------------------------------------------
-    def x_to_point(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The value-variable dict of ``x``."""
-        return self.compiled.x_to_point(x)
-
-    def default_x(self) -> np.ndarray:
-        """PyMC's initial point (support points of the priors) for these data."""
-        model = self.compiled.model
-        out = self.compiled.initial_point_fn()(*self.data)
-        point = {v.name: np.asarray(o) for v, o in zip(model.value_vars, out, strict=True)}
-        return DictToArrayBijection.map(point).data
-
-    def start_x(self, start: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """The unconstrained vector of natural-scale start values.
-
-        The builder's guess (``spec.start_values()``), overridden by ``start``; PyMC's initial
-        point elsewhere.
-        """
-        model = self.compiled.model
-        values = self.spec.start_values()
-        if start:
-            unknown = [k for k in start if k not in model.named_vars
-                       or model[k] not in model.free_RVs]
-            if unknown:
-                raise SpecError(f"`start` names unknown variable(s) {unknown}; free variables "
-                                f"are {[rv.name for rv in model.free_RVs]}.")
-            values.update(start)
-        point = self.x_to_point(self.default_x())
-        names = tuple(rv.name for rv in model.free_RVs if rv.name in values)
-        if names:
-            arrays = []
-            for name in names:
-                shape = point[model.rvs_to_values[model[name]].name].shape
-                try:
-                    value = np.asarray(values[name], dtype=model[name].dtype)
-                    arrays.append(np.broadcast_to(value, shape).copy())
-                except (TypeError, ValueError):
-                    raise SpecError(f"Start value of {name!r} must be numeric with shape "
-                                    f"{shape}, got {values[name]!r}.") from None
-            out = self.compiled.natural_to_x_fn(names)(*arrays, *self.data)
-            for name, value in zip(names, out, strict=True):
-                point[model.rvs_to_values[model[name]].name] = np.asarray(value)
-        return DictToArrayBijection.map({v.name: point[v.name]
-                                         for v in self.compiled.value_vars}).data
-
-    def x_for(self, target: np.ndarray, x0: np.ndarray) -> np.ndarray | None:
-        """Coordinates whose flattened reported values equal ``target`` (damped Newton).
-
-        For models with as many reported scalars as coordinates (every built-in model):
-        exact in one step for coefficients, a few for a log-scale parameter. None when it
-        does not converge.
-        """
-        x = np.asarray(x0, dtype=float).copy()
-        ev = self.evaluate(x)
-        r = ev.flat - target
-        scale = np.maximum(np.abs(target), 1.0)
-        for _ in range(100):
-            if np.all(np.abs(r) <= 4e-15 * scale):
-                return x
-            try:
-                step = np.linalg.solve(ev.jacobian, r)
-            except np.linalg.LinAlgError:
-                return None
-            norm = np.max(np.abs(r) / scale)
-            t = 1.0
-            while t > 1e-12:
-                xn = x - t * step
-                ev_n = self.evaluate(xn)
-                rn = ev_n.flat - target
-                if np.all(np.isfinite(rn)) and np.max(np.abs(rn) / scale) < norm:
-                    break
-                t *= 0.5
-            else:
-                return x if norm <= 1e-13 else None
-            x, ev, r = xn, ev_n, rn
-        return x if np.max(np.abs(r) / scale) <= 1e-12 else None
-
-    # -- the L1 part of the priors -----------------------------------------------------------
-    def l1_terms(self) -> L1Terms:
-        """The L1 parts of the priors as terms in ``x``: index, centre and weight.
-
-        Each parameter under a prior with an L1 part must be an affine function of *one*
-        coordinate of ``x`` per element (``value = a * x_k + c``, distinct ``k``): then
-        ``|value - mu| / b = (|a| / b) |x_k - (mu - c) / a|``. Checked at two points.
-        """
-        cm = self.compiled
-        if not cm.l1_keys:
-            return L1Terms()
-        fn = cm.l1_map_fn()
-        x0 = self.start_x()
-        out0 = fn(x0, *self.data)
-        v0, j0 = np.asarray(out0[0], dtype=float), np.asarray(out0[1], dtype=float)
-        shapes = [np.shape(v) for v in out0[2:]]
-        step = np.where(np.arange(x0.size) % 2 == 0, 0.37, -0.29) * (1.0 + np.abs(x0))
-        out1 = fn(x0 + step, *self.data)
-        v1, j1 = np.asarray(out1[0], dtype=float), np.asarray(out1[1], dtype=float)
-        nonzero = j0 != 0
-        if not (np.all(nonzero.sum(axis=1) == 1) and np.array_equal(nonzero, j1 != 0)):
-            self._not_separable()
-        rows = np.arange(j0.shape[0])
-        index = np.argmax(nonzero, axis=1)
-        slope = j0[rows, index]
-        if (np.unique(index).size != index.size
-                or not np.allclose(j1[rows, index], slope, rtol=1e-12, atol=0)
-                or not np.allclose(v1 - v0, slope * step[index], rtol=1e-9,
-                                   atol=1e-12 * (1 + np.abs(v0).max()))):
-            self._not_separable()
-        # The offset c, evaluated where every penalised coordinate is 0 (exactly 0 for a pure
-        # scaling, so that zeros stay exact zeros).
-        at_zero = x0.copy()
-        at_zero[index] = 0.0
-        offset = np.asarray(fn(at_zero, *self.data)[0], dtype=float)
-        parts = [self.spec.priors[key].l1() for key in cm.l1_keys]
-        mu = np.concatenate([np.broadcast_to(part.center, shape).ravel()
-                             for part, shape in zip(parts, shapes, strict=True)])
-        w = np.concatenate([np.broadcast_to(part.weight, shape).ravel()
-                            for part, shape in zip(parts, shapes, strict=True)])
-        return L1Terms(index=index, center=(mu - offset) / slope, weight=np.abs(slope) * w)
-
-    def _not_separable(self):
-        keys = list(self.compiled.l1_keys)
-        raise SpecError(
-            f"The Laplace prior(s) on {keys} of model {self.spec.name!r} need each element of "
-            "the parameter to be one of the model's free coordinates times a constant (plus a "
-            "constant), so that the L1 term stays separable and is optimised exactly; here a "
-            "parameter is a combination of several coordinates (or not affine in them). "
-            "Declare the parameter as a free variable with prior.rv(model, key).")
-
-
 def compiled_model(spec: ModelSpec) -> CompiledModel:
     """The cached compiled model of the spec's structure (built on first use)."""
     key = spec.structure_key()
@@ -553,11 +331,6 @@ def compiled_model(spec: ModelSpec) -> CompiledModel:
         else:
             _CACHE.move_to_end(key if cm.reusable else (key, spec.fingerprint()))
     return cm
-
-
-def bind(spec: ModelSpec) -> BoundModel:
-    """The compiled model of ``spec``'s structure, bound to its values (see the module)."""
-    return compiled_model(spec).bind(spec)
 
 
 def clear_cache() -> None:

@@ -34,7 +34,7 @@ import scipy.optimize
 import scipy.sparse as sp
 
 from bayesmle.errors import ConvergenceError
-from bayesmle.inference.engine import BoundModel, compiled_model
+from bayesmle.inference.bound import BoundModel, bind
 from bayesmle.inference.optimize import Optimum
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import point_result
@@ -199,9 +199,9 @@ def fit_lad(spec: ModelSpec, method: str, *, strict: bool = False, max_iter: int
             **_: object) -> PointResult:
     """Exact MLE/MAP of a Laplace-noise regression (see the module docstring)."""
     t0 = time.perf_counter()
-    cm = compiled_model(spec)
+    bound = bind(spec)
+    cm = bound.compiled
     compile_before = cm.compile_seconds
-    bound = cm.bind(spec)
     objective = bound.objective(jacobian=False)
     k = _sigma_index(bound)
     X, y = np.asarray(spec.data["X"], float), np.asarray(spec.data["y"], float)

@@ -18,8 +18,8 @@ import xarray as xr
 
 from bayesmle._validation import check_int, check_seed, no_positional
 from bayesmle.errors import Diagnostic, SpecError
+from bayesmle.inference.bound import bind
 from bayesmle.inference.draws import Draws, posterior_tree
-from bayesmle.inference.engine import bind
 from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point

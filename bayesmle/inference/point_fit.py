@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from bayesmle.errors import ConvergenceError, ConvergenceWarning, Diagnostic, checklist
-from bayesmle.inference.engine import BoundModel, PointEval, compiled_model
+from bayesmle.inference.bound import BoundModel, PointEval, bind
 from bayesmle.inference.optimize import Optimum, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.models.spec import ModelSpec
@@ -112,9 +112,9 @@ def fit_point(spec: ModelSpec, method: str, *, jacobian: bool = False, start=Non
               max_iter: int = 200, strict: bool = False) -> PointResult:
     """Fit ``spec`` by the certified Newton optimiser (``spec`` carries the priors to use)."""
     t0 = time.perf_counter()
-    cm = compiled_model(spec)
+    bound = bind(spec)
+    cm = bound.compiled
     compile_before = cm.compile_seconds
-    bound = cm.bind(spec)
     opt = find_optimum(bound, jacobian=jacobian, start=start, max_iter=max_iter)
     ev = bound.evaluate(opt.x)
     converged = bool(opt.hess_pd and opt.decrement <= DECREMENT_TOL and np.isfinite(ev.loglik))

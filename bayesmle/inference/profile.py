@@ -57,15 +57,15 @@ import scipy.stats
 
 from bayesmle._validation import check_level
 from bayesmle.errors import ConvergenceWarning, SpecError
-from bayesmle.inference.engine import bind
-from bayesmle.inference.point import PointResult
+from bayesmle.inference.bound import bind
 from bayesmle.inference.profiler import Profiler as _Profiler
+from bayesmle.inference.result import FitResult
 
 __all__ = ["parameter_range", "profile_curve", "profile_interval", "profile_table"]
 
 
-def _check_result(result: PointResult) -> None:
-    if not isinstance(result, PointResult):
+def _check_result(result: FitResult) -> None:
+    if not isinstance(result, FitResult) or getattr(result, "optimum", None) is None:
         raise SpecError(f"`result` must be a PointResult from fit(spec, 'mle' | 'map'), got "
                         f"{type(result).__name__}.")
     if result.method not in ("mle", "map"):
@@ -79,7 +79,7 @@ def _check_result(result: PointResult) -> None:
             "Use method='wald' or fit 'nuts' for posterior intervals.")
 
 
-def _check_labels(result: PointResult, labels: Sequence[str] | None) -> list[str]:
+def _check_labels(result: FitResult, labels: Sequence[str] | None) -> list[str]:
     if labels is None:
         return list(result.labels)
     if isinstance(labels, str):
@@ -90,7 +90,7 @@ def _check_labels(result: PointResult, labels: Sequence[str] | None) -> list[str
     return list(labels)
 
 
-def profile_interval(result: PointResult, *, level: float = 0.95,
+def profile_interval(result: FitResult, *, level: float = 0.95,
                      labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Profile-likelihood confidence intervals, one row per scalar parameter.
 
@@ -137,7 +137,7 @@ def profile_interval(result: PointResult, *, level: float = 0.95,
     return frame
 
 
-def profile_table(result: PointResult, *, level: float = 0.95,
+def profile_table(result: FitResult, *, level: float = 0.95,
                   labels: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """:func:`profile_interval` without warnings: the frame and the uncertified labels."""
     _check_result(result)
@@ -154,7 +154,7 @@ def profile_table(result: PointResult, *, level: float = 0.95,
     return frame, sorted(prof.unconverged)
 
 
-def profile_curve(result: PointResult, label: str, values: Sequence[float]) -> np.ndarray:
+def profile_curve(result: FitResult, label: str, values: Sequence[float]) -> np.ndarray:
     """The profile log-likelihood (log-posterior for a MAP) of one parameter at given values.
 
     Parameters
@@ -204,7 +204,7 @@ def profile_curve(result: PointResult, label: str, values: Sequence[float]) -> n
     return out
 
 
-def parameter_range(result: PointResult, label: str) -> tuple[float, float]:
+def parameter_range(result: FitResult, label: str) -> tuple[float, float]:
     """The range of values a parameter can take: its support as the model declares it.
 
     ``(-inf, inf)`` for a parameter affine in the internal coordinates (locations,

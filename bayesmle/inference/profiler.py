@@ -14,9 +14,9 @@ import numpy as np
 import scipy.optimize
 
 from bayesmle.errors import SpecError
-from bayesmle.inference.engine import BoundModel
+from bayesmle.inference.bound import BoundModel
 from bayesmle.inference.optimize import L1Terms, minimize_composite
-from bayesmle.inference.point import PointResult
+from bayesmle.inference.result import FitResult
 
 __all__ = ["Constraint", "Profiler"]
 
@@ -45,7 +45,7 @@ class Constraint:
 class Profiler:
     """Constrained re-optimisation of a point result's objective on its bound model."""
 
-    def __init__(self, result: PointResult, bound: BoundModel):
+    def __init__(self, result: FitResult, bound: BoundModel):
         self.result = result
         self.fun = bound.objective(jacobian=False)
         self.point = bound.evaluate

@@ -17,7 +17,7 @@ import xarray as xr
 
 from bayesmle._validation import check_int, check_seed
 from bayesmle.errors import SpecError
-from bayesmle.inference.engine import BoundModel, compiled_model
+from bayesmle.inference.bound import BoundModel, bind
 from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.models.spec import ModelSpec
 
@@ -69,9 +69,9 @@ def sample_nuts(
         check(spec)
     chosen = default_sampler() if sampler == "auto" else sampler
     t0 = time.perf_counter()
-    cm = compiled_model(spec)
+    bound = bind(spec)
+    cm = bound.compiled
     compile_before = cm.compile_seconds
-    bound = cm.bind(spec)
     if chosen == "nutpie":
         dt = _sample_nutpie(bound, draws=draws, tune=tune, chains=chains, seed=seed,
                             progressbar=progressbar, target_accept=target_accept)

@@ -76,6 +76,29 @@ def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None
     -------
     ModelSpec
         Parameters ``mu`` and ``sigma``. The MLE is ``mean(y)`` and ``std(y, ddof=0)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([0.5, 1.5, 1.0, 2.0, 0.0])
+    >>> spec = bm.models.gaussian(y)
+    >>> spec.params
+    ('mu', 'sigma')
+    >>> mle = bm.fit(spec, "mle")
+    >>> round(float(mle.params["mu"]), 4), round(float(mle.params["sigma"]), 4)
+    (1.0, 0.7071)
+
+    The MLE of ``sigma`` divides by n, not n - 1:
+
+    >>> round(float(np.std(y, ddof=0)), 4), round(float(np.std(y, ddof=1)), 4)
+    (0.7071, 0.7906)
+
+    A ``Normal(1.0)`` prior on ``mu`` (centred at 0) pulls the MAP towards 0:
+
+    >>> map_ = bm.fit(bm.models.gaussian(y, mu_prior=bm.Normal(1.0)), "map")
+    >>> round(float(map_.params["mu"]), 4)
+    0.9077
     """
     y = as_float_array("y", y, ndim=1)
     check_min_rows("y", y.size, 2, "to estimate a mean and a standard deviation")
@@ -150,6 +173,27 @@ def bernoulli(y: Any, *, p_prior: Prior | None = None) -> ModelSpec:
     -------
     ModelSpec
         Parameter ``p``; the MLE is ``k / n`` (requires 0 < k < n).
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> y = [1, 1, 1, 0, 1, 0, 1, 1, 0, 1]
+    >>> round(float(bm.fit(bm.models.bernoulli(y), "mle").params["p"]), 4)  # k / n
+    0.7
+
+    ``Beta(2, 2)`` adds one pseudo-success and one pseudo-failure: the MAP is
+    ``(k + 1) / (n + 2)``.
+
+    >>> spec = bm.models.bernoulli(y, p_prior=bm.Beta(2.0, 2.0))
+    >>> round(float(bm.fit(spec, "map").params["p"]), 4)
+    0.6667
+
+    When every trial is a success the MLE does not exist (``p = 1`` is on the boundary):
+
+    >>> bm.fit(bm.models.bernoulli([1, 1, 1]), "mle")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.MLENotFoundError: The MLE of p is on the boundary: all 3 trials are successes...
     """
     y = _labels_01("y", y)
     k, n = float(y.sum()), float(y.size)
@@ -181,6 +225,17 @@ def binomial(successes: Any, trials: Any, *, p_prior: Prior | None = None) -> Mo
     -------
     ModelSpec
         Parameter ``p``; the MLE is ``sum(successes) / sum(trials)``.
+
+    Examples
+    --------
+    Three groups of ten trials (a scalar ``trials`` is shared by every group):
+
+    >>> import bayesmle as bm
+    >>> spec = bm.models.binomial([3, 5, 2], 10)
+    >>> spec.data["trials"].tolist()
+    [10.0, 10.0, 10.0]
+    >>> round(float(bm.fit(spec, "mle").params["p"]), 4)  # 10 / 30
+    0.3333
     """
     k = as_count_array("successes",
                        as_float_array("successes", successes, ndim=(0, 1)).reshape(-1))
@@ -253,6 +308,20 @@ def poisson(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
     -------
     ModelSpec
         Parameter ``rate``; the MLE is ``mean(y)`` (requires some count > 0).
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> mle = bm.fit(bm.models.poisson([2, 0, 3, 1, 4]), "mle")
+    >>> round(float(mle.params["rate"]), 4), round(float(mle.stderr["rate"]), 4)  # sqrt(2 / 5)
+    (2.0, 0.6325)
+
+    All-zero counts have no MLE (the rate's would be 0, on the boundary):
+
+    >>> bm.fit(bm.models.poisson([0, 0, 0]), "mle")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.MLENotFoundError: The Poisson MLE is on the boundary: all 3 counts are zero...
     """
     y = as_count_array("y", y)
     mean = float(y.mean())
@@ -291,6 +360,13 @@ def exponential(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
     -------
     ModelSpec
         Parameter ``rate``; the MLE is ``1 / mean(y)``.
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> mle = bm.fit(bm.models.exponential([0.5, 1.5, 2.0, 1.0]), "mle")
+    >>> round(float(mle.params["rate"]), 4)  # 1 / mean(y)
+    0.8
     """
     y = as_float_array("y", y, ndim=1)
     bad = np.flatnonzero(y <= 0)
@@ -355,6 +431,26 @@ def student_t(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | Non
     ModelSpec
         Parameters ``mu``, ``sigma``, ``nu``. If the data are close to Gaussian the MLE of
         ``nu`` is infinite; the fit then reports that the MLE does not exist.
+
+    Examples
+    --------
+    Six values near 0 and one outlier: the Student-t location stays with the bulk of the data,
+    where the mean is dragged away.
+
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([-0.3, 0.1, 0.4, -0.2, 0.0, 0.2, 15.0])
+    >>> spec = bm.models.student_t(y, nu_prior=bm.Gamma(2.0, 0.1))
+    >>> map_ = bm.fit(spec, "map")
+    >>> round(float(map_.params["mu"]), 2), round(float(np.mean(y)), 2)
+    (0.05, 2.17)
+
+    With the default flat prior on ``nu`` the posterior is improper, so NUTS refuses it:
+
+    >>> bm.fit(bm.models.student_t(y), "nuts", random_seed=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.ImproperPosteriorError: The posterior of a Student-t model with a flat prior...
     """
     y = as_float_array("y", y, ndim=1)
     check_min_rows("y", y.size, 3, "to estimate location, scale and degrees of freedom")

@@ -44,6 +44,22 @@ def _solve(c, a_ub, b_ub, a_eq, b_eq, nvar):
     return res
 
 
+def _strictly_separable(margin_rows, nvar: int) -> bool:
+    """Whether some direction makes *every* margin strictly positive (complete separation).
+
+    The LP ``max t`` subject to ``margin_rows @ b >= t``, ``|b|_inf <= 1``, ``0 <= t <= 1``:
+    the sum-of-margins LP of :func:`separating_direction` may stop at a vertex where some
+    margins are 0 even when others could all be made positive.
+    """
+    rows = scipy.sparse.csr_matrix(margin_rows)
+    a_ub = scipy.sparse.hstack([-rows, np.ones((rows.shape[0], 1))], format="csr")
+    c = np.zeros(nvar + 1)
+    c[-1] = -1.0
+    res = scipy.optimize.linprog(c, A_ub=a_ub, b_ub=np.zeros(rows.shape[0]),
+                                 bounds=[(-1.0, 1.0)] * nvar + [(0.0, 1.0)], method="highs")
+    return bool(res.status == 0 and -res.fun > 1e-9)
+
+
 def separating_direction(
     X: np.ndarray, y: np.ndarray, family: str, intercept: bool, n_classes: int = 2
 ) -> tuple[np.ndarray, float, bool] | None:
@@ -66,8 +82,7 @@ def separating_direction(
         if res.status != 0 or -res.fun <= tol:
             return None
         b = res.x
-        margins = m @ b
-        complete = bool((margins > 1e-9).all())
+        complete = bool((m @ b > 1e-9).all()) or _strictly_separable(m, p)
         return b / scale, -res.fun, complete
     if family in ("poisson", "negative_binomial"):
         pos = y > 0
@@ -110,7 +125,7 @@ def separating_direction(
         if res.status != 0 or -res.fun <= tol:
             return None
         b = res.x.reshape(p, k1) / scale[:, None]
-        complete = bool(((-(a @ res.x)) > 1e-9).all())
+        complete = bool(((-(a @ res.x)) > 1e-9).all()) or _strictly_separable(-a, p * k1)
         return b, -res.fun, complete
     return None
 

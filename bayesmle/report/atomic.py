@@ -101,6 +101,26 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     -----
     If the block raises (including ``KeyboardInterrupt``), the temporary folder is deleted
     and ``target`` is left exactly as it was.
+
+    Examples
+    --------
+    A block that fails leaves the previous folder exactly as it was:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle.report import atomic_directory
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     target = Path(tmp) / "coin"
+    ...     with atomic_directory(target) as work:
+    ...         _ = (work / "index.html").write_text("first report")
+    ...     try:
+    ...         with atomic_directory(target) as work:
+    ...             _ = (work / "index.html").write_text("half a report")
+    ...             raise RuntimeError("the fit failed")
+    ...     except RuntimeError:
+    ...         pass
+    ...     (target / "index.html").read_text(), [p.name for p in Path(tmp).iterdir()]
+    ('first report', ['coin'])
     """
     target = Path(target)
     parent = target.parent
@@ -117,7 +137,18 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle.report import atomic_write_text
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     atomic_write_text(Path(tmp) / "out" / "note.txt", "done")  # creates out/
+    ...     (Path(tmp) / "out" / "note.txt").read_text()
+    'done'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)

@@ -49,6 +49,13 @@ class ReportWarning:
 
     ``severity`` is ``"error"`` (a method or figure has no result), ``"warning"`` (a result
     to distrust) or ``"note"`` (technical messages from the libraries).
+
+    Examples
+    --------
+    >>> from bayesmle.report import ReportWarning
+    >>> w = ReportWarning("nuts", "warning", "R-hat = 1.02 for p", category="SamplingWarning")
+    >>> w.severity, w.category
+    ('warning', 'SamplingWarning')
     """
 
     source: str
@@ -87,6 +94,18 @@ class ReportResult:
         Wall time of the whole report.
     warnings : list of ReportWarning
         Everything shown in the report's warnings section.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from bayesmle.report import ReportResult, ReportWarning
+    >>> result = ReportResult("coin", Path("reports/coin"), 3.2, [
+    ...     ReportWarning("nuts", "warning", "R-hat = 1.02 for p", "SamplingWarning"),
+    ...     ReportWarning("pymc", "note", "Initializing NUTS")])
+    >>> result.n_problems  # notes are not problems
+    1
+    >>> (result.path / "index.html").as_posix()
+    'reports/coin/index.html'
     """
 
     name: str
@@ -101,7 +120,24 @@ class ReportResult:
 
 
 def report_steps(spec: SpecFile) -> list[str]:
-    """Labels of the steps :func:`build_report` announces through ``progress``."""
+    """Labels of the steps :func:`build_report` announces through ``progress``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle import report, specfile
+    >>> text = '''model = { builder = "bernoulli", y = "y" }
+    ... data = { source = "synthetic", n = 20, seed = 1, truth = { p = 0.7 } }
+    ... priors = { p = "Beta(2, 2)" }
+    ... fit = { methods = ["mle", "map"] }'''
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = (Path(tmp.name) / "coin.toml").write_text(text)
+    >>> spec = specfile.load(Path(tmp.name) / "coin.toml")
+    >>> report.report_steps(spec)
+    ['fitting mle, map', 'figures', 'writing files']
+    >>> tmp.cleanup()
+    """
     return ([f"fitting {', '.join(spec.fit.methods)}", "figures"]
             + [f"study {name}" for name in spec.studies] + ["writing files"])
 
@@ -293,6 +329,33 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
     ``report.md`` (figures in ``figures/``), ``tables/*.csv``, ``fits/<method>.nc`` (ArviZ
     DataTrees), ``spec.toml`` (the spec as run) and ``manifest.json`` (versions, seeds,
     timings, warnings). It is built in a temporary folder and swapped in at the end.
+
+    Examples
+    --------
+    A report of a coin-flip model fitted by MLE and MAP (no studies), written to a temporary
+    folder:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle import report, specfile
+    >>> text = '''model = { builder = "bernoulli", y = "y" }
+    ... data = { source = "synthetic", n = 20, seed = 1, truth = { p = 0.7 } }
+    ... priors = { p = "Beta(2, 2)" }
+    ... fit = { methods = ["mle", "map"] }'''
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = (Path(tmp.name) / "coin.toml").write_text(text)
+    >>> spec = specfile.load(Path(tmp.name) / "coin.toml")
+    >>> steps = []
+    >>> result = report.build_report(spec, Path(tmp.name) / "reports", progress=steps.append)
+    >>> steps
+    ['fitting mle, map', 'figures', 'writing files']
+    >>> result.name, result.n_problems
+    ('coin', 0)
+    >>> sorted(p.relative_to(result.path).as_posix() for p in result.path.rglob("*.*"))
+    ['figures/forest_p.png', 'fits/map.nc', 'fits/mle.nc', 'index.html', 'manifest.json',
+     'report.md', 'spec.toml', 'tables/class_counts.csv', 'tables/comparison.csv',
+     'tables/data_summary.csv', 'tables/optimizer.csv']
+    >>> tmp.cleanup()
     """
     if not isinstance(spec, SpecFile):
         raise SpecError(f"`spec` must be a SpecFile from bayesmle.specfile.load(path), got "

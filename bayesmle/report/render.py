@@ -77,6 +77,22 @@ def write_index(out: str | Path = "reports") -> Path:
     -------
     pathlib.Path
         The index page.
+
+    Examples
+    --------
+    The index lists every folder of ``out`` that holds a report's ``manifest.json``:
+
+    >>> import json
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle.report import write_index
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     (Path(tmp) / "coin").mkdir()
+    ...     manifest = {"title": "Coin flips"}
+    ...     _ = (Path(tmp) / "coin" / "manifest.json").write_text(json.dumps(manifest))
+    ...     page = write_index(tmp)
+    ...     page.name, "Coin flips" in page.read_text()
+    ('index.html', True)
     """
     out = Path(out)
     html = environment().get_template("index.html").render(entries=_entries(out))

@@ -35,16 +35,9 @@ See ``models/README.md`` for every key.
 """
 
 from bayesmle.specfile.data import SOURCES, LoadedData
-from bayesmle.specfile.load import (
-    Bootstrap,
-    FitSettings,
-    Simulator,
-    SpecFile,
-    find_specs,
-    load,
-    load_many,
-)
+from bayesmle.specfile.load import find_specs, load, load_many
 from bayesmle.specfile.priors import PRIORS, parse_prior, prior_to_toml
+from bayesmle.specfile.spec_file import Bootstrap, FitSettings, Simulator, SpecFile
 from bayesmle.specfile.studies import STUDIES, StudyRequest, study_function
 
 __all__ = [

@@ -70,6 +70,23 @@ class LoadedData:
         The source's settings as read (dataset, path, n, seed, truth...).
     truth : dict or None
         True parameters (synthetic data only), as floats or numpy arrays.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle import specfile
+    >>> text = '''model = { builder = "bernoulli", y = "y" }
+    ... data = { source = "synthetic", n = 20, seed = 1, truth = { p = 0.7 } }
+    ... priors = { p = "Beta(2, 2)" }
+    ... studies = { map_to_mle = { ns = [20, 80], reps = 2 } }'''
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "coin.toml").write_text(text)
+    ...     spec = specfile.load(Path(tmp) / "coin.toml")
+    >>> spec.data.source, spec.data.truth, spec.data.frame.columns.tolist()
+    ('synthetic', {'p': 0.7}, ['y'])
+    >>> spec.data.description
+    'synthetic: 20 draws from the bernoulli model at p=0.7 (seed 1); 20 rows, 1 columns'
     """
 
     frame: pd.DataFrame

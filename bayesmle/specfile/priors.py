@@ -77,6 +77,22 @@ def parse_prior(value: Any, where: Where, key: str) -> _priors.Prior:
         Unknown prior name, malformed string, unknown or missing arguments.
     PriorError
         Invalid argument values (e.g. a negative scale), with the file and key.
+
+    Examples
+    --------
+    ``where`` names the file in error messages:
+
+    >>> from bayesmle.specfile import parse_prior
+    >>> from bayesmle.specfile._schema import Where
+    >>> where = Where("spec.toml")
+    >>> parse_prior("Normal(10, mu=165)", where, "priors.mu")
+    Normal(sigma=10, mu=165)
+    >>> parse_prior({"dist": "HalfNormal", "sigma": 5}, where, "priors.sigma")
+    HalfNormal(sigma=5)
+    >>> parse_prior("Normal(-1)", where, "priors.mu")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.PriorError: spec.toml: `priors.mu` = "Normal(-1)": Normal: `sigma` must be...
     """
     if isinstance(value, str):
         try:
@@ -140,7 +156,17 @@ def _has_default(cls: type, name: str) -> bool:
 
 
 def prior_to_toml(prior: _priors.Prior) -> str:
-    """The string form of a prior, e.g. ``Normal(sigma=10, mu=165)`` (for reports)."""
+    """The string form of a prior, e.g. ``Normal(sigma=10, mu=165)`` (for reports).
+
+    Examples
+    --------
+    >>> from bayesmle import Normal
+    >>> from bayesmle.specfile import prior_to_toml
+    >>> prior_to_toml(Normal(10.0, mu=165.0))
+    'Normal(sigma=10, mu=165)'
+    >>> prior_to_toml(Normal([1.0, 2.5]))
+    'Normal(sigma=[1, 2.5], mu=0)'
+    """
 
     def fmt(v) -> str:
         if v.ndim == 0:

@@ -45,6 +45,16 @@ def study_function(name: str, where: Where | None = None) -> Callable:
     ------
     SpecError
         ``name`` is not a study, or this installation does not have it yet.
+
+    Examples
+    --------
+    >>> from bayesmle import specfile, studies
+    >>> specfile.study_function("bias") is studies.bias
+    True
+    >>> specfile.study_function("power")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: unknown study 'power'. Valid: map_to_mle, sparsity_path, ...
     """
     key = f"studies.{name}"
     if name not in STUDIES:
@@ -87,6 +97,24 @@ class StudyRequest:
         The study function's name.
     arguments : dict
         Arguments given in the file (grids expanded, priors parsed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle import specfile
+    >>> text = '''model = { builder = "bernoulli", y = "y" }
+    ... data = { source = "synthetic", n = 20, seed = 1, truth = { p = 0.7 } }
+    ... priors = { p = "Beta(2, 2)" }
+    ... studies = { map_to_mle = { ns = { geomspace = [10, 1000, 3] }, reps = 2 } }'''
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "coin.toml").write_text(text)
+    ...     spec = specfile.load(Path(tmp) / "coin.toml")
+    >>> request = spec.studies["map_to_mle"]
+    >>> request.arguments  # the grid expanded
+    {'ns': [10.0, 100.0, 1000.0], 'reps': 2}
+    >>> request.describe()
+    'ns = [10.0, 100.0, 1000.0], reps = 2'
     """
 
     name: str

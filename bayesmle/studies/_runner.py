@@ -24,7 +24,21 @@ __all__ = ["StudyResult", "check_ns", "check_reps", "run_tasks", "task_rngs"]
 
 
 def task_rngs(random_seed: int | None, n_tasks: int) -> list[np.random.SeedSequence]:
-    """One independent seed sequence per task, derived from ``random_seed``."""
+    """One independent seed sequence per task, derived from ``random_seed``.
+
+    Examples
+    --------
+    One stream per task; the same seed gives the same streams:
+
+    >>> import numpy as np
+    >>> from bayesmle.studies._runner import task_rngs
+    >>> seeds = task_rngs(0, 3)
+    >>> len(seeds)
+    3
+    >>> draw = [int(np.random.default_rng(s).integers(1000)) for s in seeds]
+    >>> draw == [int(np.random.default_rng(s).integers(1000)) for s in task_rngs(0, 3)]
+    True
+    """
     if random_seed is None or isinstance(random_seed, bool) or not isinstance(
             random_seed, int | np.integer):
         raise SpecError(f"`random_seed` must be an int (studies are always seeded), got "
@@ -33,7 +47,18 @@ def task_rngs(random_seed: int | None, n_tasks: int) -> list[np.random.SeedSeque
 
 
 def check_ns(ns: Iterable[int], minimum: int = 2, name: str = "ns") -> list[int]:
-    """Validate a grid of sample sizes: integers >= ``minimum``, at least one."""
+    """Validate a grid of sample sizes: integers >= ``minimum``, at least one.
+
+    Examples
+    --------
+    >>> from bayesmle.studies._runner import check_ns
+    >>> check_ns([10, 100.0])
+    [10, 100]
+    >>> check_ns([1, 10])
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: `ns` must be a non-empty sequence of integers >= 2, got [1, 10].
+    """
     try:
         values = [int(v) for v in ns]
         ok = all(float(v) == int(v) for v in ns)
@@ -46,7 +71,14 @@ def check_ns(ns: Iterable[int], minimum: int = 2, name: str = "ns") -> list[int]
 
 
 def check_reps(reps: int, name: str = "reps", minimum: int = 1) -> int:
-    """Validate a replicate count."""
+    """Validate a replicate count.
+
+    Examples
+    --------
+    >>> from bayesmle.studies._runner import check_reps
+    >>> check_reps(20)
+    20
+    """
     if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < minimum:
         raise SpecError(f"`{name}` must be an integer >= {minimum}, got {reps!r}.")
     return int(reps)
@@ -80,6 +112,18 @@ def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], executor=None,
     (``submit``): a ``ProcessPoolExecutor``, or ``distributed.Client(...).get_executor()``.
     ``func`` and the tasks must be picklable for process-based executors (module-level
     functions, not lambdas).
+
+    Examples
+    --------
+    The results come back in task order, serially or on any executor:
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> from bayesmle.studies._runner import run_tasks
+    >>> run_tasks(abs, [-1, 2, -3])
+    [1, 2, 3]
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     run_tasks(abs, [-1, 2, -3], executor=pool)
+    [1, 2, 3]
     """
     tasks = list(tasks)
     if executor is None:
@@ -97,7 +141,15 @@ def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], executor=None,
 
 @dataclass(frozen=True, eq=False)
 class StudyResult(ABC):
-    """Base of every study's result: a tidy ``table`` and a ``plot()``."""
+    """Base of every study's result: a tidy ``table`` and a ``plot()``.
+
+    Examples
+    --------
+    >>> from bayesmle import studies
+    >>> res = studies.bias(ns=[5, 10], reps=2)
+    >>> isinstance(res, studies.StudyResult), len(res.table), res.diagnostics
+    (True, 2, ())
+    """
 
     table: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)

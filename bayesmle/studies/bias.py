@@ -45,7 +45,7 @@ def _run(task: _Task) -> dict[str, Any]:
     return {**out, "status": "ok", "var_mle": float(result.params["sigma"]) ** 2}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BiasResult(StudyResult):
     """Result of :func:`bias`.
 
@@ -63,6 +63,15 @@ class BiasResult(StudyResult):
     max_abs_z : float
         Largest ``|z|`` over n: the worst disagreement with theory in Monte Carlo standard
         errors.
+
+    Examples
+    --------
+    >>> from bayesmle import studies
+    >>> res = studies.bias(ns=[5, 50], reps=2)
+    >>> res.estimates.columns.tolist()
+    ['n', 'replicate', 'status', 'var_mle']
+    >>> type(res.plot()).__name__
+    'Figure'
     """
 
     estimates: pd.DataFrame | None = None
@@ -105,6 +114,15 @@ def bias(ns: Sequence[int], reps: int, mu: float = 0.0, sigma: float = 1.0,
     -------
     BiasResult
         ``.table`` (per n), ``.estimates``, ``.ratios``, ``.max_abs_z``, ``.plot()``.
+
+    Examples
+    --------
+    >>> from bayesmle import studies
+    >>> res = studies.bias(ns=[5, 50], reps=2)
+    >>> res.table["theory_ratio"].tolist()  # E[sigma_hat^2] / sigma^2 = (n - 1) / n
+    [0.8, 0.98]
+    >>> res.table.columns.tolist()
+    ['n', 'n_ok', 'mean_var_mle', 'theory', 'mc_se', 'z', 'ratio', 'ratio_mc_se', 'theory_ratio']
     """
     ns = check_ns(ns, minimum=2)
     reps = check_reps(reps, minimum=2)

@@ -169,7 +169,7 @@ def _run(task: _Task) -> dict[str, Any]:
 
 
 # -- result ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FisherResult(StudyResult):
     """Result of :func:`fisher`.
 
@@ -195,6 +195,15 @@ class FisherResult(StudyResult):
         ``ratio`` as an n × parameter table.
     n_failed : int
         Total number of excluded replicates.
+
+    Examples
+    --------
+    >>> from bayesmle import models, studies
+    >>> res = studies.fisher(models.gaussian, {"mu": 0.0, "sigma": 2.0}, ns=[10, 40], reps=2)
+    >>> res.ratios.shape, res.n_failed  # var / CRLB by n and parameter
+    ((2, 2), 0)
+    >>> res.estimates.columns.tolist()
+    ['n', 'replicate', 'parameter', 'estimate', 'scaled_error']
     """
 
     estimates: pd.DataFrame | None = None
@@ -266,6 +275,20 @@ def fisher(builder: Callable, true_params: Mapping[str, float], ns: Sequence[int
     -------
     FisherResult
         ``.table`` (per n and parameter), ``.estimates``, ``.ratios``, ``.plot()``.
+
+    Examples
+    --------
+    The set-up of a Gaussian study (two replicates per n only show the table; resolving the
+    ratio needs thousands):
+
+    >>> from bayesmle import models, studies
+    >>> res = studies.fisher(models.gaussian, {"mu": 0.0, "sigma": 2.0}, ns=[10, 40], reps=2)
+    >>> res.fisher_information  # 1 / sigma^2 and 2 / sigma^2
+    {'mu': 0.25, 'sigma': 0.5}
+    >>> res.table["crlb"].tolist()  # 1 / (n I) for (n, parameter) = (10, mu), (10, sigma), ...
+    [0.4, 0.2, 0.1, 0.05]
+    >>> res.table.columns.tolist()[:6]
+    ['n', 'parameter', 'true_value', 'n_ok', 'n_failed', 'mean_mle']
     """
     family = _family_of(builder)
     params = _check_true_params(family, true_params)

@@ -72,7 +72,7 @@ def _slope(frame: pd.DataFrame, column: str) -> float:
     return float(np.polyfit(np.log(means.index.to_numpy(float)), np.log(means.to_numpy()), 1)[0])
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class MapToMleResult(StudyResult):
     """Result of :func:`map_to_mle`.
 
@@ -92,6 +92,19 @@ class MapToMleResult(StudyResult):
         The slope of the posterior mean's distance to the MLE (NaN unless sampled at ≥ 2 n).
     n_failed : int
         Replicates without a result (MLE does not exist, ...), excluded from the slopes.
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> from bayesmle import models, studies
+    >>> def simulate(n, rng):
+    ...     return {"y": rng.normal(1.0, 1.0, size=n)}
+    >>> m2m = studies.map_to_mle(models.gaussian, simulate, {"mu_prior": bm.Normal(1.0)},
+    ...                          ns=[20, 80], reps=2, random_seed=0)
+    >>> m2m.summary().shape  # mean distances per n and parameter
+    (4, 2)
+    >>> type(m2m.plot()).__name__
+    'Figure'
     """
 
     slope: float = float("nan")
@@ -170,6 +183,22 @@ def map_to_mle(
     -------
     MapToMleResult
         ``.table``, ``.slope``, ``.slopes``, ``.posterior_slope``, ``.plot()``.
+
+    Examples
+    --------
+    How fast a ``Normal(1.0)`` prior on a Gaussian mean stops mattering (two replicates at
+    two sample sizes; use more of both for a real study):
+
+    >>> import bayesmle as bm
+    >>> from bayesmle import models, studies
+    >>> def simulate(n, rng):
+    ...     return {"y": rng.normal(1.0, 1.0, size=n)}
+    >>> m2m = studies.map_to_mle(models.gaussian, simulate, {"mu_prior": bm.Normal(1.0)},
+    ...                          ns=[20, 80], reps=2, random_seed=0)
+    >>> m2m.table.columns.tolist()
+    ['n', 'replicate', 'parameter', 'mle', 'map', 'abs_map_mle', 'abs_post_mle', 'status']
+    >>> m2m.n_failed, round(m2m.slope, 1)  # theory: -1
+    (0, -0.8)
     """
     check_builder(builder)
     if not callable(simulate):

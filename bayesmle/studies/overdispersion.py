@@ -44,7 +44,7 @@ def _fitted_mean(result: PointResult) -> np.ndarray:
     return np.exp(eta)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class OverdispersionResult(StudyResult):
     """Result of :func:`overdispersion`.
 
@@ -67,6 +67,20 @@ class OverdispersionResult(StudyResult):
     lr_stat, lr_pvalue : float
         Likelihood-ratio statistic ``2 (loglik_NB − loglik_Poisson)`` and its p-value from
         the 50:50 mixture of χ²₀ and χ²₁.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle import studies
+    >>> rng = np.random.default_rng(2)
+    >>> x = rng.normal(size=(50, 1))
+    >>> mu = np.exp(1.0 + 0.5 * x[:, 0])
+    >>> y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))  # NB2 counts, alpha = 0.5
+    >>> res = studies.overdispersion(x, y)
+    >>> res.table.index.tolist()
+    ['poisson', 'negative_binomial']
+    >>> type(res.plot()).__name__
+    'Figure'
     """
 
     poisson: PointResult | None = None
@@ -142,6 +156,22 @@ def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int = 0
         Invalid data (from the builders).
     MLENotFoundError
         When the Poisson MLE does not exist (all-zero counts, separation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle import studies
+    >>> rng = np.random.default_rng(2)
+    >>> x = rng.normal(size=(50, 1))
+    >>> mu = np.exp(1.0 + 0.5 * x[:, 0])
+    >>> y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))  # NB2 counts, alpha = 0.5
+    >>> res = studies.overdispersion(x, y)
+    >>> round(res.dispersion, 2), round(res.alpha, 4)  # Pearson dispersion >> 1
+    (2.78, 0.5013)
+    >>> bool(res.lr_pvalue < 0.001)
+    True
+    >>> res.table.columns.tolist()
+    ['loglik', 'n_params', 'aic', 'bic', 'converged', 'intercept', 'coef[x0]', 'alpha']
     """
     task_rngs(random_seed, 1)  # validates the seed (the study is deterministic)
     pois_spec = poisson_regression(X, y, exposure=exposure)

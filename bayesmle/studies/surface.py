@@ -23,8 +23,8 @@ import pandas as pd
 import scipy.stats
 
 from bayesmle.errors import SpecError
+from bayesmle.inference.bound import bind
 from bayesmle.inference.driver import run
-from bayesmle.inference.engine import bind
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.profile import parameter_range, profile_curve
 from bayesmle.models.spec import ModelSpec
@@ -34,7 +34,7 @@ from bayesmle.studies._runner import StudyResult, task_rngs
 __all__ = ["SurfaceResult", "likelihood_surface"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SurfaceResult(StudyResult):
     """Result of :func:`likelihood_surface`.
 
@@ -56,6 +56,17 @@ class SurfaceResult(StudyResult):
         The log-likelihood at the MLE.
     grid_argmax : dict of str to float
         The grid point with the largest log-likelihood.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle import models, studies
+    >>> spec = models.gaussian(np.random.default_rng(5).normal(1.0, 1.0, size=20))
+    >>> surf = studies.likelihood_surface(spec, grid=5)
+    >>> surf.params, round(surf.max_loglik, 4)
+    (('mu', 'sigma'), -27.0157)
+    >>> surf.mle.method, surf.map.method
+    ('mle', 'map')
     """
 
     params: tuple[str, str] = ("", "")
@@ -154,6 +165,19 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
         one-to-one function of its internal coordinates.
     MLENotFoundError
         When the data admit no MLE.
+
+    Examples
+    --------
+    A 5 x 5 grid over a Gaussian's ``mu`` and ``sigma`` (use the default 60 for a figure):
+
+    >>> import numpy as np
+    >>> from bayesmle import models, studies
+    >>> spec = models.gaussian(np.random.default_rng(5).normal(1.0, 1.0, size=20))
+    >>> surf = studies.likelihood_surface(spec, grid=5)
+    >>> surf.table.shape, surf.table.columns.tolist()
+    ((25, 3), ['mu', 'sigma', 'loglik'])
+    >>> surf.profiles.columns.tolist()
+    ['parameter', 'value', 'profile_loglik', 'slice_loglik', 'wald_loglik']
     """
     task_rngs(random_seed, 1)  # validates the seed (the study is deterministic)
     if not isinstance(spec, ModelSpec):

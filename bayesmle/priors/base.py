@@ -1,31 +1,7 @@
-"""Priors: small frozen objects that know how to declare their PyMC random variable.
+"""The base of every prior, and the flat priors the MLE uses.
 
-Nothing else in bayesmle knows PyMC's distribution classes for priors. A prior's numeric
-parameters are registered as ``pm.Data`` (named ``"<key>__prior_<param>"``) so that changing a
-prior's values -- a sweep over the Laplace scale, say -- reuses the compiled model.
-
-Three supports are covered:
-
-* location / coefficient parameters (real line): :class:`Flat`, :class:`Normal`, :class:`Laplace`;
-* scale and rate parameters (positive): :class:`HalfFlat`, :class:`HalfNormal`,
-  :class:`HalfCauchy`, :class:`Exponential`, :class:`Gamma`;
-* probabilities (unit interval): :class:`Beta` (``Beta(1, 1)`` is the flat prior).
-
-Parameters may be scalars or arrays (one value per coefficient); they broadcast against the
-shape of the parameter they are attached to.
-
-One route into a model
-----------------------
-A prior reaches a model in one of two equivalent ways, and the fitting engine treats both the
-same: ``prior.rv(model, key)`` declares the parameter as a free random variable with this
-distribution (what a hand-written PyMC model does), and ``prior.attach(model, key, value)``
-puts the prior on a parameter that the model computes from its internal coordinates (a
-regression's coefficients in a QR parametrisation, say): it registers ``value`` as the
-Deterministic ``key`` and the prior's log-density as the Potential ``"<key>__prior"``. Either
-way the model's log-density contains the prior exactly once, the parameter is the model
-variable named ``key`` on its natural scale, and the part of the log-density that is not
-smooth -- the ``|w - mu| / b`` of a Laplace prior -- is described by :meth:`Prior.l1`, which
-the optimiser handles exactly (see :mod:`bayesmle.inference.engine`).
+A prior is a frozen value with its PyMC random variable, its log-density (as a Potential on a
+derived parameter) and the non-smooth (L1) part of that log-density.
 """
 
 from __future__ import annotations
@@ -37,24 +13,10 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesmle._validation import positive_param, real_param
+from bayesmle._validation import positive_param
 from bayesmle.errors import PriorError
 
-__all__ = [
-    "L1Part",
-    "Beta",
-    "Exponential",
-    "Flat",
-    "Gamma",
-    "HalfCauchy",
-    "HalfFlat",
-    "HalfNormal",
-    "Laplace",
-    "Normal",
-    "Prior",
-    "Support",
-    "flat_prior_for",
-]
+__all__ = ["Beta", "Flat", "HalfFlat", "L1Part", "Prior", "Support", "flat_prior_for"]
 
 Support = Literal["real", "positive", "unit"]
 
@@ -70,6 +32,13 @@ class L1Part:
     """The non-smooth part of a prior's log-density: ``-sum(weight * |value - center|)``.
 
     ``center`` and ``weight`` broadcast against the parameter's shape.
+
+    Examples
+    --------
+    >>> from bayesmle import Laplace
+    >>> part = Laplace(0.5).l1()
+    >>> float(part.center), float(part.weight)  # -|w - 0| / 0.5
+    (0.0, 2.0)
     """
 
     center: np.ndarray
@@ -78,7 +47,17 @@ class L1Part:
 
 @dataclass(frozen=True, eq=False)
 class Prior:
-    """Base class of every prior: frozen, validated, with a readable repr."""
+    """Base class of every prior: frozen, validated, with a readable repr.
+
+    Examples
+    --------
+    >>> from bayesmle import Normal
+    >>> prior = Normal(2.0, mu=1.0)
+    >>> prior, prior.support, prior.is_flat, prior.flat()  # flat(): what the MLE uses
+    (Normal(sigma=2, mu=1), 'real', False, Flat())
+    >>> Normal([1.0, 10.0]).param_shape()  # one scale per coefficient
+    (2,)
+    """
 
     support: ClassVar[Support] = "real"
     is_flat: ClassVar[bool] = False
@@ -229,11 +208,21 @@ class Prior:
 
 
 # ---------------------------------------------------------------------------------------------
-# Real line
+# The flat priors (what the MLE uses), one per support
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False, repr=False)
 class Flat(Prior):
-    """Improper flat prior on the real line (the MLE's prior)."""
+    """Improper flat prior on the real line (the MLE's prior).
+
+    Examples
+    --------
+    Under a flat prior the MAP is the MLE:
+
+    >>> import bayesmle as bm
+    >>> spec = bm.models.gaussian([0.5, 1.5, 1.0, 2.0, 0.0], mu_prior=bm.Flat())
+    >>> round(float(bm.fit(spec, "map").params["mu"]), 4), float(bm.fit(spec, "mle").params["mu"])
+    (1.0, 1.0)
+    """
 
     is_flat: ClassVar[bool] = True
 
@@ -247,50 +236,15 @@ class Flat(Prior):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Normal(Prior):
-    """Gaussian prior ``Normal(mu, sigma)``; on regression slopes it is ridge regression."""
-
-    sigma: np.ndarray
-    mu: np.ndarray = 0.0  # type: ignore[assignment]
-    param_names: ClassVar[tuple[str, ...]] = ("mu", "sigma")
-
-    def __post_init__(self):
-        object.__setattr__(self, "sigma", positive_param("Normal", "sigma", self.sigma))
-        object.__setattr__(self, "mu", real_param("Normal", "mu", self.mu))
-
-
-    def _dist_class(self):
-        return pm.Normal
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class Laplace(Prior):
-    """Laplace prior ``Laplace(mu, b)``; on regression slopes its MAP is the lasso."""
-
-    b: np.ndarray
-    mu: np.ndarray = 0.0  # type: ignore[assignment]
-    param_names: ClassVar[tuple[str, ...]] = ("mu", "b")
-    has_l1: ClassVar[bool] = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "b", positive_param("Laplace", "b", self.b))
-        object.__setattr__(self, "mu", real_param("Laplace", "mu", self.mu))
-
-
-    def _dist_class(self):
-        return pm.Laplace
-
-    def l1(self) -> L1Part:
-        """``-|w - mu| / b``: centre ``mu``, weight ``1 / b``."""
-        return L1Part(center=self.mu, weight=1.0 / self.b)
-
-
-# ---------------------------------------------------------------------------------------------
-# Positive half-line
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
 class HalfFlat(Prior):
-    """Improper flat prior on (0, inf) (the MLE's prior for scales and rates)."""
+    """Improper flat prior on (0, inf) (the MLE's prior for scales and rates).
+
+    Examples
+    --------
+    >>> from bayesmle import HalfFlat
+    >>> HalfFlat().support, HalfFlat().is_flat
+    ('positive', True)
+    """
 
     support: ClassVar[Support] = "positive"
     is_flat: ClassVar[bool] = True
@@ -304,73 +258,15 @@ class HalfFlat(Prior):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class HalfNormal(Prior):
-    """Half-normal prior on a scale, ``HalfNormal(sigma)``."""
-
-    sigma: np.ndarray
-    support: ClassVar[Support] = "positive"
-    param_names: ClassVar[tuple[str, ...]] = ("sigma",)
-
-    def __post_init__(self):
-        object.__setattr__(self, "sigma", positive_param("HalfNormal", "sigma", self.sigma))
-
-    def _dist_class(self):
-        return pm.HalfNormal
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class HalfCauchy(Prior):
-    """Half-Cauchy prior on a scale, ``HalfCauchy(beta)``."""
-
-    beta: np.ndarray
-    support: ClassVar[Support] = "positive"
-    param_names: ClassVar[tuple[str, ...]] = ("beta",)
-
-    def __post_init__(self):
-        object.__setattr__(self, "beta", positive_param("HalfCauchy", "beta", self.beta))
-
-    def _dist_class(self):
-        return pm.HalfCauchy
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class Exponential(Prior):
-    """Exponential prior with rate ``lam`` on a positive parameter."""
-
-    lam: np.ndarray
-    support: ClassVar[Support] = "positive"
-    param_names: ClassVar[tuple[str, ...]] = ("lam",)
-
-    def __post_init__(self):
-        object.__setattr__(self, "lam", positive_param("Exponential", "lam", self.lam))
-
-    def _dist_class(self):
-        return pm.Exponential
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class Gamma(Prior):
-    """Gamma prior with shape ``alpha`` and rate ``beta`` on a positive parameter."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    support: ClassVar[Support] = "positive"
-    param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", positive_param("Gamma", "alpha", self.alpha))
-        object.__setattr__(self, "beta", positive_param("Gamma", "beta", self.beta))
-
-    def _dist_class(self):
-        return pm.Gamma
-
-
-# ---------------------------------------------------------------------------------------------
-# Unit interval
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
 class Beta(Prior):
-    """Beta prior on a probability; ``Beta(1, 1)`` is flat on (0, 1)."""
+    """Beta prior on a probability; ``Beta(1, 1)`` is flat on (0, 1).
+
+    Examples
+    --------
+    >>> from bayesmle import Beta
+    >>> Beta(1.0, 1.0).is_flat, Beta(2.0, 2.0).is_flat
+    (True, False)
+    """
 
     a: np.ndarray
     b: np.ndarray
@@ -397,7 +293,14 @@ class Beta(Prior):
 
 
 def flat_prior_for(support: Support) -> Prior:
-    """The flat prior on a support: Flat, HalfFlat or Beta(1, 1)."""
+    """The flat prior on a support: Flat, HalfFlat or Beta(1, 1).
+
+    Examples
+    --------
+    >>> from bayesmle.priors import flat_prior_for
+    >>> flat_prior_for("real"), flat_prior_for("positive"), flat_prior_for("unit")
+    (Flat(), HalfFlat(), Beta(a=1, b=1))
+    """
     match support:
         case "real":
             return Flat()
@@ -406,24 +309,3 @@ def flat_prior_for(support: Support) -> Prior:
         case "unit":
             return Beta(1.0, 1.0)
     raise PriorError(f"Unknown support {support!r}; valid supports are 'real', 'positive', 'unit'.")
-
-
-def check_support(key: str, prior: object, support: Support) -> Prior:
-    """Check that ``prior`` is a Prior on ``support``; return it."""
-    if not isinstance(prior, Prior):
-        raise PriorError(
-            f"`{key}` must be a bayesmle prior (e.g. Flat(), Normal(1.0), HalfNormal(1.0)), "
-            f"got {prior!r} of type {type(prior).__name__}."
-        )
-    if prior.support != support:
-        valid = {
-            "real": "Flat, Normal, Laplace",
-            "positive": "HalfFlat, HalfNormal, HalfCauchy, Exponential, Gamma",
-            "unit": "Beta",
-        }[support]
-        raise PriorError(
-            f"`{key}` is a parameter on the {support} {'line' if support == 'real' else 'scale'}"
-            f" but got {prior!r}, a prior on the {prior.support} support. "
-            f"Valid priors for `{key}`: {valid}."
-        )
-    return prior

@@ -1,0 +1,57 @@
+"""Priors: small frozen objects that know how to declare their PyMC random variable.
+
+Nothing else in bayesmle knows PyMC's distribution classes for priors. A prior's numeric
+parameters are registered as ``pm.Data`` (named ``"<key>__prior_<param>"``) so that changing a
+prior's values -- a sweep over the Laplace scale, say -- reuses the compiled model.
+
+Three supports are covered:
+
+* location / coefficient parameters (real line): :class:`Flat`, :class:`Normal`, :class:`Laplace`;
+* scale and rate parameters (positive): :class:`HalfFlat`, :class:`HalfNormal`,
+  :class:`HalfCauchy`, :class:`Exponential`, :class:`Gamma`;
+* probabilities (unit interval): :class:`Beta` (``Beta(1, 1)`` is the flat prior).
+
+Parameters may be scalars or arrays (one value per coefficient); they broadcast against the
+shape of the parameter they are attached to.
+
+One route into a model
+----------------------
+A prior reaches a model in one of two equivalent ways, and the fitting engine treats both the
+same: ``prior.rv(model, key)`` declares the parameter as a free random variable with this
+distribution (what a hand-written PyMC model does), and ``prior.attach(model, key, value)``
+puts the prior on a parameter that the model computes from its internal coordinates (a
+regression's coefficients in a QR parametrisation, say): it registers ``value`` as the
+Deterministic ``key`` and the prior's log-density as the Potential ``"<key>__prior"``. Either
+way the model's log-density contains the prior exactly once, the parameter is the model
+variable named ``key`` on its natural scale, and the part of the log-density that is not
+smooth -- the ``|w - mu| / b`` of a Laplace prior -- is described by :meth:`Prior.l1`, which
+the optimiser handles exactly (see :mod:`bayesmle.inference.engine`).
+"""
+
+from bayesmle.priors.base import Beta, Flat, HalfFlat, L1Part, Prior, Support, flat_prior_for
+from bayesmle.priors.families import (
+    Exponential,
+    Gamma,
+    HalfCauchy,
+    HalfNormal,
+    Laplace,
+    Normal,
+    check_support,
+)
+
+__all__ = [
+    "L1Part",
+    "Beta",
+    "Exponential",
+    "Flat",
+    "Gamma",
+    "HalfCauchy",
+    "HalfFlat",
+    "HalfNormal",
+    "Laplace",
+    "Normal",
+    "Prior",
+    "Support",
+    "check_support",
+    "flat_prior_for",
+]
