@@ -55,6 +55,16 @@ class Comparison:
         MAP) are represented by draws from their asymptotic normal distribution
         ``N(estimate, cov)`` so that the forest plot shows their Wald intervals; the fit
         itself is in the ``fit`` group.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([0.0, 0.0, 0.0, 0.0])  # no successes: the MLE of p is on the boundary
+    >>> comp = bm.compare(bm.models.bernoulli(y, p_prior=bm.Beta(2.0, 2.0)),
+    ...                   methods=("mle", "map"), warn=False)
+    >>> list(comp.results), list(comp.errors)  # the MAP exists, the MLE does not
+    (['map'], ['mle'])
     """
 
     spec: ModelSpec

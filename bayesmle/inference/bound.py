@@ -252,6 +252,15 @@ def bind(spec: ModelSpec) -> BoundModel:
 
     The one act that connects a spec to compiled code: cheap (no copy, no compilation after
     the first use of a structure), and the result is immutable and thread-safe.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> a = bind(bm.models.poisson(np.array([1.0, 2.0])))
+    >>> b = bind(bm.models.poisson(np.array([5.0, 7.0, 9.0])))
+    >>> a.compiled is b.compiled  # one structure, compiled once, two data sets
+    True
     """
     cm = compiled_model(spec)
     return BoundModel(cm, spec, cm.data_for(spec))

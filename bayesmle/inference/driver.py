@@ -97,6 +97,15 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     """:func:`fit` without emitting warnings: the diagnostics stay on the result only.
 
     For callers that report diagnostics themselves (comparisons, studies, reports).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.array([0.0, 1.0, 1.0, 1.0])
+    >>> res = bm.inference.run(bm.models.bernoulli(y, p_prior=bm.Beta(2.0, 2.0)), "map")
+    >>> round(float(res.params["p"]), 6), res.diagnostics  # (3 + 1) / (4 + 2)
+    (0.666667, ())
     """
     if not isinstance(spec, ModelSpec):
         raise SpecError(

@@ -334,6 +334,17 @@ def compiled_model(spec: ModelSpec) -> CompiledModel:
 
 
 def clear_cache() -> None:
-    """Forget every compiled model (mainly for tests and benchmarks of cold starts)."""
+    """Forget every compiled model (mainly for tests and benchmarks of cold starts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> spec = bm.models.poisson(np.array([1.0, 2.0]))
+    >>> first = compiled_model(spec)
+    >>> clear_cache()
+    >>> compiled_model(spec) is first
+    False
+    """
     with _CACHE_LOCK:
         _CACHE.clear()

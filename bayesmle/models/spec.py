@@ -2,9 +2,11 @@
 
 A *builder* is a plain function ``declare(data, priors) -> pymc.Model`` that declares a PyMC
 model. It must register every array of ``data`` with ``pm.Data(name, data[name])`` under its
-key, and create the prior of each parameter with ``priors[key].rv(model, name, ...)``; then a
-spec of the same *structure* (same builder, same array ranks and column shapes, same prior
-types) with new values is fitted by swapping data into the compiled model -- no recompilation.
+key, and give each parameter its prior by one of the two routes of :mod:`bayesmle.priors`:
+``priors[key].rv(model, key)`` (a free random variable) or ``priors[key].attach(model, key,
+value)`` (a parameter computed from other free variables). Then a spec of the same *structure*
+(same builder, same array ranks and column shapes, same prior types) with new values is fitted
+by passing the new values to the same compiled functions -- no recompilation.
 
 Write your own model like this::
 

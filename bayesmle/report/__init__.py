@@ -9,7 +9,6 @@ from bayesmle.report.atomic import atomic_directory, atomic_write_text
 from bayesmle.report.build import (
     ReportResult,
     ReportWarning,
-    StudyOutput,
     build_report,
     report_steps,
 )
@@ -18,7 +17,6 @@ from bayesmle.report.render import write_index
 __all__ = [
     "ReportResult",
     "ReportWarning",
-    "StudyOutput",
     "atomic_directory",
     "atomic_write_text",
     "build_report",
