@@ -196,18 +196,20 @@ class BoundModel:
         return x if np.max(np.abs(r) / scale) <= 1e-12 else None
 
     # -- the L1 part of the priors -----------------------------------------------------------
-    def l1_terms(self) -> L1Terms:
+    def l1_terms(self, x0: np.ndarray | None = None) -> L1Terms:
         """The L1 parts of the priors as terms in ``x``: index, centre and weight.
 
         Each parameter under a prior with an L1 part must be an affine function of *one*
         coordinate of ``x`` per element (``value = a * x_k + c``, distinct ``k``): then
-        ``|value - mu| / b = (|a| / b) |x_k - (mu - c) / a|``. Checked at two points.
+        ``|value - mu| / b = (|a| / b) |x_k - (mu - c) / a|``. Checked at two points: ``x0``
+        (default: the start, :meth:`start_x`; a fit passes its own to avoid computing it twice)
+        and a point beside it.
         """
         cm = self.compiled
         if not cm.l1_keys:
             return L1Terms()
         fn = cm.l1_map_fn()
-        x0 = self.start_x()
+        x0 = self.start_x() if x0 is None else np.asarray(x0, dtype=float)
         out0 = fn(x0, *self.data)
         v0, j0 = np.asarray(out0[0], dtype=float), np.asarray(out0[1], dtype=float)
         shapes = [np.shape(v) for v in out0[2:]]

@@ -24,8 +24,8 @@ def find_optimum(bound: BoundModel, *, jacobian: bool, start=None,
     """Run the certified optimiser on a bound model."""
     x0 = bound.start_x(start)
     try:
-        return minimize_composite(bound.objective(jacobian=jacobian), x0, l1=bound.l1_terms(),
-                                  max_iter=max_iter)
+        return minimize_composite(bound.objective(jacobian=jacobian), x0,
+                                  l1=bound.l1_terms(x0), max_iter=max_iter)
     except FloatingPointError:
         raise ConvergenceError(
             checklist(
