@@ -13,6 +13,7 @@ __all__ = [
     "as_float_array",
     "check_int",
     "check_level",
+    "check_memory",
     "check_seed",
     "no_positional",
     "as_count_array",
@@ -26,12 +27,48 @@ __all__ = [
 MAX_ABS = 1e100
 
 
-def _describe_bad(values: np.ndarray) -> str:
+def _row_names(value: Any, n: int) -> Any:
+    """The pandas index of ``value`` when it labels its ``n`` rows, else None."""
+    index = getattr(value, "index", None)
+    return index if index is not None and not callable(index) and len(index) == n else None
+
+
+def _label(value: Any) -> str:
+    """An index label as the user wrote it (numpy scalars as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _describe_bad(values: np.ndarray, index: Any = None) -> str:
+    """Where the non-finite values are: row positions, or the labels of a pandas index."""
     flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
     bad_rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-    shown = ", ".join(str(i) for i in bad_rows[:10])
     more = f" (and {bad_rows.size - 10} more)" if bad_rows.size > 10 else ""
+    if index is not None:
+        shown = ", ".join(_label(index[i]) for i in bad_rows[:10])
+        return f"{bad_rows.size} non-finite value(s) at index label(s) {shown}{more}"
+    shown = ", ".join(str(i) for i in bad_rows[:10])
     return f"{bad_rows.size} non-finite value(s) at row(s) {shown}{more}"
+
+
+def _refuse_complex(name: str, value: Any, error: type[ValueError]) -> None:
+    """Complex data would be cast to their real part by numpy: refuse them instead."""
+    dtypes = getattr(value, "dtypes", None)  # a DataFrame: its columns' dtypes
+    if dtypes is not None and not isinstance(dtypes, np.dtype):
+        kinds = {d.kind for d in dtypes if isinstance(d, np.dtype)}
+    else:
+        dtype = getattr(value, "dtype", None)
+        if not isinstance(dtype, np.dtype):
+            try:
+                dtype = np.asarray(value).dtype
+            except (TypeError, ValueError):
+                return  # ragged or exotic: the float conversion reports it
+        kinds = {dtype.kind}
+    if "c" in kinds:
+        raise error(checklist(
+            f"`{name}` holds complex numbers; bayesmle models real-valued data and does not "
+            "drop an imaginary part silently.",
+            ["Pass the real part (`np.real(x)`) or the modulus (`np.abs(x)`) if that is what "
+             "you mean."]))
 
 
 def as_float_array(
@@ -50,6 +87,7 @@ def as_float_array(
         NaN or infinite entries (the message names the offending rows).
     """
     ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    _refuse_complex(name, value, error)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -70,16 +108,20 @@ def as_float_array(
     if not (np.isfinite(hi) and np.isfinite(lo)):
         raise error(
             checklist(
-                f"`{name}` contains {_describe_bad(arr) if arr.ndim else 'a non-finite value'}.",
+                f"`{name}` contains "
+                + (_describe_bad(arr, _row_names(value, arr.shape[0])) if arr.ndim
+                   else "a non-finite value") + ".",
                 ["Drop or impute missing values before fitting (e.g. `df.dropna()`)."],
             )
         )
     biggest = max(hi, -lo)
     if biggest > MAX_ABS:
         row = int(np.unravel_index(np.argmax(np.abs(arr)), arr.shape)[0]) if arr.ndim else 0
+        index = _row_names(value, arr.shape[0]) if arr.ndim else None
+        at = f"index label {_label(index[row])}" if index is not None else f"row {row}"
         raise error(
             checklist(
-                f"`{name}` holds {biggest:.3g} (row {row}); bayesmle needs |values| <= "
+                f"`{name}` holds {biggest:.3g} ({at}); bayesmle needs |values| <= "
                 f"{MAX_ABS:.0e} so that squares and products of the data stay finite in double "
                 "precision.",
                 ["Rescale the data (e.g. change units, or divide by a power of ten) and scale "
@@ -185,7 +227,24 @@ MAX_SEED = 2**63 - 1
 
 
 def check_seed(value: Any, name: str = "random_seed") -> int:
-    """A random seed: an integer in [0, 2**63)."""
+    """A random seed: an integer in [0, 2**63); ``None`` draws one (PyMC's rule).
+
+    A drawn seed comes from the operating system's entropy; callers record it on the result
+    (``result.random_seed``) so that the run can be repeated.
+    """
     if value is None:
-        raise SpecError(f"`{name}` is required so that results are reproducible; pass an int.")
+        return int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
     return check_int(name, value, 0, MAX_SEED)
+
+
+#: Largest memory the draws of one fit (or one study's stored estimates) may take.
+MAX_DRAW_BYTES = 4 * 2**30
+
+
+def check_memory(what: str, count: int, bytes_each: int, hint: str) -> None:
+    """Refuse, before allocating, a result that would take more than ``MAX_DRAW_BYTES``."""
+    need = int(count) * int(bytes_each)
+    if need > MAX_DRAW_BYTES:
+        raise SpecError(
+            f"{what} would take about {need / 2**30:,.1f} GiB of memory; bayesmle refuses more "
+            f"than {MAX_DRAW_BYTES / 2**30:.0f} GiB before allocating. {hint}")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.inference.driver import METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
@@ -19,6 +20,10 @@ __all__ = ["Comparison", "compare", "point_datatree"]
 
 #: Credible level of the posterior intervals in the table (ArviZ's default).
 CI_LEVEL = 0.94
+
+#: One colour per method, the same in every figure whichever methods are present (matplotlib's
+#: default cycle in the order of ``METHODS``).
+METHOD_COLOURS = {"mle": "C0", "map": "C1", "laplace": "C2", "nuts": "C3"}
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,16 @@ class Comparison:
     warnings: list[MethodWarning]
     table: pd.DataFrame
     datatrees: dict[str, xr.DataTree] = field(default_factory=dict)
+    #: Seed of the Laplace, NUTS and Wald draws: the one given, or the one drawn when none was.
+    random_seed: int | None = None
 
     def plot(self, var_names: Sequence[str] | None = None):
         """Forest plot of every method (``arviz_plots.plot_forest``); returns the Figure.
 
         Point methods show their Wald intervals (see ``datatrees``), Laplace and NUTS their
-        credible intervals (50% thick, 94% thin), one colour per method. All parameters share
-        one axis: pass ``var_names`` to group parameters of similar scale (e.g. ``["coef"]``).
+        credible intervals (50% thick, 94% thin). Each method keeps its colour
+        (``METHOD_COLOURS``) whichever methods are present. All parameters share one axis:
+        pass ``var_names`` to group parameters of similar scale (e.g. ``["coef"]``).
         """
         import arviz_plots as azp
 
@@ -87,8 +95,18 @@ class Comparison:
             raise SpecError("Nothing to plot: no method produced a result "
                             f"(errors: {self.errors}).")
         names = list(var_names) if var_names is not None else list(self.spec.params)
+        bad = [v for v in names if v not in self.spec.params]
+        if bad:
+            raise SpecError(f"`var_names` holds {bad}, which are not parameters of "
+                            f"{self.spec.name!r}; valid names: {list(self.spec.params)}.")
+        colours = [METHOD_COLOURS[m] for m in self.datatrees]
+        if len(colours) > 1:
+            style: dict[str, Any] = {"color": colours}
+        else:
+            style = {"visuals": {part: {"color": colours[0]}
+                                 for part in ("trunk", "twig", "point_estimate")}}
         pc = azp.plot_forest(self.datatrees, var_names=names, combined=True,
-                             ci_probs=(0.5, 0.94), backend="matplotlib")
+                             ci_probs=(0.5, 0.94), backend="matplotlib", **style)
         if len(self.datatrees) > 1:
             pc.add_legend("model", title="method")
         return pc.viz["figure"].item()
@@ -138,8 +156,9 @@ def _route(methods: Sequence[str], fit_options: dict[str, Any]) -> dict[str, dic
     return {m: {k: v for k, v in fit_options.items() if k in OPTIONS[m]} for m in methods}
 
 
-def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: int = 0,
-            warn: bool = True, **fit_options: Any) -> Comparison:
+def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
+            random_seed: int | None = None, warn: bool = True, **fit_options: Any
+            ) -> Comparison:
     """Fit ``spec`` by several methods and put the answers side by side.
 
     Parameters
@@ -148,8 +167,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
         The model, from a builder in :mod:`bayesmle.models` or your own.
     methods : sequence of {"mle", "map", "laplace", "nuts"}
         Methods to run, in the order of the table's columns.
-    random_seed : int, default 0
-        Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``).
+    random_seed : int, optional
+        Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``). When
+        absent one is drawn (PyMC's rule) and recorded as ``Comparison.random_seed``.
     warn : bool, default True
         Also emit each method's diagnostics as Python warnings (they are always listed in
         ``.warnings``).
@@ -191,9 +211,12 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
     if bad or not methods or len(set(methods)) != len(methods):
         raise SpecError(f"`methods` must be distinct names from {list(METHODS)}, got "
                         f"{list(methods)}.")
+    seed = check_seed(random_seed)
+    if not isinstance(warn, bool):
+        raise SpecError(f"`warn` must be True or False, got {warn!r}.")
     options = _route(methods, fit_options)
     chains = int(options.get("nuts", {}).get("chains", 4))
-    draws = int(options.get("nuts", {}).get("draws", 1000))
+    draws = int(options.get("nuts", options.get("laplace", {})).get("draws", 1000))
     if "laplace" in options:  # as many Laplace draws as NUTS draws, so the forest lines up
         options["laplace"]["draws"] = chains * int(options["laplace"].get("draws", draws))
     results: dict[str, Any] = {}
@@ -203,7 +226,7 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
     for method in methods:
         opts = dict(options[method])
         if method in ("laplace", "nuts"):
-            opts.setdefault("random_seed", random_seed)
+            opts.setdefault("random_seed", seed)
         try:
             results[method] = run(spec, method, **opts)
         except BayesMLEError as exc:
@@ -213,12 +236,13 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *, random_seed: i
         for diagnostic in results[method].diagnostics:
             caught.append(MethodWarning(method, diagnostic.category_name, diagnostic.message))
             if warn:
-                diagnostic.emit(stacklevel=2)
+                diagnostic.emit()
     if not results:
         raise first_error  # type: ignore[misc]
     return Comparison(spec=spec, results=results, errors=errors, warnings=caught,
                       table=_table(results),
-                      datatrees=_datatrees(results, random_seed, chains=chains, draws=draws))
+                      datatrees=_datatrees(results, seed, chains=chains, draws=draws),
+                      random_seed=seed)
 
 
 def _table(results: dict[str, Any]) -> pd.DataFrame:

@@ -7,6 +7,8 @@ the source.
 
 from __future__ import annotations
 
+import inspect
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +94,32 @@ class Diagnostic:
         """The warning class's name (``"ConvergenceWarning"``, ``"SamplingWarning"``)."""
         return self.category.__name__
 
-    def emit(self, stacklevel: int = 2) -> None:
-        """Emit as a Python warning (from the caller's frame, ``stacklevel`` up)."""
-        warnings.warn(self.message, self.category, stacklevel=stacklevel + 1)
+    def emit(self, stacklevel: int | None = None) -> None:
+        """Emit as a Python warning attributed to the user's call.
+
+        By default the warning points at the first frame outside bayesmle (the line of the
+        user's code that called ``fit``, ``compare``...); ``stacklevel`` counts frames from the
+        caller of ``emit`` instead.
+        """
+        level = external_stacklevel() if stacklevel is None else stacklevel + 1
+        warnings.warn(self.message, self.category, stacklevel=level)
+
+
+def external_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` in the caller that names the user's frame.
+
+    Counts the frames from the caller of this function up to the first one whose code lies
+    outside the bayesmle package (as pandas' ``find_stack_level``), so a warning raised deep
+    in the library is attributed to the line of user code that led to it.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = inspect.currentframe()
+    level = 0
+    try:
+        while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+                package + os.sep):
+            frame = frame.f_back
+            level += 1
+    finally:
+        del frame
+    return max(level, 1)  # this frame excluded, the user's frame included

@@ -92,7 +92,7 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(DataError):
         studies.overdispersion(np.ones((3, 1)), [1, 2])
     with pytest.raises(SpecError, match="random_seed"):
-        studies.overdispersion(np.ones((3, 1)), [1, 2, 3], random_seed=None)
+        studies.overdispersion(np.ones((3, 1)), [1, 2, 3], random_seed=-1)
 
 
 def test_alpha_interval_reaches_zero_when_the_lr_test_does_not_reject():

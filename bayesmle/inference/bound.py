@@ -151,14 +151,23 @@ class BoundModel:
             arrays = []
             for name in names:
                 shape = point[model.rvs_to_values[model[name]].name].shape
+                raw = values[name]
                 try:
-                    value = np.asarray(values[name], dtype=model[name].dtype)
+                    if np.iscomplexobj(raw):
+                        raise TypeError
+                    value = np.asarray(raw, dtype=model[name].dtype)
                     arrays.append(np.broadcast_to(value, shape).copy())
                 except (TypeError, ValueError):
-                    raise SpecError(f"Start value of {name!r} must be numeric with shape "
-                                    f"{shape}, got {values[name]!r}.") from None
+                    raise SpecError(f"`start[{name!r}]` must be a real number (or array) "
+                                    f"broadcasting to shape {shape}, got {raw!r}.") from None
+                if not np.all(np.isfinite(arrays[-1])):
+                    raise SpecError(f"`start[{name!r}]` must be finite, got {raw!r}.")
             out = self.compiled.natural_to_x_fn(names)(*arrays, *self.data)
-            for name, value in zip(names, out, strict=True):
+            for name, raw, value in zip(names, (values[n] for n in names), out, strict=True):
+                if not np.all(np.isfinite(value)):
+                    raise SpecError(f"`start[{name!r}]` = {raw!r} is outside the support of "
+                                    f"{name!r} (e.g. a scale must be > 0, a probability in "
+                                    f"(0, 1)).")
                 point[model.rvs_to_values[model[name]].name] = np.asarray(value)
         return DictToArrayBijection.map({v.name: point[v.name]
                                          for v in self.compiled.value_vars}).data

@@ -59,10 +59,9 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
         (default 200), ``strict`` (raise ConvergenceError instead of warning).
-        ``laplace``: ``draws`` (2000), ``random_seed`` (required), ``start``, ``max_iter``,
-        ``strict``.
-        ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``
-        (required), ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
+        ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
+        ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
+        ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
         (0.8), ``progressbar``.
 
     Returns
@@ -74,6 +73,10 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         :class:`~bayesmle.errors.ConvergenceWarning` or
         :class:`~bayesmle.errors.SamplingWarning`. A NUTS run interrupted by Ctrl-C raises
         KeyboardInterrupt (never a partial result).
+
+        ``random_seed`` follows PyMC's rule: optional; when it is absent a seed is drawn from
+        the operating system's entropy and recorded as ``result.random_seed``, so that any run
+        can be repeated exactly.
 
     Examples
     --------
@@ -89,7 +92,7 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     """
     result = run(spec, method, **options)
     for diagnostic in result.diagnostics:
-        diagnostic.emit(stacklevel=2)
+        diagnostic.emit()
     return result
 
 
@@ -128,7 +131,7 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
             return _checked_fit(spec, "map", options)
         return _optimum(spec, "map", options)
     if method == "laplace":
-        return laplace_approximation(spec, **{"random_seed": 0, **options})
+        return laplace_approximation(spec, **options)
     return sample_nuts(spec, **options)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmle._validation import check_int, check_seed, no_positional
+from bayesmle._validation import check_int, check_memory, check_seed, no_positional
 from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.bound import bind
 from bayesmle.inference.draws import Draws, posterior_tree
@@ -55,6 +55,8 @@ class LaplaceResult:
     mode: PointResult
     datatree: xr.DataTree
     seconds: float = 0.0
+    #: The seed of the draws: the one given, or the one drawn when none was.
+    random_seed: int | None = None
     method: str = field(default="laplace", init=False)
 
     @cached_property
@@ -174,6 +176,9 @@ def laplace_approximation(
     bound = bind(spec)
     opt = mode.optimum
     x, free = opt.x, opt.free
+    per_draw = sum(int(np.size(v)) for v in mode.params.values())
+    check_memory(f"{draws:,} Laplace draws", draws, 8 * (2 * x.size + 4 * per_draw),
+                 "Ask for fewer `draws`.")
     values: list[dict[str, np.ndarray]] = []
     if mode.hessian_pd:
         try:
@@ -193,4 +198,4 @@ def laplace_approximation(
                else np.full((draws, *shape), np.nan))
         arrays[name] = arr.reshape(1, draws, *shape)
     return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, random_seed=seed)

@@ -185,18 +185,43 @@ class PointResult:
         return self.conf_int(level=level)
 
     def summary(self, *args, level: float = 0.95) -> pd.DataFrame:
-        """Estimates, standard errors, z statistics, p-values and Wald intervals."""
+        """A table of the estimate, one row per scalar parameter.
+
+        MLE: ``estimate``, ``stderr``, the Wald ``z`` statistic and two-sided ``p_value`` of
+        the test of 0, and the Wald confidence interval ``ci_<lower>``/``ci_<upper>`` --
+        frequentist quantities.
+
+        MAP: posterior-mode quantities only -- ``mode``, ``approx_sd`` (the posterior sd of the
+        normal approximation at the mode, from the curvature of the log-posterior) and
+        ``approx_<lower>``/``approx_<upper>`` (its central interval). A z statistic or p-value
+        of a MAP would be a frequentist test of a shrunken estimate, which it is not.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> spec = bm.models.gaussian(np.array([0.5, 1.5, 2.0, 3.0]), mu_prior=bm.Normal(1.0))
+        >>> bm.fit(spec, "mle").summary().columns.tolist()
+        ['estimate', 'stderr', 'z', 'p_value', 'ci_0.025', 'ci_0.975']
+        >>> bm.fit(spec, "map").summary().columns.tolist()
+        ['mode', 'approx_sd', 'approx_0.025', 'approx_0.975']
+        """
         no_positional("summary", args, 0.95)
         est, se = self.flat_params(), self.flat_stderr()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
         ci = self.conf_int(level=level)
         lo, hi = f"{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}"
+        index = pd.Index(self.labels, name="parameter")
+        if self.method != "mle":
+            return pd.DataFrame(
+                {"mode": est, "approx_sd": se, f"approx_{lo}": ci["lower"].to_numpy(),
+                 f"approx_{hi}": ci["upper"].to_numpy()}, index=index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
         return pd.DataFrame(
             {"estimate": est, "stderr": se, "z": z,
              "p_value": 2 * scipy.stats.norm.sf(np.abs(z)),
              f"ci_{lo}": ci["lower"].to_numpy(), f"ci_{hi}": ci["upper"].to_numpy()},
-            index=pd.Index(self.labels, name="parameter"),
+            index=index,
         )
 
     # -- ArviZ ------------------------------------------------------------------------------

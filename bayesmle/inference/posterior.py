@@ -61,6 +61,8 @@ class PosteriorResult:
     compile_seconds: float = 0.0
     #: Number of draws requested per chain (an interrupted run never returns a result).
     requested_draws: int = field(default=0, repr=False)
+    #: The sampler's seed: the one given, or the one drawn when none was.
+    random_seed: int | None = None
 
     @cached_property
     def _draws(self) -> Draws:

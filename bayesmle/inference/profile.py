@@ -56,7 +56,7 @@ import pandas as pd
 import scipy.stats
 
 from bayesmle._validation import check_level
-from bayesmle.errors import ConvergenceWarning, SpecError
+from bayesmle.errors import ConvergenceWarning, SpecError, external_stacklevel
 from bayesmle.inference.bound import bind
 from bayesmle.inference.profiler import Profiler as _Profiler
 from bayesmle.inference.result import FitResult
@@ -232,4 +232,4 @@ def _warn_unconverged(labels: list[str]) -> None:
         warnings.warn(
             f"Some constrained re-optimisations of the profile of {labels} could not be "
             "certified; those profile values may be inaccurate.",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=external_stacklevel())

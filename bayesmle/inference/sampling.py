@@ -15,7 +15,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayesmle._validation import check_int, check_seed
+from bayesmle._validation import check_int, check_memory, check_seed
 from bayesmle.errors import SpecError
 from bayesmle.inference.bound import BoundModel, bind
 from bayesmle.inference.posterior import PosteriorResult
@@ -65,6 +65,8 @@ def sample_nuts(
         raise SpecError(f"Unknown sampler {sampler!r}; valid samplers: {list(_SAMPLERS)}.")
     target_accept = _check_target_accept(target_accept)
     seed = check_seed(random_seed)
+    check_memory(f"{chains} chain(s) x {draws:,} draws", chains * draws,
+                 8 * 3 * spec.scalar_count(), "Ask for fewer `draws` (or `chains`).")
     for check in spec.posterior_checks:
         check(spec)
     chosen = default_sampler() if sampler == "auto" else sampler
@@ -84,7 +86,7 @@ def sample_nuts(
     return PosteriorResult(spec=spec, method="nuts", datatree=_relabel(dt, spec),
                            seconds=time.perf_counter() - t0, sampler=chosen,
                            compile_seconds=cm.compile_seconds - compile_before,
-                           requested_draws=draws)
+                           requested_draws=draws, random_seed=seed)
 
 
 def _free_start(bound: BoundModel) -> dict[str, np.ndarray]:

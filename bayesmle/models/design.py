@@ -64,8 +64,7 @@ def as_design(X: Any, *, name: str = "X") -> Design:
                      "drop_first=True)) or use a formula."],
                 )
             )
-        X = X.to_numpy(dtype=np.float64)
-    arr = as_float_array(name, X, ndim=(1, 2))
+    arr = as_float_array(name, X, ndim=(1, 2))  # a DataFrame's index labels bad rows
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.shape[1] == 0:

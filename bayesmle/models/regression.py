@@ -435,7 +435,20 @@ def softmax_regression(
         raise DataError("`y` contains NaN or infinite labels; drop those rows.")
     if labels.dtype == object and any(v is None for v in labels):
         raise DataError("`y` contains missing labels (None); drop those rows.")
-    classes, codes = np.unique(labels, return_inverse=True)
+    if labels.dtype.kind == "c":
+        raise DataError("`y` holds complex numbers; class labels must be numbers or strings.")
+    if labels.dtype == object:
+        kinds = {type(v).__name__ for v in labels if not isinstance(v, str)}
+        if kinds and len(kinds) < labels.size and any(isinstance(v, str) for v in labels):
+            raise DataError(
+                f"`y` mixes strings with labels of type(s) {sorted(kinds)}; class labels must "
+                f"be all numbers or all strings (e.g. `y.astype(str)`).")
+    try:
+        classes, codes = np.unique(labels, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in labels})
+        raise DataError(f"`y` holds labels of types {kinds} that cannot be ordered; class "
+                        f"labels must be all numbers or all strings.") from None
     if classes.size < 2:
         raise DataError(
             f"`y` holds a single class ({classes[0]!r}); softmax regression needs at least two."

@@ -241,6 +241,9 @@ def regression_spec(
     known_sigma: float | None = None,
 ) -> ModelSpec:
     """Validate a regression's design and priors and return its spec (see the builders)."""
+    if not isinstance(intercept, bool | np.bool_):
+        raise DataError(f"`intercept` must be True or False, got {intercept!r}.")
+    intercept = bool(intercept)
     design = as_design(X)
     _check_rows(design, y)
     n_out = 0 if classes is None else len(classes) - 1
@@ -299,4 +302,7 @@ def regression_spec(
                           *extra_posterior_checks),
         family=family,
         solver=_SOLVERS.get(family, ""),
+        prior_shapes={"coef": coef_shape, **({"intercept": () if n_out == 0 else (n_out,)}
+                                             if intercept else {}),
+                      **{key: () for key in extra_priors}},
     )

@@ -80,6 +80,29 @@ def _frozen_array(value: Any) -> np.ndarray:
     return arr
 
 
+class _PriorTable(Mapping):
+    """The priors handed to a builder: a missing key is a SpecError naming the valid keys."""
+
+    def __init__(self, model: str, priors: Mapping[str, Prior]):
+        self._model, self._priors = model, priors
+
+    def __getitem__(self, key: str) -> Prior:
+        try:
+            return self._priors[key]
+        except KeyError:
+            raise SpecError(
+                f"The builder of model {self._model!r} asked for the prior {key!r}, which the "
+                f"spec does not have. Its priors: {sorted(self._priors) or 'none'}; add "
+                f"`priors={{{key!r}: bm.Flat(), ...}}` (or the prior you mean) to the ModelSpec."
+            ) from None
+
+    def __iter__(self):
+        return iter(self._priors)
+
+    def __len__(self) -> int:
+        return len(self._priors)
+
+
 def _readonly(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
@@ -164,6 +187,9 @@ class ModelSpec:
     posterior_checks: tuple[Callable[[ModelSpec], None], ...] = ()
     family: str = ""
     solver: str = ""
+    #: Shapes of the parameters the priors apply to (checked when priors are replaced); a
+    #: parameter not listed here takes the shape of its ``start`` value, if it has one.
+    prior_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         if not callable(self.declare):
@@ -187,6 +213,8 @@ class ModelSpec:
             self, "start", _readonly({k: _frozen_array(v) for k, v in self.start.items()})
         )
         object.__setattr__(self, "options", _readonly(self.options))
+        object.__setattr__(self, "prior_shapes", _readonly(
+            {k: tuple(int(n) for n in v) for k, v in self.prior_shapes.items()}))
         object.__setattr__(self, "mle_checks", tuple(
             c if isinstance(c, ExistenceCheck) else ExistenceCheck(c) for c in self.mle_checks))
         object.__setattr__(self, "posterior_checks", tuple(self.posterior_checks))
@@ -200,13 +228,47 @@ class ModelSpec:
 
     # -- variants ---------------------------------------------------------------------------
     def with_priors(self, **priors: Prior) -> ModelSpec:
-        """A copy with some priors replaced (keys must exist)."""
+        """A copy with some priors replaced.
+
+        Each new prior is checked as the builder checks its own: the key must exist, the prior
+        must live on the parameter's support (the support of the prior it replaces) and its
+        parameters must broadcast to the parameter's shape.
+
+        Raises
+        ------
+        SpecError
+            An unknown key.
+        PriorError
+            A prior on the wrong support (e.g. ``HalfNormal`` on a coefficient, ``Beta`` on a
+            scale) or of the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> spec = bm.models.gaussian(np.array([1.0, 2.0, 4.0]))
+        >>> spec.with_priors(mu=bm.Normal(10.0)).priors["mu"]
+        Normal(sigma=10, mu=0)
+        >>> spec.with_priors(sigma=bm.Beta(2, 2))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        bayesmle.errors.PriorError: `sigma` is a parameter on the positive scale but got Beta...
+        """
+        from bayesmle.priors import check_support
+
         unknown = set(priors) - set(self.priors)
         if unknown:
             raise SpecError(
                 f"Unknown prior key(s) {sorted(unknown)} for model {self.name!r}. "
                 f"Valid keys: {sorted(self.priors)}."
             )
+        for key, prior in priors.items():
+            check_support(key, prior, self.priors[key].support)
+            shape = self.prior_shapes.get(key)
+            if shape is None and key in self.start:
+                shape = tuple(self.start[key].shape)
+            if shape is not None:
+                prior.check_shape(key, shape)
         return replace(self, priors={**self.priors, **priors})
 
     def flat(self) -> ModelSpec:
@@ -246,6 +308,16 @@ class ModelSpec:
             values.update(self.start_fn(self.arrays(), self.priors))
         return values
 
+    def scalar_count(self) -> int:
+        """Number of scalars in the reported parameters (those of unknown shape count 1)."""
+        total = 0
+        for name in self.params:
+            shape = self.prior_shapes.get(name)
+            if shape is None and name in self.start:
+                shape = self.start[name].shape
+            total += int(np.prod(shape)) if shape is not None else 1
+        return total
+
     def data_values(self) -> dict[str, np.ndarray]:
         """Every value pushed into the model's ``pm.Data`` containers: data and prior params."""
         values = dict(self.arrays())
@@ -263,7 +335,7 @@ class ModelSpec:
 
     def build(self) -> pm.Model:
         """Declare the PyMC model for this spec (a new model object each call)."""
-        model = self.declare(self.arrays(), self.priors)
+        model = self.declare(self.arrays(), _PriorTable(self.name, self.priors))
         if not isinstance(model, pm.Model):
             raise SpecError(
                 f"The builder of model {self.name!r} must return a pymc.Model, "

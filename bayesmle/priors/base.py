@@ -24,7 +24,9 @@ Support = Literal["real", "positive", "unit"]
 def _fmt(value: np.ndarray) -> str:
     if value.ndim == 0:
         return f"{float(value):g}"
-    return np.array2string(value, precision=4, separator=", ", threshold=6)
+    text = np.array2string(value, precision=4, separator=", ", threshold=6,
+                           max_line_width=10**6)
+    return " ".join(text.split())  # one line, whatever the shape
 
 
 @dataclass(frozen=True)

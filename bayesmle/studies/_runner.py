@@ -59,28 +59,65 @@ def check_ns(ns: Iterable[int], minimum: int = 2, name: str = "ns") -> list[int]
         ...
     bayesmle.errors.SpecError: `ns` must be a non-empty sequence of integers >= 2, got [1, 10].
     """
-    try:
-        values = [int(v) for v in ns]
-        ok = all(float(v) == int(v) for v in ns)
-    except (TypeError, ValueError):
-        raise SpecError(f"`{name}` must be a sequence of integers, got {ns!r}.") from None
-    if not values or not ok or min(values) < minimum:
+    if isinstance(ns, str | bytes) or not isinstance(ns, Iterable):
+        raise SpecError(f"`{name}` must be a sequence of integers, got {ns!r}.")
+    raw = list(ns)
+    shown = _short(raw)
+    if len(raw) > MAX_SIZES:
+        raise SpecError(f"`{name}` has {len(raw):,} sample sizes; at most {MAX_SIZES:,} are "
+                        f"allowed.")
+    ok = all(isinstance(v, int | np.integer | float | np.floating) and not isinstance(v, bool)
+             and np.isfinite(v) and float(v) == int(v) for v in raw)
+    if not raw or not ok or min(int(v) for v in raw) < minimum:
         raise SpecError(f"`{name}` must be a non-empty sequence of integers >= {minimum}, got "
-                        f"{list(ns)!r}.")
+                        f"{shown}.")
+    values = [int(v) for v in raw]
+    if max(values) > MAX_N:
+        raise SpecError(f"`{name}` holds {max(values):,}; simulated data sets are limited to "
+                        f"{MAX_N:,} rows.")
     return values
 
 
-def check_reps(reps: int, name: str = "reps", minimum: int = 1) -> int:
-    """Validate a replicate count.
+def _short(values: list) -> str:
+    text = repr(values)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+#: Bounds of a study, checked before anything is allocated: replicates per sample size,
+#: sample sizes per grid, rows per simulated data set, and the total simulated rows.
+MAX_REPS = 1_000_000
+MAX_SIZES = 1_000
+MAX_N = 10_000_000
+MAX_TOTAL_ROWS = 10_000_000_000
+
+
+def check_reps(reps: int, name: str = "reps", minimum: int = 1,
+               ns: Sequence[int] = ()) -> int:
+    """Validate a replicate count, and the size of the whole study when ``ns`` is given.
 
     Examples
     --------
     >>> from bayesmle.studies._runner import check_reps
     >>> check_reps(20)
     20
+    >>> check_reps(10**9)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: `reps` must be an integer >= 1 and <= 1,000,000, got 1000000000.
     """
-    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < minimum:
-        raise SpecError(f"`{name}` must be an integer >= {minimum}, got {reps!r}.")
+    if (isinstance(reps, bool) or not isinstance(reps, int | np.integer)
+            or not minimum <= reps <= MAX_REPS):
+        raise SpecError(f"`{name}` must be an integer >= {minimum} and <= {MAX_REPS:,}, got "
+                        f"{reps!r}.")
+    tasks = len(ns) * int(reps)
+    if tasks > MAX_REPS:
+        raise SpecError(f"`ns` x `{name}` = {len(ns)} x {int(reps):,} = {tasks:,} replicate "
+                        f"fits; at most {MAX_REPS:,} are allowed in one study.")
+    rows = sum(ns) * int(reps)
+    if rows > MAX_TOTAL_ROWS:
+        raise SpecError(f"`ns` x `{name}` would simulate {rows:,} rows in total; at most "
+                        f"{MAX_TOTAL_ROWS:,} are allowed in one study (fewer replicates or "
+                        f"smaller sample sizes).")
     return int(reps)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import MLENotFoundError, SpecError
 from bayesmle.models.distributions import gaussian
 from bayesmle.studies._common import fit_quietly, new_figure
@@ -94,7 +95,7 @@ class BiasResult(StudyResult):
 
 
 def bias(ns: Sequence[int], reps: int, mu: float = 0.0, sigma: float = 1.0,
-         random_seed: int = 0, executor=None) -> BiasResult:
+         random_seed: int | None = None, executor=None) -> BiasResult:
     """Simulated mean of the Gaussian variance MLE σ̂² against ``(n − 1)/n · σ²``.
 
     Parameters
@@ -105,7 +106,9 @@ def bias(ns: Sequence[int], reps: int, mu: float = 0.0, sigma: float = 1.0,
         Replicates per sample size (>= 2).
     mu, sigma : float
         Mean and standard deviation (> 0) of the simulated data.
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Seed; each (n, replicate) has its own stream, so serial and parallel runs agree.
     executor : concurrent.futures.Executor, optional
         Where to run the replicates.
@@ -125,7 +128,7 @@ def bias(ns: Sequence[int], reps: int, mu: float = 0.0, sigma: float = 1.0,
     ['n', 'n_ok', 'mean_var_mle', 'theory', 'mc_se', 'z', 'ratio', 'ratio_mc_se', 'theory_ratio']
     """
     ns = check_ns(ns, minimum=2)
-    reps = check_reps(reps, minimum=2)
+    reps = check_reps(reps, minimum=2, ns=ns)
     for name, value, positive in (("mu", mu, False), ("sigma", sigma, True)):
         try:
             v = float(value)
@@ -135,6 +138,7 @@ def bias(ns: Sequence[int], reps: int, mu: float = 0.0, sigma: float = 1.0,
             valid = "a finite number > 0" if positive else "a finite number"
             raise SpecError(f"`{name}` must be {valid}, got {value!r}.")
     mu, sigma = float(mu), float(sigma)
+    random_seed = check_seed(random_seed)
     seeds = task_rngs(random_seed, len(ns) * reps)
     tasks = [_Task(mu, sigma, n, r, seeds[i * reps + r])
              for i, n in enumerate(ns) for r in range(reps)]

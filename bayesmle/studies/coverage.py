@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmle._validation import check_level
+from bayesmle._validation import check_level, check_seed
 from bayesmle.errors import MLENotFoundError, SpecError
 from bayesmle.inference.driver import run
 from bayesmle.inference.profile import profile_table
@@ -208,7 +208,7 @@ def coverage(
     reps: int,
     level: float = 0.95,
     methods: Sequence[str] = METHODS,
-    random_seed: int = 0,
+    random_seed: int | None = None,
     executor=None,
     prior: Prior | Mapping[str, Prior] | None = None,
     nuts_options: Mapping[str, Any] | None = None,
@@ -235,7 +235,9 @@ def coverage(
         Nominal level of every interval.
     methods : sequence of {"wald", "profile", "posterior"}
         Interval methods to assess.
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Seed; each (n, replicate) has its own stream (data and NUTS seed), so serial and
         parallel runs agree.
     executor : concurrent.futures.Executor, optional
@@ -289,10 +291,11 @@ def coverage(
                         f"{list(methods)}.")
     level = check_level(level)
     ns = check_ns(ns)
-    reps = check_reps(reps)
+    reps = check_reps(reps, ns=ns)
     priors = prior_kwargs(prior)
     nuts = {"draws": 500, "tune": 500, "chains": 2, "progressbar": False,
             **dict(nuts_options or {})}
+    random_seed = check_seed(random_seed)
     seeds = task_rngs(random_seed, len(ns) * reps)
     if "posterior" in methods:
         probe = _Task(builder, simulate, true_params, ns[0], 0, seeds[0], level, methods,

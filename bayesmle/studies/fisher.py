@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import MLENotFoundError, SpecError
 from bayesmle.models import distributions as dist
 from bayesmle.studies._common import fit_quietly, new_figure
@@ -248,7 +249,7 @@ class FisherResult(StudyResult):
 
 
 def fisher(builder: Callable, true_params: Mapping[str, float], ns: Sequence[int], reps: int,
-           random_seed: int = 0, executor=None) -> FisherResult:
+           random_seed: int | None = None, executor=None) -> FisherResult:
     """Simulated variance of the MLE against the Cramér–Rao bound ``1 / (n I(θ))``.
 
     Parameters
@@ -266,7 +267,9 @@ def fisher(builder: Callable, true_params: Mapping[str, float], ns: Sequence[int
     reps : int
         Replicates per sample size (>= 2). The Monte Carlo sd of the ratio is about
         ``sqrt(2 / reps)``: use ~2000 to resolve a 10% deviation at 3 sd.
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Seed; each (n, replicate) has its own stream, so serial and parallel runs agree.
     executor : concurrent.futures.Executor, optional
         Where to run the replicates (process pool, Dask client executor).
@@ -293,7 +296,8 @@ def fisher(builder: Callable, true_params: Mapping[str, float], ns: Sequence[int
     family = _family_of(builder)
     params = _check_true_params(family, true_params)
     ns = check_ns(ns, minimum=2)
-    reps = check_reps(reps, minimum=2)
+    reps = check_reps(reps, minimum=2, ns=ns)
+    random_seed = check_seed(random_seed)
     seeds = task_rngs(random_seed, len(ns) * reps)
     tasks = [_Task(family, params, n, r, seeds[i * reps + r])
              for i, n in enumerate(ns) for r in range(reps)]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.priors import Prior
 from bayesmle.studies._common import check_builder, fit_quietly, new_figure, prior_kwargs
@@ -146,7 +147,7 @@ def map_to_mle(
     prior: Prior | Mapping[str, Prior],
     ns: Sequence[int],
     reps: int = 20,
-    random_seed: int = 0,
+    random_seed: int | None = None,
     executor=None,
     *,
     posterior_ns: Sequence[int] = (),
@@ -169,7 +170,9 @@ def map_to_mle(
         Sample sizes (e.g. ``np.geomspace(20, 20_000, 8).astype(int)``).
     reps : int, default 20
         Replicates per sample size.
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Seed; every (n, replicate) gets its own stream, so serial and parallel runs agree.
     executor : concurrent.futures.Executor, optional
         Where to run the replicates (process pool, ``distributed.Client().get_executor()``).
@@ -208,12 +211,13 @@ def map_to_mle(
     if not priors:
         raise SpecError("`prior` is required: the MAP under a flat prior is the MLE.")
     ns = check_ns(ns)
-    reps = check_reps(reps)
+    reps = check_reps(reps, ns=ns)
     post_ns = set(check_ns(posterior_ns)) if len(posterior_ns) else set()
     if not post_ns <= set(ns):
         raise SpecError(f"`posterior_ns` {sorted(post_ns)} must be a subset of `ns` {ns}.")
     nuts = {"draws": 500, "tune": 500, "chains": 2, "progressbar": False,
             **dict(nuts_options or {})}
+    random_seed = check_seed(random_seed)
     seeds = task_rngs(random_seed, len(ns) * reps)
     tasks = []
     for i, n in enumerate(ns):

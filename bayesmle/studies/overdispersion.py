@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import ConvergenceError, MLENotFoundError
 from bayesmle.inference.point import PointResult
 from bayesmle.models.regression import negative_binomial_regression, poisson_regression
@@ -130,7 +131,7 @@ class OverdispersionResult(StudyResult):
         return fig
 
 
-def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int = 0
+def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int | None = None
                    ) -> OverdispersionResult:
     """Compare Poisson and negative binomial (NB2) regressions on the same counts.
 
@@ -142,7 +143,9 @@ def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int = 0
         Counts.
     exposure : array_like, optional
         Positive exposure per row (offset ``log(exposure)`` in both models).
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Accepted for the common study interface; the study is deterministic.
 
     Returns
@@ -173,6 +176,7 @@ def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int = 0
     >>> res.table.columns.tolist()
     ['loglik', 'n_params', 'aic', 'bic', 'converged', 'intercept', 'coef[x0]', 'alpha']
     """
+    random_seed = check_seed(random_seed)
     task_rngs(random_seed, 1)  # validates the seed (the study is deterministic)
     pois_spec = poisson_regression(X, y, exposure=exposure)
     nb_spec = negative_binomial_regression(X, y, exposure=exposure)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullLocator
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.priors import Laplace, Normal
 from bayesmle.studies._common import check_builder, fit_quietly, new_figure
@@ -135,7 +136,7 @@ def sparsity_path(
     builder: Callable,
     data: Mapping[str, Any],
     scales: Sequence[float],
-    random_seed: int = 0,
+    random_seed: int | None = None,
     nuts_at: Sequence[float] = (),
     *,
     gaussian: bool = True,
@@ -154,7 +155,9 @@ def sparsity_path(
         The builder's other arguments (``{"X": X, "y": y}``, plus e.g. ``sigma_prior``).
     scales : sequence of float
         Laplace scales ``b`` (small b = strong shrinkage); sorted ascending in the table.
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Seed of the NUTS runs.
     nuts_at : sequence of float, optional
         Scales (members of ``scales``) at which the NUTS posterior is also sampled.
@@ -217,6 +220,7 @@ def sparsity_path(
         raise SpecError(f"`eps` must be a positive number, got {eps!r}.")
     nuts = {"draws": 1000, "tune": 1000, "chains": 2, "progressbar": False,
             **dict(nuts_options or {})}
+    random_seed = check_seed(random_seed)
     seeds = np.random.SeedSequence(int(random_seed)).spawn(len(values))
     rows = []
     for b, seed in zip(values, seeds, strict=True):

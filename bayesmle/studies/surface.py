@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from bayesmle._validation import check_seed
 from bayesmle.errors import SpecError
 from bayesmle.inference.bound import bind
 from bayesmle.inference.driver import run
@@ -136,7 +137,7 @@ def _axis(mle: PointResult, label: str, grid: int, span: float) -> np.ndarray:
 
 
 def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, grid: int = 60,
-                       span: float = 4.0, random_seed: int = 0) -> SurfaceResult:
+                       span: float = 4.0, random_seed: int | None = None) -> SurfaceResult:
     """The log-likelihood over a grid of two parameters, with profiles, MLE and MAP.
 
     Parameters
@@ -150,7 +151,9 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
     span : float, default 4.0
         Half-width of each axis in MLE standard errors (cut at the edge of the support, e.g.
         sigma > 0).
-    random_seed : int, default 0
+    random_seed : int, optional
+        Seed (drawn from the operating system's entropy when absent; the seed used is
+        recorded in ``settings``).
         Accepted for the common study interface; the surface is deterministic.
 
     Returns
@@ -179,6 +182,7 @@ def likelihood_surface(spec: ModelSpec, params: Sequence[str] | None = None, gri
     >>> surf.profiles.columns.tolist()
     ['parameter', 'value', 'profile_loglik', 'slice_loglik', 'wald_loglik']
     """
+    random_seed = check_seed(random_seed)
     task_rngs(random_seed, 1)  # validates the seed (the study is deterministic)
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"`spec` must be a ModelSpec, got {type(spec).__name__}.")
