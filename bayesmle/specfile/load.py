@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bayesmle.errors import SpecError
+from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
 from bayesmle.specfile._schema import Where
 from bayesmle.specfile.builders import BUILDERS, BuilderInfo, builder_info
@@ -79,6 +80,11 @@ def _model(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any], dict[s
     formula = None
     if "formula" in table:
         formula = where.get(table, "model", "formula", "string")
+        DataMapping((), formula, (), where.file).split_formula()  # "response ~ predictors"
+        try:  # before any data is read or anything in the formula is evaluated
+            check_formula(formula, key="model.formula")
+        except SpecError as exc:
+            raise SpecError(f"{where.file}: {exc}") from None
         for arg in ("X", "y"):
             if arg in columns:
                 raise where.error(f"model.{arg}", "give either `formula` or the columns "
@@ -111,7 +117,7 @@ def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
         else:
             raise where.error(f"model.{arg}", f"the data have no column {arg!r}; name the "
                                               f"column to use for `{arg}`.",
-                              valid=", ".join(map(str, frame.columns)))
+                              valid=describe_columns(frame.columns))
     order = [a for a in info.data_args if a in cols]
     mapping = DataMapping(tuple((a, cols[a]) for a in order), formula, excluded, where.file)
     _, intercept = mapping.kwargs(frame)
@@ -120,6 +126,10 @@ def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
 
 def load(path: str | Path, *, display_path: str | None = None) -> SpecFile:
     """Read and validate a TOML spec file.
+
+    A spec file is data, not code: nothing in it is executed. Its formula may hold only
+    columns, numbers, formula operators and a short list of transforms
+    (:mod:`bayesmle.formula_check`).
 
     Parameters
     ----------
