@@ -4,7 +4,8 @@ Every attack is checked by its effect, not by the code's own numbers: a payload 
 sentinel file (or write to one), and the test asserts the file does not exist afterwards.
 Positive controls run the same payloads through formulaic directly and show that they *do*
 create the sentinel there, so the sentinel checks are not vacuous. Legitimate formulas are
-compared with formulaic's own design matrices (an independent reference).
+compared with formulaic's own design matrices (an independent reference); CSV errors are
+checked not to contain a secret marker written into the target file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayesmle.errors import SpecError
+from bayesmle.errors import DataError, SpecError
 from bayesmle.formula_check import (
     MAX_FORMULA_LENGTH,
     MAX_TERMS,
@@ -31,7 +32,7 @@ from bayesmle.formula_check import (
     evaluation_context,
     model_matrix,
 )
-from bayesmle.specfile import load
+from bayesmle.specfile import load, load_many
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "SECRET-MARKER-7f3a9c"
@@ -386,3 +387,165 @@ def test_fuzz_formulas_are_refused_or_harmless(formula):
         executed = FUZZ_SENTINEL.exists()
         FUZZ_SENTINEL.unlink(missing_ok=True)
     assert not executed, f"payload executed for {formula!r}"
+
+
+# -- data paths ---------------------------------------------------------------------------------
+def secret_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"y,x1\n{SECRET},1\n1.0,2.0\n")
+    return path
+
+
+def csv_spec(folder: Path, csv: str, **kwargs) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.toml"
+    path.write_text(f'{kwargs.get("extra", "")}[model]\nbuilder = "gaussian"\ny = "y"\n'
+                    f'[data]\nsource = "csv"\npath = {json.dumps(csv)}\n'
+                    f'{kwargs.get("data_extra", "")}')
+    return path
+
+
+def test_csv_path_escaping_the_folder_is_refused(tmp_path):
+    secret_file(tmp_path / "outside.csv")
+    spec = csv_spec(tmp_path / "specs" / "deep", "../../outside.csv")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    message = str(info.value)
+    assert '`data.path` = "../../outside.csv"' in message
+    assert "outside the allowed folder" in message
+    assert str((tmp_path / "specs" / "deep").resolve()) in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "absolute"])
+def test_absolute_csv_path_is_refused(tmp_path, target):
+    if target == "absolute":
+        target = str(secret_file(tmp_path / "specs" / "inside.csv"))  # even inside
+    spec = csv_spec(tmp_path / "specs", target)
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    message = str(info.value)
+    assert "`data.path`" in message and "absolute paths are not allowed" in message
+    assert SECRET not in message and "root:" not in message
+
+
+def test_etc_passwd_by_dot_dots_is_refused(tmp_path):
+    spec = csv_spec(tmp_path, "../" * 30 + "etc/passwd")
+    with pytest.raises(SpecError, match="outside the allowed folder") as info:
+        load(spec)
+    assert "root:" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_symlink_pointing_outside_is_refused(tmp_path):
+    secret = secret_file(tmp_path / "private" / "secret.csv")
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "data.csv").symlink_to(secret)
+    with pytest.raises(SpecError) as info:
+        load(csv_spec(folder, "data.csv"))
+    assert "outside the allowed folder" in str(info.value) and SECRET not in str(info.value)
+    (folder / "linked").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(SpecError, match="outside the allowed folder"):
+        load(csv_spec(folder, "linked/secret.csv"))
+
+
+def test_csv_inside_the_folder_and_under_data_root_work(tmp_path):
+    data = pd.DataFrame({"y": [1.5, 2.0, 3.25, 2.5]})
+    folder = tmp_path / "specs"
+    (folder / "sub").mkdir(parents=True)
+    data.to_csv(folder / "sub" / "d.csv", index=False)
+    spec = load(csv_spec(folder, "sub/../sub/d.csv"))
+    np.testing.assert_array_equal(spec.model_spec().data["y"], data["y"].to_numpy())
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    data.to_csv(shared / "d.csv", index=False)
+    path = csv_spec(folder, "../shared/d.csv")
+    with pytest.raises(SpecError, match="outside the allowed folder"):
+        load(path)
+    spec = load(path, data_root=shared)
+    np.testing.assert_array_equal(spec.model_spec().data["y"], data["y"].to_numpy())
+    assert [s.name for s in load_many([path], data_root=shared)] == ["spec"]
+    secret_file(tmp_path / "other" / "x.csv")  # the data root opens only itself
+    with pytest.raises(SpecError, match="outside the allowed folder") as info:
+        load(csv_spec(folder, "../other/x.csv"), data_root=shared)
+    assert str(shared.resolve()) in str(info.value)
+
+
+def test_parse_errors_do_not_quote_the_file(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "bad.csv").write_text(f"y,x\n1,2\n3,4,{SECRET},5\n")
+    with pytest.raises(DataError) as info:
+        load(csv_spec(folder, "bad.csv"))
+    message = str(info.value)
+    assert "cannot read this CSV file (ParserError, line 3)" in message
+    assert SECRET not in message
+    (folder / "bin.csv").write_bytes(b"y\n\xff\xfe" + SECRET.encode() + b"\n")
+    with pytest.raises(DataError) as info:
+        load(csv_spec(folder, "bin.csv"))
+    assert "UnicodeDecodeError" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_missing_column_errors_do_not_echo_an_odd_header(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "passwd.csv").write_text(f"root:x:0:0:{SECRET}:/root:/bin/bash\n"
+                                       "daemon:x:1:1:daemon:/usr/sbin:/bin/sh\n")
+    with pytest.raises(SpecError) as info:
+        load(csv_spec(folder, "passwd.csv"))
+    message = str(info.value)
+    assert "`model.y`" in message and SECRET not in message and "root:" not in message
+
+
+def test_huge_files_and_non_files_are_refused_without_reading(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    with open(folder / "huge.csv", "wb") as handle:  # sparse: nothing is written
+        handle.truncate(2 * 1024**3 + 1)
+    with pytest.raises(DataError, match="2 GiB"):
+        load(csv_spec(folder, "huge.csv"))
+    if hasattr(os, "mkfifo"):  # opening a FIFO for reading would block without care
+        os.mkfifo(folder / "fifo.csv")
+        with pytest.raises(SpecError, match="not a regular file"):
+            load(csv_spec(folder, "fifo.csv"))
+    (folder / "dir.csv").mkdir()
+    with pytest.raises(SpecError, match="not a regular file"):
+        load(csv_spec(folder, "dir.csv"))
+
+
+@pytest.mark.parametrize("sep", ["", ",,", "(a+)+$", "a", '"', "\n"])
+def test_csv_separator_is_one_plain_character(tmp_path, sep):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    pd.DataFrame({"y": [1.0, 2.0]}).to_csv(folder / "d.csv", index=False)
+    with pytest.raises(SpecError, match="`data.sep`"):
+        load(csv_spec(folder, "d.csv", data_extra=f"sep = {json.dumps(sep)}\n"))
+
+
+# -- names --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["a" * 300, "index.html", "index", "INDEX", "../x", "a/b", "",
+                                  ".hidden", "x.", "con", "nul.txt", "bad name", "tab\t",
+                                  "newline\n", "é"])
+def test_bad_names_are_spec_errors_naming_key_value_and_rule(tmp_path, name):
+    pd.DataFrame({"y": [1.0, 2.0]}).to_csv(tmp_path / "d.csv", index=False)
+    path = csv_spec(tmp_path, "d.csv", extra=f"name = {json.dumps(name)}\n")
+    with pytest.raises(SpecError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: `name` = "), message
+    assert "Valid: 1-64 characters" in message and "index.html" in message
+    assert len(message) < 600 and "a" * 100 not in message  # the value is shortened
+
+
+def test_good_names_and_the_default_name(tmp_path):
+    pd.DataFrame({"y": [1.0, 2.0]}).to_csv(tmp_path / "d.csv", index=False)
+    for name in ("coin", "a" * 64, "v1.2_final-B", "7up", "indexes"):
+        path = csv_spec(tmp_path, "d.csv", extra=f"name = {json.dumps(name)}\n")
+        assert load(path).name == name
+    path = tmp_path / "index.toml"
+    path.write_text(csv_spec(tmp_path, "d.csv").read_text())
+    with pytest.raises(SpecError, match="the default `name` is the spec file's name"):
+        load(path)
+
