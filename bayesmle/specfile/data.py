@@ -8,8 +8,11 @@ builder's arguments. The sources:
     data, ``target_name`` (the class names).
 ``source = "statsmodels"``, ``dataset = "spector" | "randhie" | ...``
     A dataset shipped with statsmodels (``statsmodels.datasets.<name>.load_pandas().data``).
-``source = "csv"``, ``path = "data/file.csv"``
-    A CSV file, relative to the spec file.
+``source = "csv"``, ``path = "data/file.csv"``, ``sep = ","`` (one character)
+    A CSV file, relative to the spec file. The file must lie inside the spec file's folder
+    (or inside the ``data_root`` given to :func:`~bayesmle.specfile.load`) once ``..`` and
+    symbolic links are followed; absolute paths are refused, and so are files larger than
+    :data:`MAX_CSV_BYTES`. Errors never quote the file's content.
 ``source = "synthetic"``, ``n``, ``seed``, ``truth = { ... }``
     Simulated from the spec's own model at the true parameters ``truth`` (see
     :mod:`bayesmle.specfile.synthetic`).
@@ -19,9 +22,13 @@ Any source may be subsampled with ``rows = <int>`` (a seeded random subset, ``se
 
 from __future__ import annotations
 
+import csv
 import importlib
+import os
+import re
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -31,7 +38,10 @@ from bayesmle.errors import DataError, SpecError
 from bayesmle.specfile import synthetic
 from bayesmle.specfile._schema import Where
 
-__all__ = ["SOURCES", "LoadedData", "load_data"]
+__all__ = ["MAX_CSV_BYTES", "SOURCES", "LoadedData", "load_data"]
+
+#: Largest CSV file read (bytes): 2 GiB.
+MAX_CSV_BYTES = 2 * 1024**3
 
 SOURCES = ("synthetic", "csv", "sklearn", "statsmodels")
 SKLEARN_DATASETS = {
@@ -125,18 +135,66 @@ def _statsmodels(table: dict, where: Where) -> tuple[pd.DataFrame, str]:
     return frame, f"statsmodels' {name} dataset (statsmodels.datasets.{name})"
 
 
-def _csv(table: dict, where: Where, base: Path) -> tuple[pd.DataFrame, str]:
-    rel = where.get(table, "data", "path", "string")
-    sep = where.get(table, "data", "sep", "string", ",")
-    path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
-    if not path.is_file():
-        raise where.error("data.path", f"no such file: {path} (paths are relative to the spec "
-                                       f"file's folder, {base}).", value=rel)
+def _csv_path(rel: str, where: Where, base: Path, data_root: str | Path | None) -> Path:
+    """The file ``rel`` names, resolved, if it lies inside an allowed folder."""
+    folders = [base.resolve()]
+    if data_root is not None:
+        folders.append(Path(data_root).resolve())
+    valid = "a path relative to the spec file's folder, to a file inside " + " or ".join(
+        str(f) for f in folders)
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).anchor:
+        raise where.error("data.path", "absolute paths are not allowed (a spec file is "
+                                       "shared like data).", value=rel, valid=valid)
     try:
-        frame = pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise where.error("data.path", f"cannot read this CSV file: {exc}", value=rel,
-                          cls=DataError) from None
+        path = (base / rel).resolve()  # `..` and symbolic links followed
+    except (OSError, ValueError, RuntimeError):
+        raise where.error("data.path", "is not a usable path.", value=rel,
+                          valid=valid) from None
+    if not any(path.is_relative_to(f) for f in folders):
+        raise where.error("data.path", "points outside the allowed folder(s) once `..` and "
+                                       "symbolic links are followed.", value=rel, valid=valid)
+    return path
+
+
+def _csv_sep(table: dict, where: Where) -> str:
+    sep = where.get(table, "data", "sep", "string", ",")
+    if len(sep) != 1 or sep.isalnum() or sep in "\"'\r\n":
+        raise where.error("data.sep", "must be one character (not a letter, digit, quote or "
+                                      "line break).", value=sep,
+                          valid='",", ";", "\\t", "|" or " "')
+    return sep
+
+
+def _csv(table: dict, where: Where, base: Path, data_root: str | Path | None = None
+         ) -> tuple[pd.DataFrame, str]:
+    rel = where.get(table, "data", "path", "string")
+    sep = _csv_sep(table, where)
+    path = _csv_path(rel, where, base, data_root)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:  # opened once, then checked on the open file (no swap between check and read)
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise where.error("data.path", f"no such file: {path} (paths are relative to the spec "
+                                       f"file's folder, {base}).", value=rel) from None
+    except OSError as exc:
+        raise where.error("data.path", f"cannot open this file ({type(exc).__name__}).",
+                          value=rel) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CSV_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise where.error("data.path", "is not a regular file.", value=rel)
+        raise where.error("data.path", f"the file has {info.st_size} bytes; CSV files larger "
+                                       f"than {MAX_CSV_BYTES} bytes (2 GiB) are refused.",
+                          value=rel, cls=DataError)
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            frame = pd.read_csv(handle, sep=sep)
+        except (ValueError, OSError, csv.Error) as exc:  # never quote the file's content
+            line = re.search(r"\bline (\d+)", str(exc))
+            where_in = f", line {line.group(1)}" if line else ""
+            raise where.error("data.path", f"cannot read this CSV file ({type(exc).__name__}"
+                                           f"{where_in}).", value=rel, cls=DataError) from None
     if frame.empty:
         raise where.error("data.path", "the CSV file has no data rows.", value=rel,
                           cls=DataError)
@@ -203,7 +261,8 @@ def _fmt(value: Any) -> str:
 
 
 def load_data(raw: Any, where: Where, base: Path, builder: str,
-              generator_options: dict[str, Any] | None = None) -> LoadedData:
+              generator_options: dict[str, Any] | None = None, *,
+              data_root: str | Path | None = None) -> LoadedData:
     """Read the ``[data]`` table of a spec file into a :class:`LoadedData`.
 
     Parameters
@@ -218,13 +277,16 @@ def load_data(raw: Any, where: Where, base: Path, builder: str,
         Name of the model builder (the synthetic generator to use).
     generator_options : dict, optional
         Builder options the synthetic generator needs (e.g. ``noise``).
+    data_root : str or pathlib.Path, optional
+        A folder besides ``base`` that CSV paths may point into.
 
     Raises
     ------
     SpecError
-        Unknown source or keys, missing dataset or file, bad truth.
+        Unknown source or keys, missing dataset or file, bad truth, a CSV path outside the
+        allowed folders.
     DataError
-        A file that cannot be read.
+        A file that cannot be read, or is larger than :data:`MAX_CSV_BYTES`.
     """
     if not isinstance(raw, dict):
         raise where.error("data", "must be a table [data] with a `source` key.", value=raw,
@@ -237,7 +299,7 @@ def load_data(raw: Any, where: Where, base: Path, builder: str,
     elif source == "statsmodels":
         frame, text = _statsmodels(table, where)
     elif source == "csv":
-        frame, text = _csv(table, where, base)
+        frame, text = _csv(table, where, base, data_root)
     else:
         frame, text, truth = _synthetic(table, where, builder, generator_options or {})
     if "rows" in table:

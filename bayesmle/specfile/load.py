@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bayesmle.errors import SpecError
+from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
 from bayesmle.specfile._schema import Where
 from bayesmle.specfile.builders import BUILDERS, BuilderInfo, builder_info
@@ -24,7 +25,13 @@ __all__ = ["find_specs", "load", "load_many"]
 
 _TOP = ("name", "title", "description", "model", "data", "priors", "fit", "studies")
 _FIT = ("methods", "draws", "tune", "chains", "random_seed", "target_accept")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Names that would collide with the reports' own files, or that Windows cannot create.
+_RESERVED = frozenset({"index", "index.html", "index.htm", "con", "prn", "aux", "nul",
+                       *(f"{dev}{i}" for dev in ("com", "lpt") for i in range(1, 10))})
+_NAME_RULE = ("1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or "
+              "digit, not ending with '.', not a reserved name (index, index.html, CON, NUL, "
+              "COM1, ...)")
 #: Columns of package datasets never used as predictors unless named.
 _TARGETS = ("target", "target_name")
 
@@ -79,6 +86,11 @@ def _model(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any], dict[s
     formula = None
     if "formula" in table:
         formula = where.get(table, "model", "formula", "string")
+        DataMapping((), formula, (), where.file).split_formula()  # "response ~ predictors"
+        try:  # before any data is read or anything in the formula is evaluated
+            check_formula(formula, key="model.formula")
+        except SpecError as exc:
+            raise SpecError(f"{where.file}: {exc}") from None
         for arg in ("X", "y"):
             if arg in columns:
                 raise where.error(f"model.{arg}", "give either `formula` or the columns "
@@ -111,15 +123,32 @@ def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
         else:
             raise where.error(f"model.{arg}", f"the data have no column {arg!r}; name the "
                                               f"column to use for `{arg}`.",
-                              valid=", ".join(map(str, frame.columns)))
+                              valid=describe_columns(frame.columns))
     order = [a for a in info.data_args if a in cols]
     mapping = DataMapping(tuple((a, cols[a]) for a in order), formula, excluded, where.file)
     _, intercept = mapping.kwargs(frame)
     return mapping, {} if intercept is None else {"intercept": intercept}
 
 
-def load(path: str | Path, *, display_path: str | None = None) -> SpecFile:
+def _check_name(name: str, where: Where, from_file: bool) -> None:
+    """The spec's ``name`` names its report folder: a short, plain, portable file name."""
+    bad = (not _NAME.fullmatch(name) or name.endswith(".")
+           or name.lower() in _RESERVED or name.lower().split(".")[0] in _RESERVED - {"index"})
+    if bad:
+        default = "" if from_file else (" (the default `name` is the spec file's name "
+                                        "without .toml; set `name = \"...\"` in the file)")
+        raise where.error("name", f"is not a valid name{default}: it names the report's "
+                                  f"folder.", value=name, valid=_NAME_RULE)
+
+
+def load(path: str | Path, *, display_path: str | None = None,
+         data_root: str | Path | None = None) -> SpecFile:
     """Read and validate a TOML spec file.
+
+    A spec file is data, not code: nothing in it is executed. Its formula may hold only
+    columns, numbers, formula operators and a short list of transforms
+    (:mod:`bayesmle.formula_check`), and its CSV file must lie inside the spec file's folder
+    or inside ``data_root``.
 
     Parameters
     ----------
@@ -127,6 +156,9 @@ def load(path: str | Path, *, display_path: str | None = None) -> SpecFile:
         The ``.toml`` file.
     display_path : str, optional
         How to name the file in error messages (default: ``path`` as given).
+    data_root : str or pathlib.Path, optional
+        A second folder (besides the spec file's) that CSV paths may point into, e.g. a
+        shared data folder reached by ``path = "../data/file.csv"``.
 
     Returns
     -------
@@ -167,6 +199,17 @@ def load(path: str | Path, *, display_path: str | None = None) -> SpecFile:
     Traceback (most recent call last):
         ...
     bayesmle.errors.SpecError: bad.toml: `priors.p` = "Beta(2)": Beta needs argument(s) ['b']....
+
+    Nothing in a spec file runs as code, and its data stay in its folder (or ``data_root``):
+
+    >>> evil = '''model = { builder = "gaussian", y = "y" }
+    ... data = { source = "csv", path = "../../etc/passwd" }'''
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "evil.toml").write_text(evil)
+    ...     specfile.load(Path(tmp) / "evil.toml", display_path="evil.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: evil.toml: `data.path` = "../../etc/passwd": points outside the...
     """
     if not isinstance(path, str | os.PathLike):
         raise SpecError(f"`path` must be the path of a .toml spec file (str or Path), got "
@@ -176,15 +219,13 @@ def load(path: str | Path, *, display_path: str | None = None) -> SpecFile:
     raw, text = _read_toml(path)
     top = where.table("", raw, _TOP, required=("model", "data"))
     name = where.get(top, "", "name", "string", path.stem)
-    if not _NAME.match(name):
-        raise where.error("name", "must start with a letter or digit and hold only letters, "
-                                  "digits, '_', '-' and '.' (it names the report's folder).",
-                          value=name)
+    _check_name(name, where, from_file="name" in top)
     title = where.get(top, "", "title", "string", name.replace("_", " ").capitalize())
     description = where.get(top, "", "description", "string", "").strip()
     info, options, columns, formula = _model(top["model"], where)
     gen_options = {k: v for k, v in options.items() if k == "noise"}
-    data = load_data(top["data"], where, path.parent, info.name, gen_options)
+    data = load_data(top["data"], where, path.parent, info.name, gen_options,
+                     data_root=data_root)
     mapping, extra_options = _mapping(info, columns, formula, data.frame, where)
     options.update(extra_options)
 
@@ -250,8 +291,11 @@ def find_specs(folder: str | Path = "models") -> list[Path]:
     return found
 
 
-def load_many(paths: Sequence[str | Path]) -> list[SpecFile]:
+def load_many(paths: Sequence[str | Path], *,
+              data_root: str | Path | None = None) -> list[SpecFile]:
     """Load several spec files; every one is validated before anything is fitted.
+
+    ``data_root`` is passed to :func:`load` (a folder CSV paths may point into).
 
     Raises
     ------
@@ -278,7 +322,7 @@ def load_many(paths: Sequence[str | Path]) -> list[SpecFile]:
         ...
     bayesmle.errors.SpecError: ...two.toml: `name` = 'coin' is also the name of ...one.toml; ...
     """
-    specs = [load(p) for p in paths]
+    specs = [load(p, data_root=data_root) for p in paths]
     seen: dict[str, Path] = {}
     for s in specs:
         if s.name in seen:

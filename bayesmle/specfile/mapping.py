@@ -4,21 +4,24 @@
 for regressions, gives ``formula = "y ~ x1 + np.log(x2) + C(group)"``: the left side is a
 column, the right side is expanded by formulaic (``.`` = every other column; ``0 +`` or ``- 1``
 drops the intercept, which the builder then leaves out).
+
+A spec file is data, not code: the right-hand side is checked by
+:func:`bayesmle.formula_check.check_formula` (columns, numbers, formula operators and a short
+list of transforms) before formulaic sees it, and evaluated in a namespace holding only those
+transforms (:func:`bayesmle.formula_check.model_matrix`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from bayesmle.errors import DataError, SpecError
+from bayesmle.formula_check import describe_columns, model_matrix
 
 __all__ = ["DataMapping"]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧚⧛]")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class DataMapping:
     def _column(self, frame: pd.DataFrame, key: str, column: str) -> pd.Series:
         if column not in frame.columns:
             raise self._fail(key, column, "no such column in the data.",
-                             ", ".join(map(str, frame.columns)))
+                             describe_columns(frame.columns))
         return frame[column]
 
     def columns_of(self) -> dict[str, str]:
@@ -99,14 +102,10 @@ class DataMapping:
         return out, intercept
 
     def _design(self, frame: pd.DataFrame, rhs: str) -> tuple[pd.DataFrame, bool]:
-        import formulaic
-
-        try:
-            matrix = formulaic.model_matrix(rhs, frame, na_action="ignore")
-        except formulaic.errors.FormulaicError as exc:
-            message = _ANSI.sub("", str(exc)).strip().replace("\n\n", " ").replace("\n", " ")
-            raise self._fail("formula", self.formula, f"formulaic cannot build the design: "
-                             f"{message}", ", ".join(map(str, frame.columns))) from None
+        try:  # checked (the data's columns known), then evaluated in a restricted namespace
+            matrix = model_matrix(rhs, frame, key="model.formula")
+        except SpecError as exc:
+            raise SpecError(f"{self.file}: {exc}") from None
         X = pd.DataFrame(matrix).reset_index(drop=True)
         intercept = "Intercept" in X.columns
         X = X.drop(columns=["Intercept"], errors="ignore")
