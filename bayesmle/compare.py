@@ -206,8 +206,11 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     """
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"`spec` must be a ModelSpec, got {type(spec).__name__}.")
+    if isinstance(methods, str) or not isinstance(methods, Sequence | set | frozenset):
+        raise SpecError(f"`methods` must be a sequence of names from {list(METHODS)} (e.g. "
+                        f"('mle', 'map')), got {methods!r}.")
     methods = tuple(methods)
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if not isinstance(m, str) or m not in METHODS]
     if bad or not methods or len(set(methods)) != len(methods):
         raise SpecError(f"`methods` must be distinct names from {list(METHODS)}, got "
                         f"{list(methods)}.")

@@ -337,3 +337,105 @@ def test_fuzz_levels(level):
             except BayesMLEError:
                 continue
             assert np.isfinite(table.to_numpy(dtype=float)).all()
+
+
+# -- every public entry point, one argument replaced by garbage ---------------------------------
+GARBAGE = [None, "x", -1, 0, 1.5, np.nan, np.inf, 1e308, 2**70, [1, 2], {"a": 1}, (), True,
+           1j, np.ones((2, 2, 2)), np.array([]), object(), "index.html"]
+
+
+def _simulate_gaussian(n, rng):
+    return {"y": rng.normal(size=n)}
+
+
+def _entry_points():
+    rng = np.random.default_rng(0)
+    yb = (rng.random(30) < 0.5).astype(float)
+    yc = rng.poisson(2, size=30).astype(float)
+    gauss = models.gaussian(Y)
+    mle = bm.fit(gauss, "mle")
+    lap = bm.inference.run(gauss, "laplace", draws=50, random_seed=0)
+    from bayesmle import losses
+    from bayesmle.inference.profile import profile_interval
+    return {
+        "linear_regression": (models.linear_regression,
+                              {"X": X, "y": Y, "prior": bm.Normal(1.0)}),
+        "logistic_regression": (models.logistic_regression, {"X": X, "y": yb}),
+        "poisson_regression": (models.poisson_regression,
+                               {"X": X, "y": yc, "exposure": np.ones(30)}),
+        "negative_binomial_regression": (models.negative_binomial_regression, {"X": X, "y": yc}),
+        "robust_regression": (models.robust_regression, {"X": X, "y": Y, "noise": "student_t"}),
+        "softmax_regression": (models.softmax_regression, {"X": X, "y": yc % 3}),
+        "gaussian": (models.gaussian, {"y": Y}),
+        "bernoulli": (models.bernoulli, {"y": yb}),
+        "binomial": (models.binomial, {"successes": yc, "trials": yc + 2}),
+        "poisson": (models.poisson, {"y": yc}),
+        "exponential": (models.exponential, {"y": np.abs(Y) + 0.1}),
+        "student_t": (models.student_t, {"y": Y}),
+        "Normal": (bm.Normal, {"sigma": 1.0}),
+        "Laplace": (bm.Laplace, {"b": 1.0}),
+        "HalfNormal": (bm.HalfNormal, {"sigma": 1.0}),
+        "Gamma": (bm.Gamma, {"alpha": 2.0, "beta": 1.0}),
+        "Beta": (bm.Beta, {"a": 2.0, "b": 2.0}),
+        "Exponential": (bm.Exponential, {"lam": 1.0}),
+        "HalfCauchy": (bm.HalfCauchy, {"beta": 1.0}),
+        "fit": (bm.inference.run, {"spec": gauss, "method": "mle"}),
+        "compare": (bm.compare, {"spec": gauss, "methods": ("mle", "map"), "warn": False}),
+        "conf_int": (mle.conf_int, {"level": 0.9, "method": "wald"}),
+        "interval": (lap.interval, {"level": 0.9}),
+        "profile_interval": (profile_interval, {"result": mle, "level": 0.9}),
+        "bias": (studies.bias, {"ns": [5], "reps": 2}),
+        "fisher": (studies.fisher, {"builder": models.poisson, "true_params": {"rate": 2.0},
+                                    "ns": [10], "reps": 2}),
+        "map_to_mle": (studies.map_to_mle, {"builder": models.gaussian,
+                                            "simulate": _simulate_gaussian,
+                                            "prior": {"mu_prior": bm.Normal(1.0)},
+                                            "ns": [10], "reps": 2}),
+        "coverage": (studies.coverage, {"builder": models.gaussian,
+                                        "simulate": _simulate_gaussian,
+                                        "true_params": {"mu": 0.0}, "ns": [10], "reps": 2,
+                                        "methods": ("wald", "profile")}),
+        "overdispersion": (studies.overdispersion, {"X": X, "y": yc}),
+        "sparsity_path": (studies.sparsity_path, {"builder": models.linear_regression,
+                                                  "data": {"X": X, "y": Y},
+                                                  "scales": [0.1, 1.0]}),
+        "likelihood_surface": (studies.likelihood_surface, {"spec": gauss}),
+        "mse": (losses.mse, {"y": Y, "mu": Y}),
+        "binary_cross_entropy": (losses.binary_cross_entropy, {"y": yb, "p": np.full(30, 0.5)}),
+        "poisson_deviance": (losses.poisson_deviance, {"y": yc, "rate": np.full(30, 2.0)}),
+        "gaussian_nll": (losses.gaussian_nll, {"y": Y, "mu": Y, "sigma": 1.0}),
+    }
+
+
+ENTRY_NAMES = ["linear_regression", "logistic_regression", "poisson_regression",
+               "negative_binomial_regression", "robust_regression", "softmax_regression",
+               "gaussian", "bernoulli", "binomial", "poisson", "exponential", "student_t",
+               "Normal", "Laplace", "HalfNormal", "Gamma", "Beta", "Exponential", "HalfCauchy",
+               "fit", "compare", "conf_int", "interval", "profile_interval", "bias", "fisher",
+               "map_to_mle", "coverage", "overdispersion", "sparsity_path", "likelihood_surface",
+               "mse", "binary_cross_entropy", "poisson_deviance", "gaussian_nll"]
+
+
+@pytest.fixture(scope="module")
+def entry_points():
+    return _entry_points()
+
+
+@pytest.mark.parametrize("name", ENTRY_NAMES)
+def test_every_argument_of_every_entry_point_fails_typed(entry_points, name):
+    func, valid = entry_points[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # diagnostics of odd-but-valid inputs are not the point
+        with bounded():
+            func(**valid)  # the valid call works
+        raw = []
+        for arg in valid:
+            for junk in GARBAGE:
+                with bounded():
+                    try:
+                        func(**{**valid, arg: junk})
+                    except BayesMLEError:
+                        pass
+                    except Exception as exc:  # noqa: BLE001 - the point of the test
+                        raw.append((arg, repr(junk)[:30], type(exc).__name__, str(exc)[:80]))
+    assert not raw, raw

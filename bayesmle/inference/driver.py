@@ -115,7 +115,7 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
             f"`spec` must be a ModelSpec (from a builder such as bayesmle.models.gaussian), got "
             f"{type(spec).__name__}."
         )
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise SpecError(f"Unknown method {method!r}. Valid methods: {list(METHODS)}.")
     unknown = set(options) - OPTIONS[method]
     if unknown:

@@ -169,7 +169,7 @@ class PointResult:
         no_positional("conf_int", args, 0.95)
         level = check_level(level)
         valid = ["wald", "profile"]
-        if method not in valid:
+        if not isinstance(method, str) or method not in valid:
             raise SpecError(f"Unknown interval method {method!r}; valid methods: {valid}.")
         if method == "profile":
             from bayesmle.inference.profile import profile_interval

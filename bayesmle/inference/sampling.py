@@ -61,7 +61,7 @@ def sample_nuts(
     if draws * chains > 50_000_000:
         raise SpecError(f"`draws` x `chains` = {draws * chains:,} draws would not fit in "
                         "memory; at most 50,000,000 are allowed.")
-    if sampler not in _SAMPLERS:
+    if not isinstance(sampler, str) or sampler not in _SAMPLERS:
         raise SpecError(f"Unknown sampler {sampler!r}; valid samplers: {list(_SAMPLERS)}.")
     target_accept = _check_target_accept(target_accept)
     seed = check_seed(random_seed)

@@ -88,7 +88,9 @@ def gaussian_nll(y: Any, mu: Any, sigma: float = 1.0) -> float:
     mu = _predictions("mu", mu, y.size)
     sigma = _positive_scalar("sigma", sigma)
     sse = float(np.sum((y - mu) ** 2))
-    return float(0.5 * y.size * np.log(2.0 * np.pi * sigma**2) + sse / (2.0 * sigma**2))
+    log_sigma = np.log(float(sigma))  # log(2 pi sigma^2) without squaring: sigma may be huge
+    return float(0.5 * y.size * (np.log(2.0 * np.pi) + 2.0 * log_sigma)
+                 + 0.5 * sse * np.exp(-2.0 * log_sigma))
 
 # ---------------------------------------------------------------------------------------------
 # Bernoulli

@@ -103,8 +103,8 @@ def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None
     y = as_float_array("y", y, ndim=1)
     check_min_rows("y", y.size, 2, "to estimate a mean and a standard deviation")
     priors = {
-        "mu": check_support("mu_prior", mu_prior or Flat(), "real"),
-        "sigma": check_support("sigma_prior", sigma_prior or HalfFlat(), "positive"),
+        "mu": check_support("mu_prior", mu_prior, "real", default=Flat()),
+        "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat()),
     }
     sd = float(np.std(y))
     return ModelSpec(
@@ -201,7 +201,7 @@ def bernoulli(y: Any, *, p_prior: Prior | None = None) -> ModelSpec:
         name="bernoulli",
         declare=_declare_bernoulli,
         data={"y": y},
-        priors={"p": check_support("p_prior", p_prior or Beta(1.0, 1.0), "unit")},
+        priors={"p": check_support("p_prior", p_prior, "unit", default=Beta(1.0, 1.0))},
         params=("p",),
         start={"p": min(max(k / n, 0.01), 0.99)},
         description="y_i ~ Bernoulli(p), i = 1..n",
@@ -261,7 +261,7 @@ def binomial(successes: Any, trials: Any, *, p_prior: Prior | None = None) -> Mo
         name="binomial",
         declare=_declare_binomial,
         data={"successes": k, "trials": np.ascontiguousarray(t)},
-        priors={"p": check_support("p_prior", p_prior or Beta(1.0, 1.0), "unit")},
+        priors={"p": check_support("p_prior", p_prior, "unit", default=Beta(1.0, 1.0))},
         params=("p",),
         start={"p": min(max(ks / ts, 0.01), 0.99)},
         description="successes_i ~ Binomial(trials_i, p)",
@@ -329,7 +329,7 @@ def poisson(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
         name="poisson",
         declare=_declare_poisson,
         data={"y": y},
-        priors={"rate": check_support("rate_prior", rate_prior or HalfFlat(), "positive")},
+        priors={"rate": check_support("rate_prior", rate_prior, "positive", default=HalfFlat())},
         params=("rate",),
         start={"rate": mean if mean > 0 else 1.0},
         description="y_i ~ Poisson(rate)",
@@ -380,7 +380,7 @@ def exponential(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
         name="exponential",
         declare=_declare_exponential,
         data={"y": y},
-        priors={"rate": check_support("rate_prior", rate_prior or HalfFlat(), "positive")},
+        priors={"rate": check_support("rate_prior", rate_prior, "positive", default=HalfFlat())},
         params=("rate",),
         start={"rate": 1.0 / float(y.mean())},
         description="y_i ~ Exponential(rate)",
@@ -462,9 +462,9 @@ def student_t(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | Non
         declare=_declare_student_t,
         data={"y": y},
         priors={
-            "mu": check_support("mu_prior", mu_prior or Flat(), "real"),
-            "sigma": check_support("sigma_prior", sigma_prior or HalfFlat(), "positive"),
-            "nu": check_support("nu_prior", nu_prior or HalfFlat(), "positive"),
+            "mu": check_support("mu_prior", mu_prior, "real", default=Flat()),
+            "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat()),
+            "nu": check_support("nu_prior", nu_prior, "positive", default=HalfFlat()),
         },
         params=("mu", "sigma", "nu"),
         start={"mu": med, "sigma": scale, "nu": 5.0},

@@ -367,7 +367,7 @@ def robust_regression(
     'least_absolute_deviations'
     """
     valid = ("laplace", "student_t", "cauchy")
-    if noise not in valid:
+    if not isinstance(noise, str) or noise not in valid:
         raise DataError(f"`noise` must be one of {valid}, got {noise!r}.")
     if nu_prior is not None and noise != "student_t":
         raise DataError(f"`nu_prior` applies only to noise='student_t', not {noise!r}.")

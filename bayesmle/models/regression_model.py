@@ -251,16 +251,17 @@ def regression_spec(
     scale = bool(_EXTRAS[family]) and known_sigma is None
     check_min_rows("X", design.n, p + int(scale),
                    f"for {p} coefficient(s){' and a scale' if scale else ''}")
-    priors: dict[str, Prior] = {"coef": check_support("prior", prior or Flat(), "real")}
+    priors: dict[str, Prior] = {"coef": check_support("prior", prior, "real", default=Flat())}
     coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
     priors["coef"].check_shape("coef", coef_shape)
     if intercept:
-        priors["intercept"] = check_support("intercept_prior", intercept_prior or Flat(), "real")
+        priors["intercept"] = check_support("intercept_prior", intercept_prior, "real",
+                                            default=Flat())
         priors["intercept"].check_shape("intercept", () if n_out == 0 else (n_out,))
     elif intercept_prior is not None:
         raise DataError("`intercept_prior` was given but `intercept=False`; drop one of them.")
     for key, value in extra_priors.items():
-        priors[key] = check_support(f"{key}_prior", value or HalfFlat(), "positive")
+        priors[key] = check_support(f"{key}_prior", value, "positive", default=HalfFlat())
 
     factor = gram_factor(design, intercept)
     groups = collinear_columns(design, intercept, factor)

@@ -179,8 +179,9 @@ class Gamma(Prior):
         return pm.Gamma
 
 
-def check_support(key: str, prior: object, support: Support) -> Prior:
-    """Check that ``prior`` is a Prior on ``support``; return it.
+def check_support(key: str, prior: object, support: Support, default: Prior | None = None
+                  ) -> Prior:
+    """Check that ``prior`` is a Prior on ``support``; return it (``default`` when None).
 
     Examples
     --------
@@ -193,6 +194,8 @@ def check_support(key: str, prior: object, support: Support) -> Prior:
         ...
     bayesmle.errors.PriorError: `sigma_prior` is a parameter on the positive scale but got ...
     """
+    if prior is None and default is not None:
+        return default
     if not isinstance(prior, Prior):
         raise PriorError(
             f"`{key}` must be a bayesmle prior (e.g. Flat(), Normal(1.0), HalfNormal(1.0)), "

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from bayesmle.errors import SpecError
 from bayesmle.priors import Prior
 
-__all__ = ["fit_quietly", "new_figure", "prior_kwargs", "check_builder"]
+__all__ = ["build", "check_builder", "fit_quietly", "new_figure", "prior_kwargs"]
 
 
 def check_builder(builder: Any) -> Callable:
@@ -19,6 +19,34 @@ def check_builder(builder: Any) -> Callable:
         raise SpecError(f"`builder` must be a model builder such as bayesmle.models."
                         f"linear_regression, got {builder!r}.")
     return builder
+
+
+def build(builder: Callable, data: Any, priors: Mapping[str, Any] | None = None):
+    """``builder(**data, **priors)``, with a SpecError when the arguments do not fit it.
+
+    ``data`` comes from the user (a dict of builder arguments, or what ``simulate`` returned);
+    a key the builder does not take, or a missing required argument, is named in the error
+    instead of surfacing as a bare TypeError from inside a replicate.
+    """
+    import inspect
+
+    name = getattr(builder, "__name__", repr(builder))
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise SpecError(f"The data for builder {name!r} must be a dict of its argument names "
+                        f"to values (e.g. {{'X': X, 'y': y}}), got {type(data).__name__}.")
+    kwargs = {**data, **(priors or {})}
+    try:
+        signature = inspect.signature(builder)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            raise SpecError(
+                f"builder {name!r} cannot take the arguments {sorted(kwargs)}: {exc}. Its "
+                f"arguments: {list(signature.parameters)}.") from None
+    return builder(**kwargs)
 
 
 def prior_kwargs(prior: Prior | Mapping[str, Prior] | None, name: str = "prior"

@@ -34,7 +34,7 @@ from bayesmle.errors import MLENotFoundError, SpecError
 from bayesmle.inference.driver import run
 from bayesmle.inference.profile import profile_table
 from bayesmle.priors import Flat, HalfFlat, Prior
-from bayesmle.studies._common import check_builder, fit_quietly, new_figure, prior_kwargs
+from bayesmle.studies._common import build, check_builder, fit_quietly, new_figure, prior_kwargs
 from bayesmle.studies._runner import StudyResult, check_ns, check_reps, run_tasks, task_rngs
 
 __all__ = ["CoverageResult", "coverage"]
@@ -107,7 +107,7 @@ def _run(task: _Task) -> list[dict]:
     if point:
         mle, status = None, "ok"
         try:
-            mle, converged = fit_quietly(task.builder(**data), "mle")
+            mle, converged = fit_quietly(build(task.builder, data), "mle")
             status = "ok" if converged else "not_converged"
         except MLENotFoundError:
             status = "no_mle"
@@ -124,7 +124,7 @@ def _run(task: _Task) -> list[dict]:
                         ci, m_status = None, "profile_not_converged"
             rows += _rows(base, method, truth, ci, m_status)
     if "posterior" in task.methods:
-        spec = task.builder(**data, **task.priors)
+        spec = build(task.builder, data, task.priors)
         post = run(spec, "nuts", **task.nuts_options)
         _check_labels(truth, list(post.mean().index))
         rows += _rows(base, "posterior", truth, post.interval(level=task.level),
@@ -190,7 +190,7 @@ class CoverageResult(StudyResult):
 
 
 def _proper_priors(builder: Callable, data: Mapping, priors: Mapping[str, Prior]) -> None:
-    spec = builder(**data, **priors)
+    spec = build(builder, data, priors)
     improper = sorted(k for k, p in spec.priors.items() if isinstance(p, Flat | HalfFlat))
     if improper:
         raise SpecError(
@@ -283,9 +283,18 @@ def coverage(
         if not isinstance(true_params, Mapping) or not true_params:
             raise SpecError(f"`true_params` must be a non-empty dict of label -> value (or None "
                             f"when simulate returns the truth), got {true_params!r}.")
-        true_params = {str(k): float(v) for k, v in true_params.items()}
-    methods = tuple(methods) if not isinstance(methods, str) else (methods,)
-    bad = [m for m in methods if m not in METHODS]
+        try:
+            true_params = {str(k): float(v) for k, v in true_params.items()}
+        except (TypeError, ValueError):
+            raise SpecError(f"`true_params` values must be numbers, got {true_params!r}."
+                            ) from None
+    if isinstance(methods, str):
+        methods = (methods,)
+    if not isinstance(methods, Sequence | set | frozenset):
+        raise SpecError(f"`methods` must be a sequence of names from {list(METHODS)}, got "
+                        f"{methods!r}.")
+    methods = tuple(methods)
+    bad = [m for m in methods if not isinstance(m, str) or m not in METHODS]
     if bad or not methods or len(set(methods)) != len(methods):
         raise SpecError(f"`methods` must be distinct names from {list(METHODS)}, got "
                         f"{list(methods)}.")

@@ -19,7 +19,7 @@ import pandas as pd
 from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.priors import Prior
-from bayesmle.studies._common import check_builder, fit_quietly, new_figure, prior_kwargs
+from bayesmle.studies._common import build, check_builder, fit_quietly, new_figure, prior_kwargs
 from bayesmle.studies._runner import StudyResult, check_ns, check_reps, run_tasks, task_rngs
 
 __all__ = ["MapToMleResult", "map_to_mle"]
@@ -45,7 +45,7 @@ def _run(task: _Task) -> list[dict]:
                         f"arguments, got {type(data).__name__}.")
     base = {"n": task.n, "replicate": task.replicate}
     try:
-        spec = task.builder(**data, **task.priors)
+        spec = build(task.builder, data, task.priors)
         mle, mle_ok = fit_quietly(spec, "mle")
         map_, map_ok = fit_quietly(spec, "map")
     except BayesMLEError as exc:

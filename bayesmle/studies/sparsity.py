@@ -20,7 +20,7 @@ from matplotlib.ticker import NullLocator
 from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.priors import Laplace, Normal
-from bayesmle.studies._common import check_builder, fit_quietly, new_figure
+from bayesmle.studies._common import build, check_builder, fit_quietly, new_figure
 from bayesmle.studies._runner import StudyResult
 
 __all__ = ["SparsityPathResult", "sparsity_path"]
@@ -203,7 +203,7 @@ def sparsity_path(
     stray = [b for b in nuts_set if not np.any(np.isclose(values, b, rtol=1e-12, atol=0))]
     if stray:
         raise SpecError(f"`nuts_at` scales {stray} are not in `scales`.")
-    spec0 = builder(**data, prior=Laplace(float(values[0])))
+    spec0 = build(builder, data, {"prior": Laplace(float(values[0]))})
     if "coef" not in spec0.params:
         raise SpecError(f"`builder` {getattr(builder, '__name__', builder)!r} has no `coef`; "
                         "sparsity_path needs a regression builder.")
@@ -224,14 +224,14 @@ def sparsity_path(
     seeds = np.random.SeedSequence(int(random_seed)).spawn(len(values))
     rows = []
     for b, seed in zip(values, seeds, strict=True):
-        spec = builder(**data, prior=Laplace(float(b)))
+        spec = build(builder, data, {"prior": Laplace(float(b))})
         res, ok = fit_quietly(spec, "map")
         row: dict[str, Any] = {"scale": float(b), "n_zero": int(np.sum(res.params["coef"] == 0)),
                                "converged": ok}
         row.update({f"map:{lab}": v for lab, v in zip(res.labels, res.flat_params(),
                                                       strict=True)})
         if gaussian:
-            gspec = builder(**data, prior=Normal(float(np.sqrt(2.0) * b)))
+            gspec = build(builder, data, {"prior": Normal(float(np.sqrt(2.0) * b))})
             gres, _ = fit_quietly(gspec, "map")
             coef = dict(zip(gres.labels, gres.flat_params(), strict=True))
             row.update({f"gaussian:{lab}": coef[lab] for lab in coef_labels})
