@@ -14,9 +14,13 @@ import numpy as np
 
 from bayesmle._validation import as_count_array, as_float_array
 from bayesmle.errors import DataError, MLENotFoundError, checklist
-from bayesmle.models.design import Design, residual_norm
-from bayesmle.models.distributions import _labels_01, _student_t_posterior_proper
-from bayesmle.models.regression_model import regression_spec
+from bayesmle.models.design import Design
+from bayesmle.models.distributions import (
+    _exact_fit_hints,
+    _labels_01,
+    _student_t_posterior_proper,
+)
+from bayesmle.models.regression_model import fits_exactly, regression_spec
 from bayesmle.models.separation import SEPARATION
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
@@ -164,14 +168,13 @@ def _perfect_fit_check(spec: ModelSpec) -> None:
         if rss0 is not None and np.sqrt(float(rss0) / len(y)) > 1e-6 * scale:
             return
     design = Design(X, tuple(spec.coords["feature"]))
-    rms = residual_norm(design, spec.options["intercept"], y) / np.sqrt(len(y))
-    if rms <= 64 * np.finfo(float).eps * scale:
+    if fits_exactly(design, spec.options["intercept"], y):
         raise MLENotFoundError(
             checklist(
                 "The MLE of sigma does not exist: the predictors fit y exactly (zero residuals), "
                 "so the likelihood grows without bound as sigma -> 0.",
                 ["Check for a column that duplicates the response.",
-                 "Give sigma a proper prior (sigma_prior=HalfNormal(1.0)) and fit 'map'."],
+                 *_exact_fit_hints(len(y), "sigma")],
             )
         )
 
