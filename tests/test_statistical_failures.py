@@ -270,8 +270,9 @@ def test_separation_above_200k_rows_is_found():
     x = rng.normal(size=(250_000, 1))
     y = (x[:, 0] > 0.3).astype(int)
     with pytest.raises(bm.MLENotFoundError,
-                       match=r"complete separation by a smallest set of columns "
-                             r"\{\(intercept\), x0\}: every row with x0 > 0\.3 has y = 1"):
+                       match=r"complete separation by a minimal set of columns "
+                             r"\{\(intercept\), x0\} \(none of them can be dropped\): "
+                             r"every row with x0 > 0\.3 has y = 1"):
         bm.fit(models.logistic_regression(x, y), "mle")
 
 
@@ -425,3 +426,14 @@ def test_reference_level_without_events(family):
     if family == "bernoulli":
         A = np.column_stack([np.ones(90), X[["levelB", "levelC"]].to_numpy()])
         assert separable(A, y) and not separable(A[:, 1:], y)
+
+
+def test_softmax_names_the_separating_column_only():
+    # Class "c" exactly when x0 > 1 (by construction), x1 is noise: the classes are separated
+    # by the intercept and x0 alone.
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(120, 2))
+    labels = np.where(X[:, 0] > 1.0, "c", np.where(rng.random(120) < 0.5, "a", "b"))
+    with pytest.raises(bm.MLENotFoundError, match="separation of the classes") as info:
+        bm.fit(models.softmax_regression(X, labels), "mle")
+    assert named_set(str(info.value)) == ["(intercept)", "x0"]

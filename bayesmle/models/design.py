@@ -26,6 +26,7 @@ __all__ = [
     "collinear_columns",
     "column_norms",
     "describe_groups",
+    "design_rank",
     "gram_factor",
     "null_space",
     "rank_check",
@@ -222,8 +223,8 @@ def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
     """
     X = design.X
     amax = column_max(design, False)
-    if design.n == 0 or not np.all(amax > 0):
-        return None  # a zero column: rank deficient
+    if design.n < design.d + int(intercept) or not np.all(amax > 0):
+        return None  # fewer rows than columns, or a zero column: rank deficient
     pre = pow2_floor(amax)
     # Columns whose squares would underflow or overflow are scaled exactly first (a copy,
     # only then): a column of order 1e-170 is as well conditioned as any other.
@@ -256,6 +257,36 @@ def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
     return GramFactor(norms=norms, gram=gram, r=r, cond=cond)
 
 
+def _scaled_r(design: Design, intercept: bool) -> np.ndarray:
+    """R of the column-equilibrated ``[1, X]`` (min(n, p) rows), computed blockwise."""
+    return tsqr_r(design, intercept, pow2(column_norms(design, intercept)))
+
+
+def _rank_tol(sv: np.ndarray, design: Design, p: int) -> float:
+    """The ``matrix_rank`` tolerance of numpy: ``s_max * max(n, p) * eps``."""
+    return (sv.max() if sv.size else 0.0) * max(design.n, p) * np.finfo(float).eps
+
+
+def design_rank(design: Design, intercept: bool) -> int:
+    """Rank of ``[1, X]``, judged on the column-equilibrated design (see :func:`null_space`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.column_stack([np.arange(5.0), 1e-170 * np.arange(5.0) ** 2])
+    >>> design_rank(as_design(X), intercept=True)  # the tiny column counts
+    3
+    """
+    r = _scaled_r(design, intercept)
+    sv = np.linalg.svd(r, compute_uv=False)
+    return int(np.sum(sv > _rank_tol(sv, design, r.shape[1])))
+
+
+#: A null-space basis is computed for designs of at most this many columns (its SVD holds a
+#: p x p matrix); wider designs with fewer rows than columns are reported as a whole.
+NULL_SPACE_MAX_COLUMNS = 2_000
+
+
 def null_space(design: Design, intercept: bool) -> np.ndarray:
     """A sparse-ish basis (rows) of the null space of the column-equilibrated ``[1, X]``.
 
@@ -267,12 +298,10 @@ def null_space(design: Design, intercept: bool) -> np.ndarray:
     pivots (reduced echelon form), so that independent collinearities show up separately.
     Entries are on the equilibrated scale (their supports are what matters).
     """
-    raw = column_norms(design, intercept)
-    r = tsqr_r(design, intercept, pow2(raw))
+    r = _scaled_r(design, intercept)
     p = r.shape[1]
     _, sv, vt = np.linalg.svd(r)
-    tol = (sv.max() if sv.size else 0.0) * max(design.n, p) * np.finfo(float).eps
-    rank = int(np.sum(sv > tol))
+    rank = int(np.sum(sv > _rank_tol(sv, design, p)))
     basis = vt[rank:]
     k = basis.shape[0]
     if k == 0:
@@ -303,6 +332,8 @@ def collinear_columns(design: Design, intercept: bool,
     if factor is not None:
         return []  # certified full rank by the Gram factor
     names = (("(intercept)",) if intercept else ()) + design.names
+    if design.n < len(names) and len(names) > NULL_SPACE_MAX_COLUMNS:
+        return [list(names)]  # fewer rows than columns: all of them, as one group
     groups = []
     for v in null_space(design, intercept):
         a = np.abs(v)

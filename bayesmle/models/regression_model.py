@@ -27,8 +27,8 @@ from bayesmle.models.design import (
     as_design,
     collinear_columns,
     describe_groups,
+    design_rank,
     gram_factor,
-    null_space,
     rank_check,
     residual_norm,
 )
@@ -224,6 +224,22 @@ def fits_exactly(design: Design, intercept: bool, y: np.ndarray) -> bool:
     return bool(rms <= 64 * np.finfo(float).eps * scale)
 
 
+def exactly_fitted(spec: ModelSpec) -> bool:
+    """Whether a regression spec's predictors fit its response exactly (zero residuals).
+
+    A Gaussian model's prepared sufficient statistics hold the least-squares RSS: when it is
+    far from zero (accurate to ~cond * eps * |y|), no residual computation is needed.
+    """
+    y = spec.data["y"]
+    scale = max(float(np.abs(y).max()), 1e-300)
+    if spec.family == "gaussian":
+        rss0 = spec.arrays().get("ss_rss0")
+        if rss0 is not None and np.sqrt(float(rss0) / len(y)) > 1e-6 * scale:
+            return False
+    design = Design(spec.data["X"], tuple(spec.coords["feature"]))
+    return fits_exactly(design, spec.options["intercept"], y)
+
+
 @dataclass(eq=False)
 class _Identification:
     """What a design identifies, computed once per spec and only when a check asks.
@@ -258,13 +274,13 @@ class _Identification:
         if not self.groups:
             return p
         if "rank" not in self._cache:
-            self._cache["rank"] = p - null_space(self.design, self.intercept).shape[0]
+            self._cache["rank"] = design_rank(self.design, self.intercept)
         return self._cache["rank"]
 
-    def exact(self) -> bool:
+    def exact(self, spec: ModelSpec) -> bool:
         """Whether the data are fitted exactly (zero least-squares residuals)."""
         if "exact" not in self._cache:
-            self._cache["exact"] = fits_exactly(self.design, self.intercept, self.y)
+            self._cache["exact"] = exactly_fitted(spec)
         return self._cache["exact"]
 
 
@@ -312,7 +328,7 @@ def _improper_if_unidentified(ident: _Identification, scale: str | None):
         flat_intercept, flat_coef = _flat_parts(spec)
         n_flat = int(flat_intercept) + (ident.design.d if flat_coef else 0)
         improper_at_infinite_scale(ident.design.n, n_flat, spec.priors[scale], scale=scale)
-        if ident.exact():
+        if ident.exact(spec):
             improper_at_zero_scale(ident.design.n, ident.rank(), spec.priors[scale],
                                    scale=scale)
 
@@ -335,7 +351,7 @@ def _map_exists(ident: _Identification, scale: str | None, separated: bool):
             )
         if separated:
             no_map_if_separated(spec)
-        if scale is not None and ident.exact():
+        if scale is not None and ident.exact(spec):
             flat_intercept, flat_coef = _flat_parts(spec)
             all_flat = flat_coef and (flat_intercept or not spec.options["intercept"])
             no_map_at_zero_scale(ident.design.n, spec.priors[scale], all_flat, scale=scale)

@@ -295,7 +295,7 @@ def _sparse_direction(cone: _Cone, total: float, weight: np.ndarray) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------
-# The smallest separating set of columns
+# A minimal separating set of columns
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Separation:
@@ -560,25 +560,37 @@ def _side_text(sep: Separation, spec, outcomes: tuple[str | None, str]) -> str:
 
 
 def _describe(spec, sep: Separation) -> tuple[str, list[str]]:
-    """What the separation is, in words, and the columns involved (by name)."""
+    """What the separation is, in words, and what the user can do about it."""
     family = spec.family
     names = _names(spec)
     involved = [names[j] for j in sep.columns]
-    what = "a smallest set" if sep.minimal else "a set"
     cols = "{" + ", ".join(involved) + "}"
+    what = (f"a minimal set of columns {cols} (none of them can be dropped)" if sep.minimal
+            else f"the columns {cols}")
     if family == "bernoulli":
         kind = "complete" if sep.complete else "quasi-complete"
         sides = _side_text(sep, spec, ("y = 1", "y = 0"))
-        return (f"{kind} separation by {what} of columns {cols}: {sides}, so the likelihood "
-                "keeps increasing along that direction", involved)
-    if family == "categorical":
+        text = (f"{kind} separation by {what}: {sides}, so the likelihood keeps increasing "
+                "along that direction")
+    elif family == "categorical":
         kind = "complete" if sep.complete else "quasi-complete"
-        return (f"{kind} separation of the classes by {what} of columns {cols}, so the "
-                "likelihood keeps increasing along it", involved)
-    sides = _side_text(sep, spec, (None, "zero counts"))
-    return (f"a direction in {what} of columns {cols} drives the mean of zero counts to 0 "
-            f"without changing the fit to the positive counts ({sides}), so the likelihood "
-            "keeps increasing along it (some coefficient's MLE is infinite)", involved)
+        sides = ""
+        text = (f"{kind} separation of the classes by {what}, so the likelihood keeps "
+                "increasing along it")
+    else:
+        sides = _side_text(sep, spec, (None, "zero counts"))
+        text = (f"a direction in {what} that drives the mean of zero counts to 0 without "
+                f"changing the fit to the positive counts ({sides}), so the likelihood keeps "
+                "increasing along it (some coefficient's MLE is infinite)")
+    hints = ["Give the coefficients a proper prior (prior=Normal(2.5)) and fit 'map' or "
+             "'nuts' (the posterior is then proper)."]
+    if sides.startswith("the reference level"):
+        hints.append("Or merge the reference level with a level that has events, or drop its "
+                     "rows: its effect is infinite (its log-odds or log-rate is -inf).")
+    else:
+        hints.append("Or drop or combine those columns (merge the levels of a factor that "
+                     "separate), or report the effect as infinite: it is not estimable.")
+    return text, hints
 
 
 def _spec_separation(spec, columns=None) -> Separation | None:
@@ -607,16 +619,8 @@ def separation_check(spec) -> None:
     sep = _spec_separation(spec)
     if sep is None:
         return
-    what, involved = _describe(spec, sep)
-    raise MLENotFoundError(
-        checklist(
-            f"The MLE does not exist: the data show {what}.",
-            ["Give the coefficients a proper prior (prior=Normal(2.5)) and fit 'map' or 'nuts' "
-             "(the posterior is then proper).",
-             "Or drop those columns, or merge the level without events into another one.",
-             "Or, if the prediction is real, report it: the effect is infinite, not estimable."],
-        )
-    )
+    what, hints = _describe(spec, sep)
+    raise MLENotFoundError(checklist(f"The MLE does not exist: the data show {what}.", hints))
 
 
 #: A fitted probability (or Poisson mean of a zero count) this close to its limit is what
