@@ -129,6 +129,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     if method == "map":
         if spec.is_flat:
             return _checked_fit(spec, "map", options)
+        for check in spec.map_checks:  # e.g. no MAP: exactly fitted data, sigma prior > 0 at 0
+            check(spec)
         return _optimum(spec, "map", options)
     if method == "laplace":
         return laplace_approximation(spec, **options)

@@ -37,8 +37,20 @@ def find_optimum(bound: BoundModel, *, jacobian: bool, start=None,
         ) from None
 
 
-def _covariance(opt: Optimum, jac: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Covariance of the reported parameters by the delta method, and whether it exists."""
+def _row_scale(jac: np.ndarray) -> np.ndarray:
+    """A power of two near each row's largest entry (1 for zero rows): exact to divide by."""
+    top = np.abs(jac).max(axis=1) if jac.size else np.zeros(jac.shape[0])
+    top = np.where(np.isfinite(top) & (top > 0), top, 1.0)
+    return np.ldexp(1.0, np.frexp(top)[1] - 1)
+
+
+def _covariance(opt: Optimum, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Covariance and stderr of the reported parameters (delta method); whether they exist.
+
+    Computed with the Jacobian's rows scaled by powers of two, so that a standard error of
+    1e170 (a coefficient of a column of order 1e-170) is exact although its variance (1e340)
+    is not representable: that covariance entry is then inf, the stderr finite.
+    """
     free = opt.free
     n = opt.x.size
     cov_x = np.zeros((n, n))
@@ -52,12 +64,19 @@ def _covariance(opt: Optimum, jac: np.ndarray) -> tuple[np.ndarray, bool]:
             ok = False
     if not ok:
         cov_x[:] = np.nan
-    cov = jac @ cov_x @ jac.T
+    scale = _row_scale(jac)
+    js = jac / scale[:, None]
+    cov_s = js @ cov_x @ js.T
+    diag = np.diag(cov_s)
+    stderr = scale * np.sqrt(np.where(diag >= 0, diag, np.nan))
+    with np.errstate(over="ignore"):  # entries beyond the float range become inf
+        cov = cov_s * np.outer(scale, scale)
     # A reported value that moves only with coordinates held at an L1 kink has no stderr.
     undefined = ~np.any(jac[:, free] != 0, axis=1) & np.any(jac[:, ~free] != 0, axis=1)
     cov[undefined, :] = np.nan
     cov[:, undefined] = np.nan
-    return cov, ok
+    stderr[undefined] = np.nan
+    return cov, stderr, ok
 
 
 def point_result(spec: ModelSpec, method: str, opt: Optimum, ev: PointEval, *,
@@ -71,9 +90,10 @@ def point_result(spec: ModelSpec, method: str, opt: Optimum, ev: PointEval, *,
     """
     cov_ok = True
     if cov is None:
-        cov, cov_ok = _covariance(opt, ev.jacobian)
-    diag = np.diag(cov)
-    se_flat = np.sqrt(np.where(diag >= 0, diag, np.nan))
+        cov, se_flat, cov_ok = _covariance(opt, ev.jacobian)
+    else:
+        diag = np.diag(cov)
+        se_flat = np.sqrt(np.where(diag >= 0, diag, np.nan))
     stderr, i = {}, 0
     for name, v in ev.values.items():
         size = int(np.size(v))

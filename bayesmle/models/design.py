@@ -24,7 +24,11 @@ __all__ = [
     "GramFactor",
     "as_design",
     "collinear_columns",
+    "column_norms",
+    "describe_groups",
+    "design_rank",
     "gram_factor",
+    "null_space",
     "rank_check",
     "residual_norm",
 ]
@@ -105,9 +109,35 @@ def blocks(design: Design, intercept: bool, norms: np.ndarray | None = None,
         yield fb
 
 
+def column_max(design: Design, intercept: bool) -> np.ndarray:
+    """Largest absolute value of each column of ``[1, X]`` (no copy of X)."""
+    X = design.X
+    amax = (np.maximum(X.max(axis=0), -X.min(axis=0)) if design.n
+            else np.zeros(design.d))
+    return np.concatenate(([1.0], amax)) if intercept else amax
+
+
+def pow2_floor(values: np.ndarray) -> np.ndarray:
+    """The largest power of two at most each value (1 for zeros): an exact, safe divisor.
+
+    Unlike :func:`pow2` it never overflows (2**1024 does not exist), so dividing a column by
+    it puts every entry in [-2, 2] without rounding.
+    """
+    values = np.where(values > 0, values, 1.0)
+    return np.ldexp(1.0, np.frexp(values)[1] - 1)
+
+
 def column_norms(design: Design, intercept: bool) -> np.ndarray:
-    sq = sum(np.einsum("ij,ij->j", fb, fb) for fb in blocks(design, intercept))
-    return np.sqrt(sq)
+    """Euclidean norms of the columns of ``[1, X]``, computed blockwise.
+
+    Each column is divided by a power of two near its largest entry before squaring, so a
+    column of order 1e-170 (whose squares underflow to zero) or 1e200 (whose squares
+    overflow) gets its true norm: rank and scaling decisions are scale-invariant. Only an
+    all-zero column has norm 0.
+    """
+    pre = pow2_floor(column_max(design, intercept))
+    sq = sum(np.einsum("ij,ij->j", fb, fb) for fb in blocks(design, intercept, pre))
+    return pre * np.sqrt(sq)
 
 
 def tsqr_r(design: Design, intercept: bool, norms: np.ndarray,
@@ -134,19 +164,36 @@ def pow2(norms: np.ndarray) -> np.ndarray:
 
 
 def residual_norm(design: Design, intercept: bool, y: np.ndarray) -> float:
-    """Norm of the least-squares residual of ``y`` on ``[1, X]`` (full-rank designs).
+    """Norm of the least-squares residual of ``y`` on ``[1, X]`` (any rank, any n).
 
-    The last diagonal entry of R of ``[1, X, y]``, computed blockwise: no copy of the design
-    and no separate least-squares solve.
+    From R of ``[1, X, y]`` (column-scaled), computed blockwise: no copy of the design and no
+    separate least-squares solve. For a full-rank design it is the last diagonal entry of R;
+    for a rank-deficient one (collinear columns, fewer rows than columns) the residual of the
+    last column of R on the others, with numpy's rank tolerance.
     """
-    norms = pow2(np.append(column_norms(design, intercept), np.sqrt(np.dot(y, y))))
+    norms = pow2(np.append(column_norms(design, intercept), _vector_norm(y)))
     r = tsqr_r(design, intercept, norms, response=y)
-    return float(abs(r[-1, -1]) * norms[-1])
+    ra, z = r[:, :-1], r[:, -1]
+    sv = np.linalg.svd(ra, compute_uv=False)
+    tol = (sv.max() if sv.size else 0.0) * max(design.n, ra.shape[1]) * np.finfo(float).eps
+    if r.shape[0] == ra.shape[1] + 1 and sv.size == ra.shape[1] and sv.min() > tol:
+        return float(abs(r[-1, -1]) * norms[-1])
+    coef = np.linalg.lstsq(ra, z, rcond=max(design.n, ra.shape[1]) * np.finfo(float).eps)[0]
+    return float(np.linalg.norm(z - ra @ coef) * norms[-1])
+
+
+def _vector_norm(v: np.ndarray) -> float:
+    """Euclidean norm without overflow or underflow."""
+    top = float(np.max(np.abs(v))) if v.size else 0.0
+    return top * float(np.linalg.norm(v / top)) if top > 0 else 0.0
 
 
 #: A design whose column-scaled R has a condition number at most this is *well conditioned*:
 #: its rank is certified from the Gram matrix, and it is parametrised without a stored Q.
 IMPLICIT_MAX_COND = 1e4
+#: Columns whose largest entry is a power of two outside this range are scaled before their
+#: Gram matrix is formed (their squares, summed over rows, would underflow or overflow).
+_SAFE_LOW, _SAFE_HIGH = 2.0**-450, 2.0**450
 
 
 @dataclass(frozen=True)
@@ -174,6 +221,15 @@ def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
     ``max(n, p) * eps`` rank tolerance and the rounding error of the Gram matrix.
     """
     X = design.X
+    amax = column_max(design, False)
+    if design.n < design.d + int(intercept) or not np.all(amax > 0):
+        return None  # fewer rows than columns, or a zero column: rank deficient
+    pre = pow2_floor(amax)
+    # Columns whose squares would underflow or overflow are scaled exactly first (a copy,
+    # only then): a column of order 1e-170 is as well conditioned as any other.
+    extreme = bool(np.any((pre < _SAFE_LOW) | (pre > _SAFE_HIGH)))
+    if extreme:
+        X = X / pre
     xtx = X.T @ X
     if intercept:
         s = X.sum(axis=0)
@@ -186,8 +242,9 @@ def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
     diag = np.diag(full).copy()
     if not (np.all(np.isfinite(full)) and np.all(diag > 0)):
         return None
-    norms = pow2(np.sqrt(diag))
-    gram = full / np.outer(norms, norms)
+    scaled = pow2(np.sqrt(diag))
+    gram = full / np.outer(scaled, scaled)
+    norms = scaled * (np.concatenate(([1.0], pre)) if intercept else pre) if extreme else scaled
     try:
         r = scipy.linalg.cholesky(gram, lower=False, check_finite=False)
     except np.linalg.LinAlgError:
@@ -199,47 +256,132 @@ def gram_factor(design: Design, intercept: bool) -> GramFactor | None:
     return GramFactor(norms=norms, gram=gram, r=r, cond=cond)
 
 
+def _scaled_r(design: Design, intercept: bool) -> np.ndarray:
+    """R of the column-equilibrated ``[1, X]`` (min(n, p) rows), computed blockwise."""
+    return tsqr_r(design, intercept, pow2(column_norms(design, intercept)))
+
+
+def _rank_tol(sv: np.ndarray, design: Design, p: int) -> float:
+    """The ``matrix_rank`` tolerance of numpy: ``s_max * max(n, p) * eps``."""
+    return (sv.max() if sv.size else 0.0) * max(design.n, p) * np.finfo(float).eps
+
+
+def design_rank(design: Design, intercept: bool) -> int:
+    """Rank of ``[1, X]``, judged on the column-equilibrated design (see :func:`null_space`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.column_stack([np.arange(5.0), 1e-170 * np.arange(5.0) ** 2])
+    >>> design_rank(as_design(X), intercept=True)  # the tiny column counts
+    3
+    """
+    r = _scaled_r(design, intercept)
+    sv = np.linalg.svd(r, compute_uv=False)
+    return int(np.sum(sv > _rank_tol(sv, design, r.shape[1])))
+
+
+#: A null-space basis is computed for designs of at most this many columns (its SVD holds a
+#: p x p matrix); wider designs with fewer rows than columns are reported as a whole.
+NULL_SPACE_MAX_COLUMNS = 2_000
+
+
+def null_space(design: Design, intercept: bool) -> np.ndarray:
+    """A sparse-ish basis (rows) of the null space of the column-equilibrated ``[1, X]``.
+
+    Rank is judged scale-invariantly: each column is divided by its norm (a power of two,
+    exact) and the singular values of the result (from its R factor, computed blockwise)
+    are compared with numpy's ``matrix_rank`` tolerance ``s_max * max(n, p) * eps``. An
+    all-zero column is a null direction of its own; fewer rows than columns leave at least
+    ``p - n`` null directions. Each basis vector is 1 on a pivot column and 0 on the other
+    pivots (reduced echelon form), so that independent collinearities show up separately.
+    Entries are on the equilibrated scale (their supports are what matters).
+    """
+    r = _scaled_r(design, intercept)
+    p = r.shape[1]
+    _, sv, vt = np.linalg.svd(r)
+    rank = int(np.sum(sv > _rank_tol(sv, design, p)))
+    basis = vt[rank:]
+    k = basis.shape[0]
+    if k == 0:
+        return basis
+    _, _, piv = scipy.linalg.qr(basis, pivoting=True, mode="economic")
+    basis = np.linalg.solve(basis[:, piv[:k]], basis)
+    basis[np.abs(basis) < 1e-12 * np.abs(basis).max(axis=1, keepdims=True)] = 0.0
+    return basis
+
+
 def collinear_columns(design: Design, intercept: bool,
                       factor: GramFactor | None = None) -> list[list[str]]:
     """Groups of columns (intercept included) that are exactly or numerically collinear.
 
-    Uses the singular values of the column-scaled design (from its R factor, computed
-    blockwise) with numpy's ``matrix_rank`` tolerance; each group is the support of a
-    null-space direction. A :class:`GramFactor` of the design (``factor``) already certifies
-    full rank: then there are no groups and nothing is factorised.
+    Each group is the support of a null-space direction of the column-equilibrated design
+    (see :func:`null_space`): a zero column alone, a duplicated column with its twin, ...
+    A :class:`GramFactor` of the design (``factor``) already certifies full rank: then there
+    are no groups and nothing is factorised.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(6.0)
+    >>> X = np.column_stack([x, x**2, 3.0 * x])  # x2 duplicates x0 up to scale
+    >>> collinear_columns(as_design(X), intercept=True)
+    [['x0', 'x2']]
     """
     if factor is not None:
         return []  # certified full rank by the Gram factor
     names = (("(intercept)",) if intercept else ()) + design.names
-    raw = column_norms(design, intercept)
-    zero = np.flatnonzero(raw == 0)
-    groups = [[names[j]] for j in zero]
-    r = tsqr_r(design, intercept, pow2(raw))
-    _, s, vt = np.linalg.svd(r)
-    tol = s.max() * max(design.n, r.shape[1]) * np.finfo(float).eps
-    for k in np.flatnonzero(s <= tol):
-        v = np.abs(vt[k])
-        members = [names[j] for j in np.flatnonzero(v > 1e-6 * v.max()) if j not in zero]
-        if members:
+    if design.n < len(names) and len(names) > NULL_SPACE_MAX_COLUMNS:
+        return [list(names)]  # fewer rows than columns: all of them, as one group
+    groups = []
+    for v in null_space(design, intercept):
+        a = np.abs(v)
+        members = [names[j] for j in np.flatnonzero(a > 1e-6 * a.max())]
+        if members not in groups:
             groups.append(members)
     return groups
+
+
+def describe_groups(groups: list[list[str]], limit: int = 5, width: int = 10) -> str:
+    """``{a, b}; {c, d, e}`` for at most ``limit`` groups of at most ``width`` names."""
+    parts = []
+    for g in groups[:limit]:
+        shown = ", ".join(g[:width]) + (f", ... ({len(g)} columns)" if len(g) > width else "")
+        parts.append("{" + shown + "}")
+    more = f"; and {len(groups) - limit} more group(s)" if len(groups) > limit else ""
+    return "; ".join(parts) + more
 
 
 def rank_check(design: Design, intercept: bool, groups: list[list[str]] | None = None) -> None:
     """Raise MLENotFoundError naming collinear columns if the design is rank deficient.
 
-    ``groups`` may pass a result of :func:`collinear_columns` computed earlier.
+    ``groups`` may pass a result of :func:`collinear_columns` computed earlier. With fewer
+    rows than coefficients the message says so: no data of that size identify the MLE.
     """
     groups = collinear_columns(design, intercept) if groups is None else groups
+    p = design.d + int(intercept)
+    hints = ["Drop one column of each collinear group (or a dummy level per factor).",
+             "Or give the coefficients (and the intercept) proper priors (e.g. "
+             "prior=Normal(1.0)): then MAP, Laplace and NUTS are defined."]
+    if design.n < p:
+        raise MLENotFoundError(
+            checklist(
+                f"The MLE is not unique: `X` has {design.n} row(s) for {p} coefficient(s)"
+                f"{' (the intercept included)' if intercept else ''}, and fewer rows than "
+                "coefficients cannot identify them (the design is rank deficient: any "
+                "direction in its null space fits the data equally well).",
+                ["Give every coefficient a proper prior (e.g. prior=Normal(1.0), "
+                 "intercept_prior=Normal(10.0)): then MAP, Laplace and NUTS are defined "
+                 "with n < p.",
+                 "Or use fewer predictors."],
+            )
+        )
     if groups:
-        desc = "; ".join("{" + ", ".join(g) + "}" for g in groups)
         raise MLENotFoundError(
             checklist(
                 f"The design matrix is rank deficient, so the MLE is not unique: these columns "
-                f"are (numerically) collinear: {desc}. A constant column is collinear with the "
-                f"intercept.",
-                ["Drop one column of each collinear group (or a dummy level per factor).",
-                 "Or give the coefficients a proper prior (e.g. prior=Normal(1.0)) and fit "
-                 "'map' or 'nuts'."],
+                f"are (numerically) collinear: {describe_groups(groups)}. A constant column is "
+                f"collinear with the intercept.",
+                hints,
             )
         )

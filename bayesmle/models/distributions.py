@@ -15,7 +15,17 @@ import pymc as pm
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
 from bayesmle.models.spec import ModelSpec
-from bayesmle.priors import Beta, Flat, HalfFlat, Prior, check_support
+from bayesmle.priors import (
+    Beta,
+    Exponential,
+    Flat,
+    Gamma,
+    HalfCauchy,
+    HalfFlat,
+    HalfNormal,
+    Prior,
+    check_support,
+)
 
 __all__ = ["bernoulli", "binomial", "exponential", "gaussian", "poisson", "student_t"]
 
@@ -53,10 +63,128 @@ def _gaussian_mle_exists(spec: ModelSpec) -> None:
             checklist(
                 f"The Gaussian MLE does not exist: all {y.size} values of `y` equal {y[0]!r}, "
                 "so the likelihood grows without bound as sigma -> 0.",
-                ["Give sigma a proper prior (e.g. sigma_prior=HalfNormal(1.0)) and fit 'map'.",
-                 "Check that the column is the one you meant to model."],
+                ["Check that the column is the one you meant to model.",
+                 *_exact_fit_hints(y.size, "sigma")],
             )
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# A scale parameter when the data are fitted exactly
+# ---------------------------------------------------------------------------------------------
+def scale_prior_order(prior: Prior) -> float | None:
+    """The power ``a`` with prior density ~ ``sigma**(a - 1)`` as ``sigma -> 0``.
+
+    1 for the flat, half-normal, half-Cauchy and exponential priors (a positive density at
+    0), ``alpha`` for ``Gamma(alpha, beta)``; None for a prior whose behaviour at 0 is not
+    known here (then no existence claim is made).
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> scale_prior_order(bm.HalfNormal(1.0)), scale_prior_order(bm.Gamma(3.0, 1.0))
+    (1.0, 3.0)
+    """
+    if isinstance(prior, HalfFlat | HalfNormal | HalfCauchy | Exponential):
+        return 1.0
+    if isinstance(prior, Gamma) and prior.alpha.size == 1:
+        return float(prior.alpha)
+    return None
+
+
+def _exact_fit_hints(n: int, scale: str) -> list[str]:
+    return [f"If the fit is really exact, the noise is 0: fix `{scale}` at a known value "
+            "(linear_regression(..., sigma=...)) instead of estimating it.",
+            f"Or give `{scale}` a prior that vanishes at 0 faster than {scale}^{n}, e.g. "
+            f"{scale}_prior=Gamma({n + 2}.0, 1.0) (density ~ {scale}^{n + 1} at 0): then the "
+            "MAP exists."]
+
+
+def no_map_at_zero_scale(n: int, prior: Prior, flat_location: bool, *, scale: str = "sigma",
+                         what: str = "the data are fitted exactly (zero residuals)") -> None:
+    """Raise MLENotFoundError: on exactly fitted data the posterior density has no maximum.
+
+    At the exact fit the likelihood is ~ ``scale**-n`` as ``scale -> 0`` and a prior with
+    density ~ ``scale**(a - 1)`` there makes the density ~ ``scale**(a - 1 - n)``: unbounded
+    when ``a < n + 1``, so no MAP exists. At ``a = n + 1`` the density stays bounded; with
+    flat location priors its supremum is then approached as ``scale -> 0`` (the Gamma
+    prior's ``exp(-beta * scale)`` decreases) and not attained either. For ``a > n + 1`` the
+    density vanishes at 0 and the MAP exists.
+    """
+    a = scale_prior_order(prior)
+    if a is None or a > n + 1 or (a == n + 1 and not flat_location):
+        return
+    bounded = "stays bounded but is largest as" if a == n + 1 else "grows without bound as"
+    raise MLENotFoundError(
+        checklist(
+            f"No MAP exists: {what}, so the likelihood grows like {scale}^-{n} as {scale} -> 0, "
+            f"and the prior {prior!r} on `{scale}` does not vanish at 0 fast enough to stop "
+            f"it: its density is ~ {scale}^{a - 1:g} there, so the posterior density "
+            f"{bounded} {scale} -> 0 (a maximum needs a density ~ {scale}^(a - 1) with "
+            f"a > n + 1 = {n + 1}).",
+            _exact_fit_hints(n, scale),
+        )
+    )
+
+
+def improper_at_zero_scale(n: int, rank: int, prior: Prior, *, scale: str = "sigma",
+                           what: str = "the data are fitted exactly (zero residuals)") -> None:
+    """Raise ImproperPosteriorError: exactly fitted data and too little prior decay at 0.
+
+    With ``rank`` location directions identified by the data, integrating them out of the
+    likelihood at the exact fit leaves ~ ``scale**(rank - n)`` as ``scale -> 0``; times a
+    prior density ~ ``scale**(a - 1)`` that is integrable at 0 iff ``a > n - rank``.
+    """
+    a = scale_prior_order(prior)
+    if a is None or a > n - rank:
+        return
+    raise ImproperPosteriorError(
+        checklist(
+            f"The posterior is improper: {what}, so after integrating out the {rank} "
+            f"identified location direction(s) the likelihood grows like {scale}^-{n - rank} "
+            f"as {scale} -> 0, and the prior {prior!r} on `{scale}` (density ~ "
+            f"{scale}^{a - 1:g} there) does not make that integrable (it needs a density ~ "
+            f"{scale}^(a - 1) with a > n - rank = {n - rank}).",
+            _exact_fit_hints(n, scale),
+        )
+    )
+
+
+def improper_at_infinite_scale(n: int, n_flat: int, prior: Prior, *,
+                               scale: str = "sigma") -> None:
+    """Raise ImproperPosteriorError: a flat prior on the scale and too few rows.
+
+    As ``scale -> inf`` the likelihood tends to ``scale**-n`` times a constant, and the
+    ``n_flat`` flat-prior location directions integrate to ``scale**n_flat``: with the flat
+    prior on the scale the tail is ``scale**(n_flat - n)``, integrable iff ``n >= n_flat + 2``.
+    """
+    if not (prior.is_flat and n < n_flat + 2):
+        return
+    raise ImproperPosteriorError(
+        checklist(
+            f"The posterior is improper: with a flat prior on `{scale}`, {n} row(s) and "
+            f"{n_flat} flat-prior location coefficient(s), the posterior of `{scale}` decays "
+            f"only like {scale}^-{n - n_flat} as {scale} -> inf, which is not integrable "
+            f"(it needs n >= {n_flat + 2} rows).",
+            [f"Give `{scale}` a proper prior, e.g. {scale}_prior=HalfNormal(10.0).",
+             "Or give the coefficients proper priors, or add rows."],
+        )
+    )
+
+
+def _gaussian_posterior_proper(spec: ModelSpec) -> None:
+    y = spec.data["y"]
+    improper_at_infinite_scale(y.size, int(spec.priors["mu"].is_flat), spec.priors["sigma"])
+    if np.ptp(y) == 0:
+        improper_at_zero_scale(y.size, 1, spec.priors["sigma"],
+                               what=f"all {y.size} values of `y` are equal")
+
+
+def _gaussian_map_exists(spec: ModelSpec) -> None:
+    y = spec.data["y"]
+    if np.ptp(y) == 0:
+        no_map_at_zero_scale(y.size, spec.priors["sigma"], spec.priors["mu"].is_flat,
+                             what=f"all {y.size} values of `y` are equal")
 
 
 def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None = None
@@ -116,6 +244,8 @@ def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None
         start={"mu": float(np.mean(y)), "sigma": sd if sd > 0 else 1.0},
         description=r"y_i ~ Normal(mu, sigma), i = 1..n",
         mle_checks=(_gaussian_mle_exists,),
+        posterior_checks=(_gaussian_posterior_proper,),
+        map_checks=(_gaussian_map_exists,),
     )
 
 

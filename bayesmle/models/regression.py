@@ -14,9 +14,12 @@ import numpy as np
 
 from bayesmle._validation import as_count_array, as_float_array
 from bayesmle.errors import DataError, MLENotFoundError, checklist
-from bayesmle.models.design import Design, residual_norm
-from bayesmle.models.distributions import _labels_01, _student_t_posterior_proper
-from bayesmle.models.regression_model import regression_spec
+from bayesmle.models.distributions import (
+    _exact_fit_hints,
+    _labels_01,
+    _student_t_posterior_proper,
+)
+from bayesmle.models.regression_model import exactly_fitted, regression_spec
 from bayesmle.models.separation import SEPARATION
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
@@ -155,23 +158,14 @@ def linear_regression(
 
 
 def _perfect_fit_check(spec: ModelSpec) -> None:
-    X, y = spec.data["X"], spec.data["y"]
-    scale = max(np.abs(y).max(), 1e-300)
-    if spec.family == "gaussian":
-        # The fit's own sufficient statistics hold the least-squares RSS: when it is far from
-        # zero (accurate to ~cond * eps * |y|), no exact residual computation is needed.
-        rss0 = spec.arrays().get("ss_rss0")
-        if rss0 is not None and np.sqrt(float(rss0) / len(y)) > 1e-6 * scale:
-            return
-    design = Design(X, tuple(spec.coords["feature"]))
-    rms = residual_norm(design, spec.options["intercept"], y) / np.sqrt(len(y))
-    if rms <= 64 * np.finfo(float).eps * scale:
+    y = spec.data["y"]
+    if exactly_fitted(spec):
         raise MLENotFoundError(
             checklist(
                 "The MLE of sigma does not exist: the predictors fit y exactly (zero residuals), "
                 "so the likelihood grows without bound as sigma -> 0.",
                 ["Check for a column that duplicates the response.",
-                 "Give sigma a proper prior (sigma_prior=HalfNormal(1.0)) and fit 'map'."],
+                 *_exact_fit_hints(len(y), "sigma")],
             )
         )
 

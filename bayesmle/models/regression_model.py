@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -19,18 +19,26 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmle._validation import check_min_rows
-from bayesmle.errors import DataError, ImproperPosteriorError, checklist
+from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
 from bayesmle.models.coordinates import Coordinates, QRCoordinates, choose_coordinates
 from bayesmle.models.design import (
     Design,
     GramFactor,
     as_design,
     collinear_columns,
+    describe_groups,
+    design_rank,
     gram_factor,
     rank_check,
+    residual_norm,
 )
 from bayesmle.models.design_arrays import least_squares_without_q
-from bayesmle.models.separation import SEPARATION, improper_if_separated
+from bayesmle.models.distributions import (
+    improper_at_infinite_scale,
+    improper_at_zero_scale,
+    no_map_at_zero_scale,
+)
+from bayesmle.models.separation import SEPARATION, improper_if_separated, no_map_if_separated
 from bayesmle.models.spec import ExistenceCheck, ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Prior, check_support
 
@@ -145,7 +153,11 @@ class RegressionModel:
                 resid = y - (y.mean() if gaussian else np.median(y))
                 s = (float(np.sqrt(np.mean(resid**2))) if gaussian
                      else float(np.median(np.abs(resid - np.median(resid)))) * 1.4826)
-            start["sigma"] = s if s > 0 else 1.0
+            if not s > 64 * np.finfo(float).eps * max(float(np.abs(y).max()), 1e-300):
+                # exactly fitted data: the residuals give no scale (and a MAP, when one
+                # exists, is far from 0); start from the spread of y instead
+                s = float(np.std(y)) or 1.0
+            start["sigma"] = s
         if self.family == "negative_binomial":
             m = max(y.mean(), 1e-3)
             start["alpha"] = max((y.var() - m) / m**2, 0.1)
@@ -205,21 +217,144 @@ def _check_rows(design: Design, y: np.ndarray) -> None:
         )
 
 
-def _improper_if_flat(full_rank: bool, intercept: bool):
+def fits_exactly(design: Design, intercept: bool, y: np.ndarray) -> bool:
+    """Whether ``y`` lies in the span of ``[1, X]`` to rounding (zero residuals; any rank)."""
+    scale = max(float(np.abs(y).max()), 1e-300)
+    rms = residual_norm(design, intercept, y) / np.sqrt(len(y))
+    return bool(rms <= 64 * np.finfo(float).eps * scale)
+
+
+def exactly_fitted(spec: ModelSpec) -> bool:
+    """Whether a regression spec's predictors fit its response exactly (zero residuals).
+
+    A Gaussian model's prepared sufficient statistics hold the least-squares RSS: when it is
+    far from zero (accurate to ~cond * eps * |y|), no residual computation is needed.
+    """
+    y = spec.data["y"]
+    scale = max(float(np.abs(y).max()), 1e-300)
+    if spec.family == "gaussian":
+        rss0 = spec.arrays().get("ss_rss0")
+        if rss0 is not None and np.sqrt(float(rss0) / len(y)) > 1e-6 * scale:
+            return False
+    design = Design(spec.data["X"], tuple(spec.coords["feature"]))
+    return fits_exactly(design, spec.options["intercept"], y)
+
+
+@dataclass(eq=False)
+class _Identification:
+    """What a design identifies, computed once per spec and only when a check asks.
+
+    The posterior is improper -- and the MAP not unique -- iff some direction ``v != 0`` of
+    the coefficients leaves the likelihood unchanged (``[1, X] v = 0``) while every
+    coefficient it moves has a flat prior: the null space of the design restricted to the
+    flat-prior columns is non-trivial. Proper priors (Normal, Laplace, ...) on any of the
+    coordinates a null direction needs make it decay.
+    """
+
+    design: Design
+    intercept: bool
+    groups: list[list[str]]  # collinear groups of the full design
+    y: np.ndarray
+    _cache: dict = field(default_factory=dict)
+
+    def flat_groups(self, flat_intercept: bool, flat_coef: bool) -> list[list[str]]:
+        """Collinear groups of the flat-prior columns (the intercept is a column of ones)."""
+        if not flat_coef:
+            return []  # the intercept alone: a column of ones, never a null direction
+        if flat_intercept == self.intercept:
+            return self.groups
+        key = ("groups", flat_intercept)
+        if key not in self._cache:
+            self._cache[key] = collinear_columns(self.design, flat_intercept)
+        return self._cache[key]
+
+    def rank(self) -> int:
+        """Rank of ``[1, X]`` (judged on the column-equilibrated design)."""
+        p = self.design.d + int(self.intercept)
+        if not self.groups:
+            return p
+        if "rank" not in self._cache:
+            self._cache["rank"] = design_rank(self.design, self.intercept)
+        return self._cache["rank"]
+
+    def exact(self, spec: ModelSpec) -> bool:
+        """Whether the data are fitted exactly (zero least-squares residuals)."""
+        if "exact" not in self._cache:
+            self._cache["exact"] = exactly_fitted(spec)
+        return self._cache["exact"]
+
+
+def _flat_parts(spec: ModelSpec) -> tuple[bool, bool]:
+    """Whether the intercept's and the slopes' priors are flat."""
+    flat_intercept = bool(spec.options["intercept"] and spec.priors["intercept"].is_flat)
+    return flat_intercept, bool(spec.priors["coef"].is_flat)
+
+
+def _unidentified(spec: ModelSpec, ident: _Identification) -> str | None:
+    """Why flat-prior coefficients are not identified (None when they are)."""
+    flat_intercept, flat_coef = _flat_parts(spec)
+    groups = ident.flat_groups(flat_intercept, flat_coef)
+    if not groups:
+        return None
+    k = int(flat_intercept) + ident.design.d
+    names = (["(intercept)"] if flat_intercept else []) + ["coef"]
+    rows = ident.design.n
+    why = (f"`X` has {rows} row(s) for these {k} flat-prior coefficients, fewer rows than "
+           "coefficients" if rows < k else
+           f"these columns are collinear: {describe_groups(groups)}")
+    return (f"{' and '.join(names)} ha{'ve' if len(names) > 1 else 's'} a flat prior and the "
+            f"data do not identify them: {why}, so the likelihood is constant along a "
+            "direction that only flat-prior coefficients move")
+
+
+def _improper_if_unidentified(ident: _Identification, scale: str | None):
+    """Posterior check: flat-prior null directions, and the scale's limits (0 and inf)."""
+
     def check(spec: ModelSpec) -> None:
-        if full_rank:
-            return
-        flat = spec.priors["coef"].is_flat or (intercept and spec.priors["intercept"].is_flat)
-        if flat:
+        why = _unidentified(spec, ident)
+        if why is not None:
             raise ImproperPosteriorError(
                 checklist(
-                    "The posterior is improper: the design is rank deficient and a flat prior "
-                    "leaves the collinear directions unconstrained.",
-                    ["Give coef (and the intercept) proper priors, e.g. prior=Normal(1.0), "
-                     "intercept_prior=Normal(10.0).",
-                     "Or drop the collinear columns."],
+                    f"The posterior is improper: {why}.",
+                    ["Give the coefficients proper priors (e.g. prior=Normal(1.0)"
+                     f"{', intercept_prior=Normal(10.0)' if spec.options['intercept'] else ''}"
+                     "): a proper prior on any coefficient a collinear direction moves makes "
+                     "the posterior proper.",
+                     "Or drop one column of each collinear group."],
                 )
             )
+        if scale is None:
+            return
+        flat_intercept, flat_coef = _flat_parts(spec)
+        n_flat = int(flat_intercept) + (ident.design.d if flat_coef else 0)
+        improper_at_infinite_scale(ident.design.n, n_flat, spec.priors[scale], scale=scale)
+        if ident.exact(spec):
+            improper_at_zero_scale(ident.design.n, ident.rank(), spec.priors[scale],
+                                   scale=scale)
+
+    return check
+
+
+def _map_exists(ident: _Identification, scale: str | None, separated: bool):
+    """MAP check: a unique mode needs identified flat directions and a bounded density."""
+
+    def check(spec: ModelSpec) -> None:
+        why = _unidentified(spec, ident)
+        if why is not None:
+            raise MLENotFoundError(
+                checklist(
+                    f"The MAP is not unique: {why}, and so is the posterior density.",
+                    ["Give the coefficients proper priors (e.g. prior=Normal(1.0)): then the "
+                     "MAP is unique even with collinear columns or fewer rows than columns.",
+                     "Or drop one column of each collinear group."],
+                )
+            )
+        if separated:
+            no_map_if_separated(spec)
+        if scale is not None and ident.exact(spec):
+            flat_intercept, flat_coef = _flat_parts(spec)
+            all_flat = flat_coef and (flat_intercept or not spec.options["intercept"])
+            no_map_at_zero_scale(ident.design.n, spec.priors[scale], all_flat, scale=scale)
 
     return check
 
@@ -248,9 +383,9 @@ def regression_spec(
     _check_rows(design, y)
     n_out = 0 if classes is None else len(classes) - 1
     p = design.d + int(intercept)
-    scale = bool(_EXTRAS[family]) and known_sigma is None
-    check_min_rows("X", design.n, p + int(scale),
-                   f"for {p} coefficient(s){' and a scale' if scale else ''}")
+    # Fewer rows than coefficients is no obstacle with proper priors: the MLE (rank check)
+    # and flat-prior posteriors (identification checks) say why when it is one.
+    check_min_rows("X", design.n, 1, f"for {p} coefficient(s)")
     priors: dict[str, Prior] = {"coef": check_support("prior", prior, "real", default=Flat())}
     coef_shape = (design.d,) if n_out == 0 else (design.d, n_out)
     priors["coef"].check_shape("coef", coef_shape)
@@ -266,6 +401,8 @@ def regression_spec(
     factor = gram_factor(design, intercept)
     groups = collinear_columns(design, intercept, factor)
     full_rank = not groups
+    ident = _Identification(design, intercept, groups, y)
+    scale_key = "sigma" if "sigma" in _EXTRAS[family] and known_sigma is None else None
 
     def mle_rank(spec: ModelSpec) -> None:
         rank_check(design, intercept, groups)
@@ -298,9 +435,10 @@ def regression_spec(
         description=_EQUATIONS[family],
         fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
         mle_checks=(ExistenceCheck(mle_rank), *extra_mle_checks),
-        posterior_checks=(_improper_if_flat(full_rank, intercept),
+        posterior_checks=(_improper_if_unidentified(ident, scale_key),
                           *((improper_if_separated,) if separated else ()),
                           *extra_posterior_checks),
+        map_checks=(_map_exists(ident, scale_key, separated),),
         family=family,
         solver=_SOLVERS.get(family, ""),
         prior_shapes={"coef": coef_shape, **({"intercept": () if n_out == 0 else (n_out,)}

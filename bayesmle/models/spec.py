@@ -185,6 +185,11 @@ class ModelSpec:
     mle_checks: tuple[ExistenceCheck, ...] = ()
     #: Checks run before NUTS with the declared priors; raise ImproperPosteriorError when improper.
     posterior_checks: tuple[Callable[[ModelSpec], None], ...] = ()
+    #: Checks run before a MAP fit with the declared priors (non-flat; a flat spec's MAP is
+    #: its MLE, checked by ``mle_checks``); raise MLENotFoundError when the posterior density
+    #: has no unique maximum (a flat-prior direction the data leave free, a scale whose
+    #: prior does not vanish at 0 on exactly fitted data).
+    map_checks: tuple[Callable[[ModelSpec], None], ...] = ()
     family: str = ""
     solver: str = ""
     #: Shapes of the parameters the priors apply to (checked when priors are replaced); a
@@ -218,6 +223,7 @@ class ModelSpec:
         object.__setattr__(self, "mle_checks", tuple(
             c if isinstance(c, ExistenceCheck) else ExistenceCheck(c) for c in self.mle_checks))
         object.__setattr__(self, "posterior_checks", tuple(self.posterior_checks))
+        object.__setattr__(self, "map_checks", tuple(self.map_checks))
         if self.row_data is None:
             object.__setattr__(
                 self, "row_data", frozenset(k for k, v in data.items() if v.ndim >= 1)
