@@ -284,7 +284,8 @@ def fit_lad(spec: ModelSpec, method: str, *, strict: bool = False, max_iter: int
                  "(the observed information of the Laplace likelihood is zero almost "
                  "everywhere)"))
     hints = ("Rescale the predictors if they differ by many orders of magnitude.",
-             "Give sigma a proper prior (sigma_prior=HalfNormal(...)) and fit 'map'.")
+             "If sigma runs to 0 (data fitted exactly), give it a prior that vanishes at 0 "
+             "(e.g. sigma_prior=Gamma(n + 2, 1.0)) and fit 'map'.")
     message = opt.message if converged else (
         f"optimality violation {violation:.3g}, sigma score {g_k:.3g}"
         f"{', alternation did not reach a fixed point' if stalled else ''}")
