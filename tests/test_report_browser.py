@@ -1,5 +1,7 @@
 """The report in a real browser: headless Chromium loads it with no console error, no broken
-image, and a screenshot is kept under test-artifacts/ (gitignored).
+image, and a screenshot is kept under test-artifacts/ (gitignored). In a 1280 px wide window
+no table of a bundled spec's report (nor of a partial report) is clipped and nothing runs off
+the page; a partial report shows its error boxes.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
 messages separated by NUL bytes on file descriptors 3 and 4), so no extra Python package is
@@ -17,12 +19,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from _report_specs import empty_level_spec
 
 from bayesmle.report import build_report, write_index
 from bayesmle.specfile import load
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = next((p for p in (shutil.which(n) for n in (
     "chromium", "chromium-browser", "google-chrome", "chrome")) if p), None)
 
@@ -234,3 +239,106 @@ def test_index_page_links_to_the_report(report, devtools):
     session = open_page(devtools, links[0])
     back = evaluate(devtools, session, "document.querySelector('header a').href")
     assert back == (report.path.parent / "index.html").as_uri()
+
+
+# -- layout at 1280 px -----------------------------------------------------------------------
+#: Every table's width against its box and the window (closed <details> opened first), and
+#: every element that runs off the right edge of the window.
+LAYOUT = """(() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const vw = document.documentElement.clientWidth;
+  const tables = Array.from(document.querySelectorAll('table')).map(t => {
+    const box = t.parentElement, r = t.getBoundingClientRect();
+    return {section: t.closest('section') ? t.closest('section').id : '', id: t.id,
+            columns: t.rows.length ? t.rows[t.rows.length - 1].cells.length : 0,
+            scroll: box.scrollWidth, client: box.clientWidth, right: r.right};
+  });
+  const off = Array.from(document.querySelectorAll('body *'))
+    .filter(e => e.getBoundingClientRect().right > vw + 0.5)
+    .map(e => e.tagName + (e.id ? '#' + e.id : ''));
+  return {vw: vw, page: document.documentElement.scrollWidth, tables: tables, off: off};
+})()"""
+
+
+def assert_fits(dt: DevTools, session: str) -> dict:
+    layout = evaluate(dt, session, LAYOUT)
+    assert layout["vw"] == 1280
+    clipped = [t for t in layout["tables"]
+               if t["scroll"] > t["client"] or t["right"] > layout["vw"]]
+    assert clipped == [], clipped
+    assert layout["off"] == [] and layout["page"] <= layout["vw"], layout["off"]
+    return layout
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    """Reports of the bundled specs with the widest tables, with fewer draws: diabetes_lasso
+    (four methods, a study table of 50 columns) and iris_softmax (long parameter labels)."""
+    out = tmp_path_factory.mktemp("bundled") / "reports"
+    lasso = load(ROOT / "models" / "diabetes_lasso.toml").with_fit(draws=150, tune=150,
+                                                                    chains=2)
+    lasso = lasso.with_study("sparsity_path", {
+        "scales": [1, 20, 1000], "nuts_options": {"draws": 150, "tune": 150, "chains": 2}})
+    iris = load(ROOT / "models" / "iris_softmax.toml").with_fit(draws=150, tune=150, chains=2)
+    results = [build_report(spec, out) for spec in (lasso, iris)]
+    write_index(out)
+    return results
+
+
+def test_bundled_reports_fit_a_1280_px_window(bundled, devtools):
+    for result in bundled:
+        session = open_page(devtools, (result.path / "index.html").as_uri())
+        assert console_problems(devtools) == []
+        layout = assert_fits(devtools, session)
+        by_id = {t["id"]: t for t in layout["tables"] if t["id"]}
+        # the parameter and every method's columns (iris: no MLE, separated classes)
+        assert by_id["comparison-table"]["columns"] == {"diabetes_lasso": 14,
+                                                        "iris_softmax": 12}[result.name]
+        if result.name == "diabetes_lasso":  # the study's 50 columns, in tables of 10
+            columns = len(pd.read_csv(result.path / "tables" / "study_sparsity_path.csv",
+                                      nrows=1).columns)
+            assert columns > 40
+            study = [t["columns"] for t in layout["tables"] if t["section"] == "studies"]
+            assert max(study) == 10 and sum(study) == columns + len(study) - 1
+    index = open_page(devtools, (bundled[0].path.parent / "index.html").as_uri())
+    assert_fits(devtools, index)
+
+
+@pytest.fixture(scope="module")
+def partial_report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("partial")
+    out = folder / "reports"
+    result = build_report(load(empty_level_spec(folder)), out)
+    write_index(out)
+    assert result.partial
+    return result
+
+
+def test_partial_report_shows_its_error_box(partial_report, devtools):
+    session = open_page(devtools, (partial_report.path / "index.html").as_uri())
+    assert console_problems(devtools) == []
+    assert_fits(devtools, session)
+    box = evaluate(devtools, session, """(() => {
+        const b = document.getElementById('failed-study-overdispersion');
+        if (!b) return null;
+        const r = b.getBoundingClientRect();
+        return {height: r.height, width: r.width, section: b.closest('section').id,
+                background: getComputedStyle(b).backgroundColor, text: b.innerText};
+    })()""")
+    assert box is not None and box["height"] > 20 and box["width"] > 300
+    assert box["section"] == "studies"
+    assert box["background"] == "rgb(253, 236, 235)"  # --errbg
+    assert "MLENotFoundError" in box["text"] and "The MLE does not exist" in box["text"]
+    banner = evaluate(devtools, session, """Array.from(
+        document.querySelectorAll('#partial a')).map(a => a.getAttribute('href'))""")
+    assert banner == ["#failed-study-overdispersion"]
+    shot = devtools.send("Page.captureScreenshot", {"format": "png",
+                                                    "captureBeyondViewport": True},
+                         session=session)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "report_partial.png").write_bytes(base64.b64decode(shot["data"]))
+    index = open_page(devtools, (partial_report.path.parent / "index.html").as_uri())
+    assert_fits(devtools, index)
+    tags = evaluate(devtools, index, """Array.from(document.querySelectorAll(
+        '#reports tr.partial .tag.error')).map(t => t.innerText)""")
+    assert tags == ["PARTIAL"]  # text-transform: uppercase

@@ -1,9 +1,12 @@
 """The ``bayesmle`` command: reports, fits, comparisons and studies from TOML model specs.
 
 Every subcommand reads spec files (see ``models/README.md``); user errors (a bad spec, data
-the model rejects, an MLE that does not exist) are printed as one message without a traceback
-and the exit code is 2 (1 when some reports of a batch failed, 130 on Ctrl-C, 143 on SIGTERM).
-This module is the only place in bayesmle that prints.
+the model rejects, an MLE that does not exist, an option such as an ``--out`` folder that
+cannot be written) are printed as one message without a traceback and the exit code is 2.
+``report`` exits 1 when a report is partial (some of its parts failed and are error boxes in
+it) or a report of a batch was not written; 130 on Ctrl-C, 143 on SIGTERM (reports in
+progress are discarded, the previous ones are left intact). The package ``bayesmle.cli`` is
+the only place in bayesmle that prints.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # reports render off-screen
@@ -23,6 +27,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # reports render off-screen
 __all__ = ["main"]
 
 from bayesmle.cli._common import (  # noqa: E402 - after the backend is chosen
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
@@ -59,7 +64,8 @@ examples:
   bayesmle validate                             check every spec without fitting
   bayesmle list                                 the bundled models
 
-exit codes: 0 success, 1 some reports failed, 2 invalid input (bad spec, data, option),
+exit codes: 0 success; 1 a partial report (parts that failed are error boxes in it) or
+a report of a batch not written; 2 invalid input (bad spec, data, option, --out folder);
 130 interrupted (previous reports are left intact), 143 terminated.
 """
 
@@ -149,8 +155,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from bayesmle.errors import SpecError
     from bayesmle.specfile import study_function
 
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise SpecError(f"--plot {args.plot!r}: the folder {str(Path(args.plot).parent)!r} "
+                        "does not exist.")
     spec = _load(args.spec, args)
     study_function(args.name)  # unknown study -> SpecError listing the valid ones
     spec = spec.with_study(args.name, _parse_args_overrides(args.arg))
@@ -174,7 +184,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         for key, value in numbers.items():
             print(f"{key}: {value}")
         if args.plot:
-            result.plot().savefig(args.plot, dpi=100, bbox_inches="tight")
+            try:
+                result.plot().savefig(args.plot, dpi=100, bbox_inches="tight")
+            except OSError as exc:
+                raise SpecError(f"--plot {args.plot!r}: cannot write the figure "
+                                f"({exc.strerror or exc}).") from None
             print(f"figure written to {args.plot}")
     captured.show()
     return EXIT_OK
@@ -247,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true",
-                        help="log progress and show technical warnings too")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress and show technical warnings too; -vv also logs "
+                             "the tracebacks of failed report parts")
 
     p = sub.add_parser(
         "report", parents=[common], help="write HTML/Markdown reports (the main job)",
@@ -329,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose > 1:
+        logging.getLogger("bayesmle").setLevel(logging.DEBUG)
     from bayesmle.errors import BayesMLEError
 
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -346,6 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted: reports in progress were discarded; previous reports are intact.")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the file system said no (disk full, permissions...)
+        logging.getLogger("bayesmle").debug("OSError", exc_info=True)
+        _err(f"error: {exc}")
+        return EXIT_FAILED
     except SystemExit as exc:
         if exc.code == EXIT_TERMINATED:
             _err("terminated: reports in progress were discarded; previous reports are intact.")

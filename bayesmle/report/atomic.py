@@ -58,6 +58,15 @@ def _leftovers(parent: Path, name: str) -> Iterator[tuple[Path, str, int]]:
             yield path, kind, pid
 
 
+def _remove(path: Path) -> None:
+    """Delete a folder tree, or a file or symbolic link (never following the link)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _recover(parent: Path, name: str) -> None:
     """Restore or delete what a killed run left beside ``parent/name``."""
     target = parent / name
@@ -67,20 +76,20 @@ def _recover(parent: Path, name: str) -> None:
         if kind == "old" and not target.exists():
             os.rename(path, target)  # a run died between the two renames: put it back
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
-    if not target.exists():
+    if not target.exists() and not target.is_symlink():
         os.rename(tmp, target)
         return
     if _renameat2_exchange(tmp, target):
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous report
+        _remove(tmp)  # tmp now holds the previous report
         return
     old = target.parent / f".{target.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
     os.rename(target, old)
     os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
 @contextlib.contextmanager
@@ -96,6 +105,11 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     ------
     pathlib.Path
         A fresh folder beside ``target`` (same file system, so the final rename is atomic).
+
+    Raises
+    ------
+    NotADirectoryError
+        ``target`` exists and is not a folder (a file is never replaced by a folder).
 
     Notes
     -----
@@ -123,16 +137,18 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     ('first report', ['coin'])
     """
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a folder; it is left as it is.")
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     _recover(parent, target.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
-    os.chmod(tmp, 0o755)
     try:
+        os.chmod(tmp, 0o755)
         yield tmp
         _swap_in(tmp, target)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
 
 

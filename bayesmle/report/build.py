@@ -1,11 +1,18 @@
-"""Build one model's report: fit, diagnose, run the studies, write every file atomically."""
+"""Build one model's report: fit, diagnose, run the studies, write every file atomically.
+
+Each part of a report (the fit, every figure, every study, every table and saved fit) is made
+on its own: a part that fails becomes an error box in its section with the error's type and
+message, the other parts are complete, and the report is marked *partial* (``partial`` and
+``failed`` in ``manifest.json``, a mark in the index of all reports). Only an invalid spec
+(:data:`~bayesmle.report.notes.INPUT_ERRORS`, e.g. a study's bad argument), an unusable
+output folder and interruptions stop a report; the previous report is then left intact.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
 import importlib.metadata
-import inspect
 import json
 import logging
 import math
@@ -21,15 +28,17 @@ import numpy as np
 import pandas as pd
 
 from bayesmle.compare import Comparison, compare
-from bayesmle.errors import BayesMLEError, ConvergenceWarning, SamplingWarning, SpecError
+from bayesmle.errors import SpecError
 from bayesmle.report import figures as figs
 from bayesmle.report import tables
 from bayesmle.report.atomic import atomic_directory
+from bayesmle.report.notes import STATISTICAL, Notes, PartFailure, ReportWarning
 from bayesmle.report.render import render_html, render_markdown
-from bayesmle.specfile import SpecFile, study_function
+from bayesmle.report.study_section import StudyOutput, run_study, study_numbers, study_summary
+from bayesmle.specfile import SpecFile
 
-__all__ = ["ReportResult", "ReportWarning", "StudyOutput", "build_report", "json_ready",
-           "report_steps", "study_numbers", "study_summary"]
+__all__ = ["MAX_NAME", "PartFailure", "ReportResult", "ReportWarning", "build_report",
+           "json_ready", "report_folder", "report_steps", "study_numbers", "study_summary"]
 
 log = logging.getLogger("bayesmle")
 
@@ -39,45 +48,12 @@ _PACKAGES = ("bayesmle", "pymc", "pytensor", "nutpie", "arviz", "arviz-base", "a
              "formulaic", "h5netcdf", "scikit-learn", "statsmodels")
 #: Builders whose response is a class label (the report counts the classes).
 _CLASSIFIERS = ("bernoulli", "logistic_regression", "softmax_regression")
-#: Warning categories that are about the statistics (shown prominently); others are technical.
-_STATISTICAL = (ConvergenceWarning.__name__, SamplingWarning.__name__)
-
-
-@dataclass(frozen=True)
-class ReportWarning:
-    """Something the reader must see: a method that failed, a bad diagnostic, a warning.
-
-    ``severity`` is ``"error"`` (a method or figure has no result), ``"warning"`` (a result
-    to distrust) or ``"note"`` (technical messages from the libraries).
-
-    Examples
-    --------
-    >>> from bayesmle.report import ReportWarning
-    >>> w = ReportWarning("nuts", "warning", "R-hat = 1.02 for p", category="SamplingWarning")
-    >>> w.severity, w.category
-    ('warning', 'SamplingWarning')
-    """
-
-    source: str
-    severity: str
-    message: str
-    category: str = ""
-
-
-@dataclass(frozen=True)
-class StudyOutput:
-    """One study's section: figure, tables and key numbers."""
-
-    name: str
-    title: str
-    description: str
-    arguments: str
-    seconds: float
-    seed: int | None
-    figure: figs.RenderedFigure | None
-    summary: pd.DataFrame
-    numbers: dict[str, Any]
-    table_file: str
+#: Longest report name (as the spec loader allows); the folder's temporary twin
+#: ``.<name>.tmp-<pid>-<random>`` then stays well within the 255 bytes of a file name.
+MAX_NAME = 64
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Names taken in the folder of all reports (``index.html`` lists the reports).
+_RESERVED = ("index.html",)
 
 
 @dataclass(frozen=True)
@@ -94,29 +70,83 @@ class ReportResult:
         Wall time of the whole report.
     warnings : list of ReportWarning
         Everything shown in the report's warnings section.
+    failures : list of PartFailure
+        The parts that could not be made (error boxes in the report); empty when complete.
 
     Examples
     --------
     >>> from pathlib import Path
-    >>> from bayesmle.report import ReportResult, ReportWarning
+    >>> from bayesmle.report import PartFailure, ReportResult, ReportWarning
     >>> result = ReportResult("coin", Path("reports/coin"), 3.2, [
     ...     ReportWarning("nuts", "warning", "R-hat = 1.02 for p", "SamplingWarning"),
     ...     ReportWarning("pymc", "note", "Initializing NUTS")])
-    >>> result.n_problems  # notes are not problems
-    1
+    >>> result.n_problems, result.partial  # notes are not problems
+    (1, False)
     >>> (result.path / "index.html").as_posix()
     'reports/coin/index.html'
+    >>> failed = ReportResult("coin", Path("reports/coin"), 3.2, failures=[
+    ...     PartFailure("study bias", "studies", "MLENotFoundError", "no MLE")])
+    >>> failed.partial
+    True
     """
 
     name: str
     path: Path
     seconds: float
     warnings: list[ReportWarning] = field(default_factory=list)
+    failures: list[PartFailure] = field(default_factory=list)
 
     @property
     def n_problems(self) -> int:
         """Number of errors and warnings (notes excluded)."""
         return sum(w.severity != "note" for w in self.warnings)
+
+    @property
+    def partial(self) -> bool:
+        """Whether some part of the report failed (it shows error boxes in their place)."""
+        return bool(self.failures)
+
+
+def report_folder(out: str | Path, name: str) -> Path:
+    """The folder of report ``name`` in ``out``, checked to be one safe folder of its own.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is not a single safe path component (letters, digits, ``_``, ``-``, ``.``,
+        starting with a letter or digit, not ending with ``.``, at most :data:`MAX_NAME`
+        characters), is taken by the index of all reports, or ``out/name`` exists and is not
+        a folder.
+
+    Examples
+    --------
+    >>> from bayesmle.report import report_folder
+    >>> report_folder("reports", "coin_flip").as_posix()
+    'reports/coin_flip'
+    >>> report_folder("reports", "../etc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: report name '../etc' cannot name a folder: ...
+    >>> report_folder("reports", "index.html")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: report name 'index.html' is taken: ...
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name.endswith("."):
+        raise SpecError(f"report name {name!r} cannot name a folder: use letters, digits, "
+                        "'_', '-' and '.', starting with a letter or digit and not ending "
+                        "with '.'.")
+    if len(name) > MAX_NAME:
+        raise SpecError(f"report name {name[:20]!r}... is {len(name)} characters long; "
+                        f"use at most {MAX_NAME}.")
+    if name.lower() in _RESERVED:
+        raise SpecError(f"report name {name!r} is taken: {Path(out) / name} is the page "
+                        "listing every report. Give the spec another `name`.")
+    target = Path(out) / name
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise SpecError(f"{target} exists and is not a report folder; it is left as it is. "
+                        "Remove it or give the spec another `name`.")
+    return target
 
 
 def report_steps(spec: SpecFile) -> list[str]:
@@ -169,65 +199,20 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _first_paragraph(doc: str | None) -> str:
-    """The first paragraph of a docstring as plain text (reST markup removed)."""
-    if not doc:
-        return ""
-    text = " ".join(doc.strip().split("\n\n", 1)[0].split())
-    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)  # :func:`x` -> x
-    return text.replace("``", "")
 
 
-def study_numbers(result: Any) -> dict[str, Any]:
-    """Scalar attributes of a study result (slope, n_failed...), for the key-numbers list."""
-    out = {}
-    if dataclasses.is_dataclass(result):
-        for f in dataclasses.fields(result):
-            if f.name in ("table", "settings"):
-                continue
-            value = getattr(result, f.name)
-            if isinstance(value, bool | int | float | np.integer | np.floating) and not (
-                    isinstance(value, float | np.floating) and math.isnan(value)):
-                out[f.name] = value
-    return out
-
-
-def study_summary(result: Any) -> pd.DataFrame:
-    """A study's summary table (its ``summary()`` if it has one, else its table), flat."""
-    summary = getattr(result, "summary", None)
-    frame = summary() if callable(summary) else result.table
-    if not isinstance(frame, pd.DataFrame):  # pragma: no cover - defensive
-        frame = result.table
-    if isinstance(frame.index, pd.MultiIndex) or frame.index.name is not None:
-        frame = frame.reset_index()
-    return frame
-
-
-class _Collector:
-    """Collects report warnings and timings."""
-
-    def __init__(self) -> None:
-        self.items: list[ReportWarning] = []
-        self.timings: dict[str, float] = {}
-
-    def add(self, source: str, severity: str, message: str, category: str = "") -> None:
-        if not any(w.source == source and w.message == message for w in self.items):
-            self.items.append(ReportWarning(source, severity, message, category))
-
-    def recorded(self, source: str, diagnostics) -> None:
-        for d in diagnostics:
-            cat = d.category_name
-            self.add(source, "warning" if cat in _STATISTICAL else "note", d.message, cat)
-
-
-def _fit(spec: SpecFile, notes: _Collector) -> Comparison:
+def _fit(spec: SpecFile, notes: Notes) -> Comparison | None:
     t0 = time.perf_counter()
     fit = spec.fit
-    comparison = compare(spec.model_spec(), methods=fit.methods, random_seed=fit.random_seed,
-                         warn=False, **fit.compare_options())
+    comparison = notes.attempt(
+        "fit", "comparison", lambda: compare(spec.model_spec(), methods=fit.methods,
+                                             random_seed=fit.random_seed, warn=False,
+                                             **fit.compare_options()))
     notes.timings["fit"] = time.perf_counter() - t0
+    if comparison is None:
+        return None
     for w in comparison.warnings:
-        notes.add(w.method, "warning" if w.category in _STATISTICAL else "note", w.message,
+        notes.add(w.method, "warning" if w.category in STATISTICAL else "note", w.message,
                   w.category)
     for method, reason in comparison.errors.items():
         notes.add(method, "error", reason, "no result")
@@ -236,67 +221,81 @@ def _fit(spec: SpecFile, notes: _Collector) -> Comparison:
     return comparison
 
 
-def _figures(spec: SpecFile, comparison: Comparison, notes: _Collector
+def _figures(spec: SpecFile, comparison: Comparison | None, notes: Notes
              ) -> tuple[list[figs.RenderedFigure], list[figs.RenderedFigure]]:
     t0 = time.perf_counter()
     params = list(spec.model_spec().params)
     forest: list[figs.RenderedFigure] = []
     diagnostics: list[figs.RenderedFigure] = []
-    try:
-        forest = figs.forest_figures(comparison.datatrees, params)
-    except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
-        notes.add("report", "error", f"The forest plot could not be drawn: {exc!r}")
-    post = comparison.results.get("nuts")
-    if post is not None:
-        try:
-            diagnostics = figs.diagnostic_figures(post.datatree, params)
-        except Exception as exc:  # noqa: BLE001
-            notes.add("report", "error", f"The diagnostic plots could not be drawn: {exc!r}")
+    if comparison is not None:
+        forest = notes.attempt("forest plot", "forest", figs.forest_figures,
+                               comparison.datatrees, params) or []
+        post = comparison.results.get("nuts")
+        if post is not None:
+            diagnostics = notes.attempt("NUTS diagnostic plots", "diagnostics",
+                                        figs.diagnostic_figures, post.datatree, params) or []
     notes.timings["figures"] = time.perf_counter() - t0
     return forest, diagnostics
 
 
-def _study(spec: SpecFile, name: str, notes: _Collector) -> tuple[StudyOutput, pd.DataFrame]:
-    t0 = time.perf_counter()
-    func = study_function(name, spec.where)
-    args = spec.study_arguments(name)
-    try:
-        result = func(**args)
-    except BayesMLEError as exc:
-        raise type(exc)(f"{spec.path}: [studies.{name}] failed: {exc}") from None
-    notes.recorded(f"study {name}", result.diagnostics)
-    seconds = time.perf_counter() - t0
-    notes.timings[f"study.{name}"] = seconds
-    module = inspect.getmodule(func)
-    description = _first_paragraph(module.__doc__ if module else func.__doc__)
-    head, _, rest = description.partition(": ")
-    title = head if rest else name.replace("_", " ").capitalize()
-    figure = None
-    try:
-        figure = figs.render(result.plot(), f"study_{name}", title)
-    except Exception as exc:  # noqa: BLE001 - a figure must not sink the report
-        notes.add(f"study {name}", "error", f"The figure could not be drawn: {exc!r}")
-    output = StudyOutput(
-        name=name, title=title, description=rest.strip() if rest else description,
-        arguments=spec.studies[name].describe(), seconds=seconds,
-        seed=args.get("random_seed"), figure=figure, summary=study_summary(result),
-        numbers=study_numbers(result), table_file=f"tables/study_{name}.csv")
-    return output, result.table
+@dataclass(frozen=True)
+class _Tables:
+    """The report's own tables (None: not applicable, or failed)."""
+
+    summary: pd.DataFrame | None
+    counts: pd.DataFrame | None
+    optimizer: pd.DataFrame | None
+    diag: pd.DataFrame | None
 
 
-def _write_fits(comparison: Comparison, folder: Path, notes: _Collector) -> list[str]:
+def _tables(spec: SpecFile, comparison: Comparison | None, notes: Notes) -> _Tables:
+    columns = spec.mapping.columns_of()
+    summary = notes.attempt("data summary", "data",
+                            lambda: tables.data_summary(spec.data_kwargs(), columns))
+    counts = None
+    if spec.builder.name in _CLASSIFIERS:
+        counts = notes.attempt("response classes", "data",
+                               lambda: tables.class_counts(spec.data_kwargs(), columns))
+    optimizer = diag = None
+    if comparison is not None:
+        optimizer = notes.attempt("optimum certificates", "comparison",
+                                  tables.optimizer_table, comparison.results)
+        post = comparison.results.get("nuts")
+        if post is not None:
+            diag = notes.attempt("NUTS summary", "diagnostics", post.summary)
+    return _Tables(summary, counts, optimizer, diag)
+
+
+def _save_fit(res: Any, folder: Path, method: str) -> str:
+    res.to_datatree().to_netcdf(folder / f"{method}.nc", engine="h5netcdf")
+    return f"fits/{method}.nc"
+
+
+def _write_fits(comparison: Comparison | None, folder: Path, notes: Notes) -> list[str]:
     folder.mkdir()
-    written = []
-    for method, res in comparison.results.items():
-        tree = res.to_datatree()
-        path = folder / f"{method}.nc"
-        try:
-            tree.to_netcdf(path, engine="h5netcdf")
-        except (ImportError, ValueError, TypeError) as exc:
-            notes.add("report", "error", f"The {method} fit could not be saved as netCDF: {exc}")
-            continue
-        written.append(f"fits/{method}.nc")
-    return written
+    results = comparison.results if comparison is not None else {}
+    written = [notes.attempt(f"fits/{method}.nc", "files", _save_fit, res, folder, method)
+               for method, res in results.items()]
+    return [name for name in written if name is not None]
+
+
+def _write_tables(tmp: Path, comparison: Comparison | None, t: _Tables,
+                  studies: list[StudyOutput]) -> list[str]:
+    (tmp / "tables").mkdir()
+    frames = {"comparison": comparison.table if comparison is not None else None,
+              "data_summary": t.summary, "class_counts": t.counts,
+              "optimizer": None if t.optimizer is None or t.optimizer.empty else t.optimizer,
+              "diagnostics": t.diag}
+    files = []
+    for name, frame in frames.items():
+        if frame is not None:
+            frame.to_csv(tmp / "tables" / f"{name}.csv")
+            files.append(f"tables/{name}.csv")
+    for s in studies:
+        if s.table is not None:
+            s.table.to_csv(tmp / s.table_file, index=False)
+            files.append(s.table_file)
+    return files
 
 
 def build_report(spec: SpecFile, out: str | Path = "reports", *,
@@ -319,12 +318,20 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
 
     Raises
     ------
-    BayesMLEError
-        When no method can be fitted, or a study fails; the previous report (if any) is then
-        left untouched.
+    SpecError, PriorError
+        The spec is invalid: its ``name`` cannot name a folder of ``out`` (see
+        :func:`report_folder`), or a study's arguments are rejected. Nothing is written and
+        the previous report (if any) is left untouched.
+    OSError
+        The report cannot be written (the previous one is left untouched).
 
     Notes
     -----
+    A part that fails (no method can be fitted, a study's MLE does not exist, a figure cannot
+    be drawn...) does not stop the report: it is an error box in its section (type and
+    message; the traceback is logged at DEBUG level), listed in the manifest's ``failed``,
+    and the result is ``partial``.
+
     The report folder holds ``index.html`` (self-contained: figures embedded),
     ``report.md`` (figures in ``figures/``), ``tables/*.csv``, ``fits/<method>.nc`` (ArviZ
     DataTrees), ``spec.toml`` (the spec as run) and ``manifest.json`` (versions, seeds,
@@ -365,8 +372,8 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
     step = progress or (lambda label: None)
     started = time.perf_counter()
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    notes = _Collector()
-    target = Path(out) / spec.name
+    target = report_folder(out, spec.name)
+    notes = Notes()
     with atomic_directory(target) as tmp:
         log.info("report %s: fitting", spec.name)
         step(f"fitting {', '.join(spec.fit.methods)}")
@@ -374,43 +381,16 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
         step("figures")
         forest, diagnostics = _figures(spec, comparison, notes)
         studies: list[StudyOutput] = []
-        study_tables: dict[str, pd.DataFrame] = {}
         for name in spec.studies:
             step(f"study {name}")
-            output, table = _study(spec, name, notes)
-            studies.append(output)
-            study_tables[name] = table
+            studies.append(run_study(spec, name, notes))
 
         step("writing files")
-        data = spec.data_kwargs()
-        columns = spec.mapping.columns_of()
-        summary = tables.data_summary(data, columns)
-        counts = (tables.class_counts(data, columns) if spec.builder.name in _CLASSIFIERS
-                  else None)
-        optimizer = tables.optimizer_table(comparison.results)
-        post = comparison.results.get("nuts")
-        diag = post.summary() if post is not None else None
-
-        (tmp / "tables").mkdir()
-        (tmp / "figures").mkdir()
-        comparison.table.to_csv(tmp / "tables" / "comparison.csv")
-        summary.to_csv(tmp / "tables" / "data_summary.csv")
+        t = _tables(spec, comparison, notes)
         files = ["index.html", "report.md", "manifest.json", "spec.toml",
-                 "tables/comparison.csv", "tables/data_summary.csv"]
-        if counts is not None:
-            counts.to_csv(tmp / "tables" / "class_counts.csv")
-            files.append("tables/class_counts.csv")
-        if not optimizer.empty:
-            optimizer.to_csv(tmp / "tables" / "optimizer.csv")
-            files.append("tables/optimizer.csv")
-        if diag is not None:
-            diag.to_csv(tmp / "tables" / "diagnostics.csv")
-            files.append("tables/diagnostics.csv")
-        for name, table in study_tables.items():
-            table.to_csv(tmp / "tables" / f"study_{name}.csv", index=False)
-            files.append(f"tables/study_{name}.csv")
-        all_figures = [*forest, *diagnostics, *(s.figure for s in studies if s.figure)]
-        for fig in all_figures:
+                 *_write_tables(tmp, comparison, t, studies)]
+        (tmp / "figures").mkdir()
+        for fig in [*forest, *diagnostics, *(s.figure for s in studies if s.figure)]:
             (tmp / fig.filename).write_bytes(fig.png)
             files.append(fig.filename)
         files += _write_fits(comparison, tmp / "fits", notes)
@@ -418,8 +398,9 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
 
         seconds = time.perf_counter() - started
         notes.timings["total"] = seconds
-        ordered = sorted(notes.items, key=lambda w: {"error": 0, "warning": 1, "note": 2}[
-            w.severity])
+        ordered = notes.ordered()
+        failures = list(notes.failures)
+        post = comparison.results.get("nuts") if comparison is not None else None
         manifest = {
             "name": spec.name,
             "title": spec.title,
@@ -436,23 +417,28 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
                     "target_accept": spec.fit.target_accept,
                     "sampler": getattr(post, "sampler", None)},
             "timings_seconds": {k: round(v, 3) for k, v in notes.timings.items()},
-            "errors": dict(comparison.errors),
+            "partial": bool(failures),
+            "failed": [f.as_dict() for f in failures],
+            "errors": dict(comparison.errors) if comparison is not None else {},
             "warnings": [dataclasses.asdict(w) for w in ordered],
             "files": sorted(files),
         }
-        groups = tables.comparison_groups(comparison.table)
+        groups = tables.comparison_groups(comparison.table) if comparison is not None else []
         context = {
             "spec": spec, "model": spec.model_spec(), "created": created,
             "comparison": comparison, "groups": groups,
             "table_columns": [c for _, cols in groups for c, _ in cols],
-            "forest": forest, "diagnostics": diagnostics, "diag": diag, "post": post,
-            "optimizer": optimizer, "summary": summary, "counts": counts,
-            "studies": studies, "warnings": ordered, "manifest": manifest,
-            "files": sorted(files), "fmt": tables.fmt,
+            "forest": forest, "diagnostics": diagnostics, "diag": t.diag, "post": post,
+            "optimizer": t.optimizer, "summary": t.summary, "counts": t.counts,
+            "studies": studies, "warnings": ordered, "failures": failures,
+            "manifest": manifest, "files": sorted(files), "fmt": tables.fmt,
         }
         (tmp / "index.html").write_text(render_html(context), encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(context), encoding="utf-8")
         (tmp / "manifest.json").write_text(
             json.dumps(json_ready(manifest), indent=2, allow_nan=False) + "\n",
             encoding="utf-8")
-    return ReportResult(spec.name, target, time.perf_counter() - started, ordered)
+    if failures:
+        log.info("report %s: partial, %d part(s) failed: %s", spec.name, len(failures),
+                 ", ".join(f.part for f in failures))
+    return ReportResult(spec.name, target, time.perf_counter() - started, ordered, failures)

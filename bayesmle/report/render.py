@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from bayesmle.report import tables
 from bayesmle.report.atomic import atomic_write_text
 
-__all__ = ["environment", "render_html", "render_markdown", "write_index"]
+__all__ = ["environment", "header", "render_html", "render_markdown", "write_index"]
 
 
 @functools.cache
@@ -32,9 +33,26 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["fmt"] = tables.fmt
+    env.filters["header"] = header
+    env.globals["column_chunks"] = tables.column_chunks
     env.filters["md_table"] = tables.markdown_table
     env.globals["fmt"] = tables.fmt
     return env
+
+
+def header(name: Any) -> markupsafe.Markup:
+    """A column name for a table header, breakable after each ``_`` and ``:``.
+
+    Examples
+    --------
+    >>> from bayesmle.report.render import header
+    >>> str(header("nuts_ess_bulk")), str(header("map:coef[age]")), str(header("<b>"))
+    ('nuts_<wbr>ess_<wbr>bulk', 'map:<wbr>coef[age]', '&lt;b&gt;')
+    """
+    text = markupsafe.escape(str(name))
+    for mark in ("_", ":"):
+        text = text.replace(mark, markupsafe.Markup(f"{mark}<wbr>"))
+    return text
 
 
 def render_html(context: dict[str, Any]) -> str:
@@ -64,6 +82,9 @@ def _entries(out: Path) -> list[dict[str, Any]]:
             "builder": data.get("spec", {}).get("builder", ""),
             "data": data.get("data", {}).get("description", ""),
             "errors": sum(w.get("severity") == "error" for w in warnings),
+            "partial": bool(data.get("partial")),
+            "failed": [f.get("part", "?") for f in data.get("failed", [])
+                       if isinstance(f, dict)],
             "warnings": sum(w.get("severity") == "warning" for w in warnings),
             "seconds": data.get("timings_seconds", {}).get("total"),
         })
@@ -95,7 +116,9 @@ def write_index(out: str | Path = "reports") -> Path:
     ('index.html', True)
     """
     out = Path(out)
-    html = environment().get_template("index.html").render(entries=_entries(out))
+    entries = _entries(out)
+    html = environment().get_template("index.html").render(
+        entries=entries, partial=[e for e in entries if e["partial"]])
     path = out / "index.html"
     atomic_write_text(path, html)
     return path

@@ -17,6 +17,7 @@ __all__ = [
     "comparison_groups",
     "data_summary",
     "class_counts",
+    "column_chunks",
     "fmt",
     "markdown_table",
     "optimizer_table",
@@ -54,6 +55,33 @@ def fmt(value: Any, digits: int = 4) -> str:
     if abs(x) >= 1e6 or abs(x) < 1e-4:
         return f"{x:.{digits - 1}e}"
     return f"{x:.{digits}g}"
+
+
+def column_chunks(frame: pd.DataFrame, max_columns: int = 10) -> list[pd.DataFrame]:
+    """``frame`` cut into tables of at most ``max_columns`` columns, for a page's width.
+
+    Each piece after the first repeats the first column (the key: ``scale``, ``n``...), so
+    that every row can be read on its own; a narrow frame is returned whole.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesmle.report.tables import column_chunks
+    >>> frame = pd.DataFrame([range(8)], columns=list("abcdefgh"))
+    >>> [list(part.columns) for part in column_chunks(frame, max_columns=4)]
+    [['a', 'b', 'c', 'd'], ['a', 'e', 'f', 'g'], ['a', 'h']]
+    >>> len(column_chunks(frame))
+    1
+    """
+    if max_columns < 2:
+        raise ValueError(f"`max_columns` must be >= 2, got {max_columns}.")
+    if frame.shape[1] <= max_columns:
+        return [frame]
+    key, rest = frame.columns[:1], list(frame.columns[1:])
+    first = frame.iloc[:, :max_columns]
+    rest = rest[max_columns - 1:]
+    step = max_columns - 1
+    return [first] + [frame[[*key, *rest[i:i + step]]] for i in range(0, len(rest), step)]
 
 
 def comparison_groups(table: pd.DataFrame) -> list[tuple[str, list[tuple[str, str]]]]:
