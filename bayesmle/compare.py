@@ -21,9 +21,9 @@ __all__ = ["Comparison", "compare", "point_datatree"]
 #: Credible level of the posterior intervals in the table (ArviZ's default).
 CI_LEVEL = 0.94
 
-#: One colour per method, the same in every figure whichever methods are present (matplotlib's
-#: default cycle in the order of ``METHODS``).
-METHOD_COLOURS = {"mle": "C0", "map": "C1", "laplace": "C2", "nuts": "C3"}
+#: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
+#: distinguishable with colour-blindness); the reports use the same map.
+METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7"}
 
 
 @dataclass(frozen=True)

@@ -244,16 +244,35 @@ def test_studies_draw_and_record_their_seed():
                                                           random_seed=seed).table)
 
 
-def _line_colours(fig) -> set[str]:
-    return {mcolors.to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()}
+def _colours_by_method(comp) -> dict[str, str]:
+    """The colour of each method's interval lines, read from the figure via its legend."""
+    fig = comp.plot()
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    colours = {mcolors.to_hex(line.get_color()) for line in lines}
+    if len(comp.datatrees) == 1:
+        assert len(colours) == 1
+        return {next(iter(comp.datatrees)): colours.pop()}
+    legend = [lg for lg in fig.legends] + [ax.get_legend() for ax in fig.axes
+                                            if ax.get_legend() is not None]
+    out = {}
+    for lg in legend:
+        for handle, text in zip(lg.legend_handles, lg.get_texts(), strict=True):
+            out[text.get_text()] = mcolors.to_hex(handle.get_color())
+    assert set(out) == set(comp.datatrees) and set(out.values()) == colours, (out, colours)
+    return out
 
 
 def test_method_colours_do_not_move_when_a_method_is_absent():
-    cycle = [mcolors.to_hex(c) for c in matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]]
+    colours = {}
+    for methods in [("mle", "map", "laplace"), ("map", "laplace"), ("laplace",), ("mle", "map")]:
+        draws = {"draws": 50} if "laplace" in methods else {}
+        comp = bm.compare(GAUSS, methods=methods, random_seed=1, warn=False, **draws)
+        by_method = _colours_by_method(comp)
+        assert len(set(by_method.values())) == len(methods)  # one colour per method
+        for method, colour in by_method.items():
+            colours.setdefault(method, set()).add(colour)
+    assert all(len(c) == 1 for c in colours.values()), colours  # a colour never moves
     both = bm.compare(GAUSS, methods=("map", "laplace"), draws=50, random_seed=1, warn=False)
-    assert _line_colours(both.plot()) == {cycle[1], cycle[2]}  # map, laplace
-    alone = bm.compare(GAUSS, methods=("laplace",), draws=50, random_seed=1, warn=False)
-    assert _line_colours(alone.plot()) == {cycle[2]}
     typed(lambda: both.plot(var_names=["nope"]), SpecError, "nope", "mu")
 
 

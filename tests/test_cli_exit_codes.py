@@ -284,3 +284,37 @@ def test_parallel_batch_with_a_partial_report(tmp_path):
     k = load(paths[1]).model_spec().data["y"].sum()
     table = pd.read_csv(out / "good" / "tables" / "comparison.csv", index_col="parameter")
     assert table.loc["p", "mle_estimate"] == pytest.approx(k / 30, rel=1e-12)
+
+
+CSV_SPEC = """
+name = "shared_csv"
+[model]
+builder = "gaussian"
+y = "height"
+[data]
+source = "csv"
+path = "../shared/heights.csv"
+"""
+
+
+def test_data_root_lets_a_spec_read_a_shared_folder_and_nothing_else(tmp_path, capsys):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "shared" / "heights.csv").write_text("height\n170\n165\n180\n172\n")
+    spec = tmp_path / "specs" / "shared_csv.toml"
+    spec.write_text(CSV_SPEC)
+    code, out, err = in_process(capsys, "validate", str(spec))
+    assert code == 2 and "data.path" in err and "Traceback" not in err
+    code, out, err = in_process(capsys, "validate", str(spec), "--data-root",
+                                str(tmp_path / "shared"))
+    assert code == 0, err
+    code, out, err = in_process(capsys, "fit", str(spec), "--method", "mle", "--json",
+                                "--data-root", str(tmp_path / "shared"))
+    assert code == 0, err
+    heights = np.array([170.0, 165.0, 180.0, 172.0])
+    assert json.loads(out)["parameters"]["mu"]["estimate"] == pytest.approx(heights.mean())
+    # a data root does not open the rest of the file system
+    spec.write_text(CSV_SPEC.replace("../shared/heights.csv", "../../etc/passwd"))
+    code, out, err = in_process(capsys, "validate", str(spec), "--data-root",
+                                str(tmp_path / "shared"))
+    assert code == 2 and "root:" not in err

@@ -142,7 +142,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         captured.add(w.category, w.message, w.method)
     if args.json:
         _dump({"model": spec.name, "spec": str(spec.path), "methods": list(fit.methods),
-               "random_seed": fit.random_seed, "options": options,
+               "random_seed": comparison.random_seed, "options": options,
                "table": _frame_records(comparison.table), "errors": comparison.errors,
                "warnings": captured.items})
     else:
@@ -201,7 +201,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in _spec_paths(args.specs, args.models):
         try:
-            spec = load(path)
+            spec = load(path, data_root=args.data_root)
             for name in spec.studies:
                 spec.study_arguments(name)
         except BayesMLEError as exc:
@@ -222,7 +222,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     bad = 0
     for path in _spec_paths([], args.models):
         try:
-            spec = load(path)
+            spec = load(path, data_root=args.data_root)
         except BayesMLEError as exc:
             bad += 1
             _err(f"error: {exc}")
@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress and show technical warnings too; -vv also logs "
                              "the tracebacks of failed report parts")
+    common.add_argument("--data-root", metavar="DIR", default=None,
+                        help="a folder CSV data paths of the specs may also point into "
+                             "(default: only the spec file's own folder)")
 
     p = sub.add_parser(
         "report", parents=[common], help="write HTML/Markdown reports (the main job)",

@@ -71,7 +71,7 @@ def _methods(text: str | None) -> tuple[str, ...] | None:
 def _load(path: str, args: argparse.Namespace):
     from bayesmle.specfile import load
 
-    spec = load(path)
+    spec = load(path, data_root=args.data_root)
     return spec.with_fit(draws=args.draws, tune=args.tune, chains=args.chains,
                          random_seed=args.seed, target_accept=args.target_accept,
                          methods=_methods(getattr(args, "methods", None)))

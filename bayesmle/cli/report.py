@@ -157,14 +157,14 @@ def _worker_init(verbosity: int = 0) -> None:
     warnings.simplefilter("ignore")
 
 
-def _report_job(job: tuple[str, dict[str, Any], bool, str]) -> Outcome:
+def _report_job(job: tuple[str, dict[str, Any], bool, str, str | None]) -> Outcome:
     """Load one spec and build its report (in a worker process)."""
     from bayesmle.errors import BayesMLEError
     from bayesmle.specfile import load
 
-    path, overrides, no_studies, out = job
+    path, overrides, no_studies, out, data_root = job
     try:
-        spec = load(path).with_fit(**overrides)
+        spec = load(path, data_root=data_root).with_fit(**overrides)
     except BayesMLEError as exc:
         return Outcome(Path(path).stem, "invalid", message=str(exc))
     if no_studies:
@@ -172,7 +172,7 @@ def _report_job(job: tuple[str, dict[str, Any], bool, str]) -> Outcome:
     return _build_one(spec, Path(out))
 
 
-def _report_one(job: tuple[str, dict[str, Any], bool, str]) -> Outcome:
+def _report_one(job: tuple[str, dict[str, Any], bool, str, str | None]) -> Outcome:
     """What a worker process runs: :func:`_report_job`, ended by SIGTERM or Ctrl-C.
 
     The worker's SIGTERM handler raises ``SystemExit``; once it has unwound the report (the
@@ -254,7 +254,8 @@ def _report_parallel(specs: list, args: argparse.Namespace, out: Path,
     outcomes: list[Outcome] = []
     try:
         pending = {executor.submit(_report_one, (str(s.path), _fit_overrides(args),
-                                                 args.no_studies, str(out))): s.name
+                                                 args.no_studies, str(out), args.data_root)
+                                   ): s.name
                    for s in ordered}
         while pending:
             # A timed wait: the main thread handles SIGTERM / Ctrl-C between two waits.
@@ -316,7 +317,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bayesmle.report import report_folder, report_steps, write_index
     from bayesmle.specfile import load_many
 
-    specs = load_many(_spec_paths(args.specs, args.models))  # validate all before fitting
+    specs = load_many(_spec_paths(args.specs, args.models),  # validate all before fitting
+                      data_root=args.data_root)
     specs = [s.with_fit(**_fit_overrides(args)) for s in specs]
     if args.no_studies:
         specs = [s.without_studies() for s in specs]

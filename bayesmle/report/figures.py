@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import xarray as xr
 from matplotlib.figure import Figure
 
+from bayesmle.compare import METHOD_COLOURS
+
 __all__ = ["METHOD_COLOURS", "RenderedFigure", "diagnostic_figures", "forest_figure",
            "forest_figures", "laid_out", "method_colours", "rank_figure", "render"]
 
 DPI = 90
 #: One colour per method, fixed (Okabe & Ito's colour-blind safe palette): a method keeps its
 #: colour whether or not the other methods gave a result.
-METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7"}
 _OTHER_COLOURS = ("#E69F00", "#56B4E9", "#F0E442", "#000000")
 
 
