@@ -202,7 +202,7 @@ real_worker_init = report._worker_init
 real_report_job = report._report_job
 
 def report_job(job):
-    path, overrides, no_studies, out = job
+    path, overrides, no_studies, out = job[:4]
     name = Path(path).stem
     if name.startswith("crash"):
         os.kill(os.getpid(), signal.SIGKILL)
