@@ -224,6 +224,9 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
 
 #: Largest seed accepted: numpy's and nutpie's seeds are unsigned 64-bit integers.
 MAX_SEED = 2**63 - 1
+#: Largest number of draws (per chain) and tuning steps, and of chains, a fit accepts.
+MAX_DRAWS = 10_000_000
+MAX_CHAINS = 64
 
 
 def check_seed(value: Any, name: str = "random_seed") -> int:

@@ -198,7 +198,7 @@ def test_missing_spec_and_bad_values(tmp_path, capsys):
     for args, fragment in (
             (["fit", str(tmp_path / "nope.toml"), "--method", "mle"],
              "nope.toml: no such spec file"),
-            (["fit", str(path), "--method", "nuts", "--draws", "0"], "`draws` must be >= 1"),
+            (["fit", str(path), "--method", "nuts", "--draws", "0"], "`draws` must be an integer >= 1"),
             (["study", "map_to_mle", str(path), "--arg", "reps=zero"],
              "`reps` must be an integer"),
             (["study", "map_to_mle", str(path), "--arg", "wobble=1"],

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmle._validation import check_int, check_memory, check_seed, no_positional
+from bayesmle._validation import MAX_DRAWS, check_int, check_memory, check_seed, no_positional
 from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.bound import bind
 from bayesmle.inference.draws import Draws, posterior_tree
@@ -159,7 +159,7 @@ def laplace_approximation(
 
     See :func:`bayesmle.fit` for the parametrisation and the treatment of Jacobians.
     """
-    draws = check_int("draws", draws, 1, 10_000_000)
+    draws = check_int("draws", draws, 1, MAX_DRAWS)
     seed = check_seed(random_seed)
     if spec.solver == LAD:
         raise SpecError(

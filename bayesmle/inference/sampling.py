@@ -15,7 +15,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayesmle._validation import check_int, check_memory, check_seed
+from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, check_int, check_memory, check_seed
 from bayesmle.errors import SpecError
 from bayesmle.inference.bound import BoundModel, bind
 from bayesmle.inference.posterior import PosteriorResult
@@ -55,9 +55,9 @@ def sample_nuts(
     progressbar: bool = False,
 ) -> PosteriorResult:
     """Draw from the posterior of ``spec`` with NUTS; see :func:`bayesmle.fit`."""
-    draws = check_int("draws", draws, 1, 10_000_000)
-    tune = check_int("tune", tune, 0, 10_000_000)
-    chains = check_int("chains", chains, 1, 64)
+    draws = check_int("draws", draws, 1, MAX_DRAWS)
+    tune = check_int("tune", tune, 0, MAX_DRAWS)
+    chains = check_int("chains", chains, 1, MAX_CHAINS)
     if draws * chains > 50_000_000:
         raise SpecError(f"`draws` x `chains` = {draws * chains:,} draws would not fit in "
                         "memory; at most 50,000,000 are allowed.")

@@ -90,7 +90,7 @@ class Where:
 
     def get(self, table: Mapping[str, Any], prefix: str, key: str, kind: str,
             default: Any = MISSING, *, choices: Iterable[Any] | None = None,
-            minimum: float | None = None) -> Any:
+            minimum: float | None = None, maximum: float | None = None) -> Any:
         """``table[key]`` checked to be of ``kind`` (string, integer, number, boolean, ...)."""
         full = _join(prefix, key)
         if key not in table:
@@ -113,6 +113,8 @@ class Where:
                                  valid=", ".join(toml_value(c) for c in choices))
         if minimum is not None and value < minimum:
             raise self.error(full, f"must be >= {minimum:g}.", value=value)
+        if maximum is not None and value > maximum:
+            raise self.error(full, f"must be <= {maximum:,}.", value=value)
         return value
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED
 from bayesmle.errors import SpecError
 from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
@@ -240,10 +241,13 @@ def load(path: str | Path, *, display_path: str | None = None,
                           value=methods, valid=", ".join(METHODS))
     fit = FitSettings(
         methods=tuple(methods),
-        draws=where.get(fit_raw, "fit", "draws", "integer", 1000, minimum=1),
-        tune=where.get(fit_raw, "fit", "tune", "integer", 1000, minimum=0),
-        chains=where.get(fit_raw, "fit", "chains", "integer", 4, minimum=1),
-        random_seed=where.get(fit_raw, "fit", "random_seed", "integer", 0, minimum=0),
+        draws=where.get(fit_raw, "fit", "draws", "integer", 1000, minimum=1,
+                        maximum=MAX_DRAWS),
+        tune=where.get(fit_raw, "fit", "tune", "integer", 1000, minimum=0, maximum=MAX_DRAWS),
+        chains=where.get(fit_raw, "fit", "chains", "integer", 4, minimum=1,
+                         maximum=MAX_CHAINS),
+        random_seed=where.get(fit_raw, "fit", "random_seed", "integer", 0, minimum=0,
+                              maximum=MAX_SEED),
         target_accept=where.get(fit_raw, "fit", "target_accept", "number", 0.8),
     )
     if not 0 < fit.target_accept < 1:

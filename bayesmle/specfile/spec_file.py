@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED, check_int
 from bayesmle.errors import DataError, PriorError, SpecError
 from bayesmle.inference.driver import METHODS
 from bayesmle.models.spec import ModelSpec
@@ -101,12 +102,11 @@ class FitSettings:
             if bad or not values["methods"]:
                 raise SpecError(f"Unknown method(s) {bad or values['methods']}. Valid methods: "
                                 f"{', '.join(METHODS)}.")
-        for key in ("draws", "chains"):
-            if key in values and values[key] < 1:
-                raise SpecError(f"`{key}` must be >= 1, got {values[key]}.")
-        for key in ("tune", "random_seed"):
-            if key in values and values[key] < 0:
-                raise SpecError(f"`{key}` must be >= 0, got {values[key]}.")
+        bounds = {"draws": (1, MAX_DRAWS), "chains": (1, MAX_CHAINS), "tune": (0, MAX_DRAWS),
+                  "random_seed": (0, MAX_SEED)}
+        for key, (low, high) in bounds.items():
+            if key in values:
+                values[key] = check_int(key, values[key], low, high)
         return replace(self, **values)
 
 

@@ -87,7 +87,30 @@ def _grid(value: Any, where: Where, key: str) -> Any:
     return value
 
 
+
+def _check_sizes(args: dict[str, Any], where: Where, key: str) -> None:
+    """The size arguments of a study (``ns``, ``reps``, seed), bounded as the study bounds them.
+
+    Checked when the file is read, so that ``validate`` refuses what the study would refuse
+    (a billion replicates, a sample size of 10**12) before anything runs.
+    """
+    from bayesmle._validation import check_seed
+    from bayesmle.studies._runner import check_ns, check_reps
+
+    try:
+        ns = check_ns(args["ns"], minimum=1) if "ns" in args else []
+        if "posterior_ns" in args and len(args["posterior_ns"]):
+            check_ns(args["posterior_ns"], minimum=1, name="posterior_ns")
+        if "reps" in args:
+            check_reps(args["reps"], ns=ns)
+        if "random_seed" in args:
+            check_seed(args["random_seed"])
+    except SpecError as exc:
+        raise SpecError(f"{where.file}: `{key}`: {exc}") from None
+
+
 @dataclass(frozen=True)
+
 class StudyRequest:
     """One ``[studies.<name>]`` table, validated against the study's signature.
 
@@ -135,6 +158,7 @@ class StudyRequest:
                 args[k] = parse_priors(v, f"{key}.prior")
             else:
                 args[k] = _grid(v, where, f"{key}.{k}")
+        _check_sizes(args, where, key)
         return cls(name, args)
 
     def call_arguments(self, context: Mapping[str, Callable[[], Any]], where: Where
