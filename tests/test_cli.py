@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_helpers import in_process
 
 import bayesmle as bm
 from bayesmle.cli import main
@@ -79,16 +80,6 @@ def test_entry_point_and_help(capsys):
         main(["report", "--help"])
     assert info.value.code == 0
     assert "--out DIR" in capsys.readouterr().out
-
-
-def in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """``main(args)`` in this process (cheap variants of what the subprocess tests cover)."""
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_unknown_method_and_study_are_usage_errors(tmp_path, capsys):
@@ -198,7 +189,8 @@ def test_missing_spec_and_bad_values(tmp_path, capsys):
     for args, fragment in (
             (["fit", str(tmp_path / "nope.toml"), "--method", "mle"],
              "nope.toml: no such spec file"),
-            (["fit", str(path), "--method", "nuts", "--draws", "0"], "`draws` must be an integer >= 1"),
+            (["fit", str(path), "--method", "nuts", "--draws", "0"],
+             "`draws` must be an integer >= 1"),
             (["study", "map_to_mle", str(path), "--arg", "reps=zero"],
              "`reps` must be an integer"),
             (["study", "map_to_mle", str(path), "--arg", "wobble=1"],

@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bayesmle.cli import main
+from _cli_helpers import in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,15 +87,6 @@ def hostile(folder: Path, sentinel: Path) -> dict[str, tuple[Path, str]]:
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in folder.rglob("*")}
-
-
-def in_process(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 COMMANDS = {

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_helpers import in_process
 from _report_specs import empty_level_spec
 
 import bayesmle as bm
 import bayesmle.studies
-from bayesmle.cli import main
 from bayesmle.errors import MLENotFoundError
 from bayesmle.report import MAX_NAME
 from bayesmle.specfile import load
@@ -45,15 +45,6 @@ methods = ["mle", "map"]
 def run(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bayesmle.cli", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT, **kwargs)
-
-
-def in_process(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def coin(folder: Path, name: str = "coin") -> Path:
