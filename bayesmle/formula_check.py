@@ -75,6 +75,8 @@ __all__ = [
 MAX_FORMULA_LENGTH = 2000
 #: Most terms any step of the formula algebra may produce (``(a+b+c)**2``: 9 products).
 MAX_TERMS = 10_000
+#: Largest design (rows x columns) a formula from untrusted text may build (800 MB of float64).
+MAX_DESIGN_ENTRIES = 100_000_000
 _MAX_DEPTH = 24  # nesting of a Python expression
 _MAX_POWER = 100  # |exponent| of ``**`` inside I(...)
 _MAX_LIST = 1000  # entries of levels=[...] / knots=[...]
@@ -710,6 +712,16 @@ def model_matrix(formula: str, data: Any, *, trusted: bool = False, key: str = "
         check_formula(formula, columns=list(getattr(data, "columns", ())), key=key)
         namespace = evaluation_context()
     try:
+        if not trusted:
+            # Its size first, from a sparse build: a categorical with a million levels must
+            # not allocate a dense n x levels matrix before it can be refused.
+            rows, cols = formulaic.model_matrix(formula, data, context=namespace,
+                                                na_action=na_action, output="sparse").shape
+            if rows * cols > MAX_DESIGN_ENTRIES:
+                raise SpecError(
+                    f"the design would have {rows:,} rows x {cols:,} columns = "
+                    f"{rows * cols:,} entries; at most {MAX_DESIGN_ENTRIES:,} are allowed (a "
+                    f"categorical column with very many levels?)")
         return formulaic.model_matrix(formula, data, context=namespace, na_action=na_action)
     except Exception as exc:  # no traceback and no data values for a formula from a file
         raise _error(key, formula, None, f"formulaic cannot build the design: "

@@ -549,3 +549,14 @@ def test_good_names_and_the_default_name(tmp_path):
     with pytest.raises(SpecError, match="the default `name` is the spec file's name"):
         load(path)
 
+
+
+def test_a_design_too_large_is_refused_before_it_is_built_dense():
+    # 15,000 distinct levels: a dense design would hold 15,000 x 15,001 entries (1.8 GB)
+    from bayesmle.formula_check import MAX_DESIGN_ENTRIES
+
+    n = 15_000
+    frame = pd.DataFrame({"x": np.arange(n, dtype=float), "g": [f"id{i}" for i in range(n)]})
+    assert n * (n + 1) > MAX_DESIGN_ENTRIES
+    with pytest.raises(SpecError, match="at most 100,000,000"):
+        model_matrix("x + C(g)", frame)
