@@ -270,9 +270,7 @@ class ModelSpec:
             )
         for key, prior in priors.items():
             check_support(key, prior, self.priors[key].support)
-            shape = self.prior_shapes.get(key)
-            if shape is None and key in self.start:
-                shape = tuple(self.start[key].shape)
+            shape = self.param_shape(key)
             if shape is not None:
                 prior.check_shape(key, shape)
         return replace(self, priors={**self.priors, **priors})
@@ -314,15 +312,16 @@ class ModelSpec:
             values.update(self.start_fn(self.arrays(), self.priors))
         return values
 
+    def param_shape(self, name: str) -> tuple[int, ...] | None:
+        """A parameter's shape: from ``prior_shapes``, else its ``start`` value; None if unknown."""
+        if name in self.prior_shapes:
+            return self.prior_shapes[name]
+        return tuple(self.start[name].shape) if name in self.start else None
+
     def scalar_count(self) -> int:
         """Number of scalars in the reported parameters (those of unknown shape count 1)."""
-        total = 0
-        for name in self.params:
-            shape = self.prior_shapes.get(name)
-            if shape is None and name in self.start:
-                shape = self.start[name].shape
-            total += int(np.prod(shape)) if shape is not None else 1
-        return total
+        shapes = (self.param_shape(name) for name in self.params)
+        return sum(int(np.prod(s)) if s is not None else 1 for s in shapes)
 
     def data_values(self) -> dict[str, np.ndarray]:
         """Every value pushed into the model's ``pm.Data`` containers: data and prior params."""
