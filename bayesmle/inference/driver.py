@@ -12,10 +12,11 @@ from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.posterior import PosteriorResult
+from bayesmle.inference.prior_predictive import PriorResult, sample_prior
 from bayesmle.inference.sampling import sample_nuts
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["DEFER_CHECKS_ABOVE_ROWS", "METHODS", "OPTIONS", "fit", "run"]
+__all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit", "run"]
 
 #: Existence checks that may be deferred (the separation LP) run *after* the fit on data with
 #: more rows than this, and only if the fit is not certified or reaches extreme fitted values:
@@ -24,6 +25,8 @@ __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "METHODS", "OPTIONS", "fit", "run"]
 DEFER_CHECKS_ABOVE_ROWS = 20_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
+#: Methods ``fit`` accepts: the comparison methods and the prior predictive.
+FIT_METHODS = (*METHODS, "prior")
 #: The options each method accepts.
 OPTIONS = {
     "mle": frozenset({"start", "max_iter", "strict"}),
@@ -31,9 +34,10 @@ OPTIONS = {
     "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed"}),
     "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
                        "progressbar"}),
+    "prior": frozenset({"draws", "random_seed"}),
 }
 
-Result = PointResult | LaplaceResult | PosteriorResult
+Result = PointResult | LaplaceResult | PosteriorResult | PriorResult
 
 
 def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
@@ -43,7 +47,7 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    method : {"mle", "map", "laplace", "nuts"}
+    method : {"mle", "map", "laplace", "nuts", "prior"}
         * ``"mle"`` -- every prior replaced by the flat prior on its support; the mode of the
           Jacobian-free log-density (what ``pymc.find_MAP`` optimises) is then the MLE in the
           natural parametrisation. Raises :class:`~bayesmle.errors.MLENotFoundError` when the
@@ -56,20 +60,24 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
           log-Jacobian of the transforms, so its mode differs from the MAP of a scale parameter),
           with covariance the inverse negative Hessian there; draws are mapped back.
         * ``"nuts"`` -- NUTS draws from the posterior (nutpie when installed).
+        * ``"prior"`` -- draws of the priors and of the prior predictive distribution
+          (``prior`` and ``prior_predictive`` groups); refused for flat (improper) priors.
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
         (default 200), ``strict`` (raise ConvergenceError instead of warning).
         ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
         ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
         ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
-        (0.8), ``progressbar``.
+        (0.8), ``progressbar``. ``prior``: ``draws`` (1000), ``random_seed``.
 
     Returns
     -------
-    PointResult, LaplaceResult or PosteriorResult
+    PointResult, LaplaceResult, PosteriorResult or PriorResult
         Every result has ``method``, ``params`` (estimates, the mode or posterior means by
         parameter name), ``labels``, ``summary(level=...)``, ``interval(level=...)``,
-        ``to_datatree()`` and ``diagnostics``; each diagnostic is also emitted as a
+        ``to_datatree()``, ``diagnostics``, and the predictive methods ``predict(data,
+        level=...)``, ``predictive(data)`` (ArviZ DataTree with ``posterior_predictive``)
+        and ``log_likelihood(data)``; each diagnostic is also emitted as a
         :class:`~bayesmle.errors.ConvergenceWarning` or
         :class:`~bayesmle.errors.SamplingWarning`. A NUTS run interrupted by Ctrl-C raises
         KeyboardInterrupt (never a partial result).
@@ -115,8 +123,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
             f"`spec` must be a ModelSpec (from a builder such as bayesmle.models.gaussian), got "
             f"{type(spec).__name__}."
         )
-    if not isinstance(method, str) or method not in METHODS:
-        raise SpecError(f"Unknown method {method!r}. Valid methods: {list(METHODS)}.")
+    if not isinstance(method, str) or method not in FIT_METHODS:
+        raise SpecError(f"Unknown method {method!r}. Valid methods: {list(FIT_METHODS)}.")
     unknown = set(options) - OPTIONS[method]
     if unknown:
         raise SpecError(
@@ -134,6 +142,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         return _optimum(spec, "map", options)
     if method == "laplace":
         return laplace_approximation(spec, **options)
+    if method == "prior":
+        return sample_prior(spec, **options)
     return sample_nuts(spec, **options)
 
 

@@ -23,13 +23,14 @@ from bayesmle.inference.draws import Draws, posterior_tree
 from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
+from bayesmle.inference.predictive import Predicts
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["LaplaceResult", "laplace_approximation"]
+__all__ = ["LaplaceResult", "laplace_approximation", "normal_draws"]
 
 
 @dataclass(frozen=True, eq=False)
-class LaplaceResult:
+class LaplaceResult(Predicts):
     """Gaussian approximation ``N(mode, H^-1)`` of the posterior in the unconstrained space.
 
     ``params`` is the mode of the posterior density of the unconstrained parameters (log scale,
@@ -173,29 +174,43 @@ def laplace_approximation(
     t0 = time.perf_counter()
     mode = fit_point(spec, "laplace", jacobian=True, start=start, max_iter=max_iter,
                      strict=strict)
-    bound = bind(spec)
-    opt = mode.optimum
-    x, free = opt.x, opt.free
+    x = mode.optimum.x
     per_draw = sum(int(np.size(v)) for v in mode.params.values())
     check_memory(f"{draws:,} Laplace draws", draws, 8 * (2 * x.size + 4 * per_draw),
                  "Ask for fewer `draws`.")
+    arrays = normal_draws(mode, draws, seed)
+    return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
+                         seconds=time.perf_counter() - t0, random_seed=seed)
+
+
+def normal_draws(point: PointResult, draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Reported values at draws of ``x ~ N(optimum, H^-1)`` (free coordinates), by name.
+
+    ``H`` is the Hessian of the point's objective in the model's unconstrained coordinates:
+    with the Jacobian (a Laplace mode) this is the Laplace approximation, without it (an MLE)
+    the Wald distribution of the estimate -- in either case pushed through the inverse
+    transforms, so scales stay positive. Arrays are ``(1, draws, *shape)``; NaN when the
+    Hessian is not positive definite.
+    """
+    spec, opt = point.spec, point.optimum
+    x, free = opt.x, opt.free
     values: list[dict[str, np.ndarray]] = []
-    if mode.hessian_pd:
+    if point.hessian_pd:
         try:
             cov = np.linalg.inv(opt.hess[np.ix_(free, free)])
             chol = np.linalg.cholesky(0.5 * (cov + cov.T))
         except np.linalg.LinAlgError:
             chol = None
         if chol is not None:
+            bound = bind(spec)
             z = np.random.default_rng(seed).standard_normal((draws, int(free.sum())))
             xs = np.tile(x, (draws, 1))
             xs[:, free] += z @ chol.T
             values = [bound.values(xi) for xi in xs]
     arrays = {}
     for name in spec.params:
-        shape = np.shape(mode.params[name])
+        shape = np.shape(point.params[name])
         arr = (np.stack([v[name] for v in values]) if values
                else np.full((draws, *shape), np.nan))
         arrays[name] = arr.reshape(1, draws, *shape)
-    return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
-                         seconds=time.perf_counter() - t0, random_seed=seed)
+    return arrays

@@ -13,6 +13,7 @@ import xarray as xr
 from bayesmle._validation import check_level, no_positional
 from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.optimize import Optimum
+from bayesmle.inference.predictive import Predicts
 
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
@@ -21,7 +22,7 @@ __all__ = ["PointResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class PointResult:
+class PointResult(Predicts):
     """An optimum of the likelihood or posterior, certified, with its observed information.
 
     Attributes

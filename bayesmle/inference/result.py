@@ -29,7 +29,7 @@ class FitResult(Protocol):
     spec : ModelSpec
         The model that was fitted.
     method : str
-        ``"mle"``, ``"map"``, ``"laplace"`` or ``"nuts"``.
+        ``"mle"``, ``"map"``, ``"laplace"``, ``"nuts"`` or ``"prior"``.
     params : dict of str to ndarray
         The estimates by parameter name: the optimum (MLE, MAP), the mode (Laplace), the
         posterior mean (NUTS), each in its parameter's shape.
@@ -70,3 +70,12 @@ class FitResult(Protocol):
 
     def to_datatree(self) -> xr.DataTree:
         """The result as an ArviZ DataTree (``posterior`` group and method-specific groups)."""
+
+    def predict(self, data=..., *, level: float | None = ...) -> pd.DataFrame:
+        """E[y | x] and predictive intervals for the fitted or new data."""
+
+    def predictive(self, data=..., *, draws: int | None = ...) -> xr.DataTree:
+        """Predictive draws as an ArviZ DataTree (``posterior_predictive``...)."""
+
+    def log_likelihood(self, data=...) -> xr.Dataset:
+        """Pointwise log-likelihood of the result's draws."""

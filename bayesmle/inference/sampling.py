@@ -26,6 +26,8 @@ __all__ = ["default_sampler", "sample_nuts"]
 log = logging.getLogger("bayesmle")
 
 _SAMPLERS = ("auto", "nutpie", "pymc")
+#: The NUTS DataTree carries a pointwise ``log_likelihood`` group up to this many values.
+LOGLIK_MAX_VALUES = 50_000_000
 
 
 def default_sampler() -> str:
@@ -83,7 +85,8 @@ def sample_nuts(
     got = int(dt["posterior"].sizes.get("draw", 0))
     if got < draws:
         raise KeyboardInterrupt(f"NUTS was interrupted after {got} of {draws} draws.")
-    return PosteriorResult(spec=spec, method="nuts", datatree=_relabel(dt, spec),
+    dt = _with_log_likelihood(spec, _relabel(dt, spec))
+    return PosteriorResult(spec=spec, method="nuts", datatree=dt,
                            seconds=time.perf_counter() - t0, sampler=chosen,
                            compile_seconds=cm.compile_seconds - compile_before,
                            requested_draws=draws, random_seed=seed)
@@ -139,7 +142,9 @@ def _sample_pymc(bound: BoundModel, *, draws: int, tune: int, chains: int, seed:
     """PyMC's NUTS on a model built for this call (``pm.sample`` compiles per call anyway)."""
     model = bound.spec.build()
     return pm.sample(draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed,
-                     progressbar=progressbar, model=model, var_names=list(bound.spec.params),
+                     progressbar=progressbar, model=model,
+                     var_names=list(dict.fromkeys([*bound.spec.params,
+                                                   *(rv.name for rv in model.free_RVs)])),
                      initvals=_free_start(bound) or None, compute_convergence_checks=False,
                      quiet=True, target_accept=target_accept)
 
@@ -173,13 +178,12 @@ def _with_data_groups(bound: BoundModel, dt: xr.DataTree, *, sampling_time: floa
     of whichever spec first compiled the structure.)
     """
     model = bound.compiled.model
-    observed = {}
-    for rv in model.observed_RVs:
-        data = model.rvs_to_values[rv]
-        name = data.name if data.name in bound.spec.data else rv.name
-        if name in bound.spec.data:
-            observed[rv.name] = np.asarray(bound.spec.data[name])
-    used = {model.rvs_to_values[rv].name for rv in model.observed_RVs}
+    from bayesmle.models.observations import data_name
+
+    names = {rv.name: data_name(model, rv) for rv in model.observed_RVs}
+    observed = {rv: np.asarray(bound.spec.data[name]) for rv, name in names.items()
+                if name in bound.spec.data}
+    used = set(names.values())
     constant = {k: np.asarray(v) for k, v in bound.spec.data.items() if k not in used}
 
     def dataset(values):
@@ -190,6 +194,33 @@ def _with_data_groups(bound: BoundModel, dt: xr.DataTree, *, sampling_time: floa
     groups["posterior"] = groups["posterior"].assign_attrs(sampling_time=sampling_time)
     groups["observed_data"] = dataset(observed)
     groups["constant_data"] = dataset(constant)
+    return xr.DataTree.from_dict(groups)
+
+
+def _with_log_likelihood(spec: ModelSpec, dt: xr.DataTree) -> xr.DataTree:
+    """Add the pointwise ``log_likelihood`` group (what ``arviz_stats.loo`` reads).
+
+    Left out, with a log message, when it would exceed ``LOGLIK_MAX_VALUES`` values or the
+    model has no observation model (``result.loo()`` and ``result.log_likelihood()`` then
+    compute it, or say why they cannot).
+    """
+    from bayesmle.inference.predictive import ParameterDraws, _loglik_dataset, _setup
+
+    post = dt["posterior"]
+    total = int(post.sizes["chain"] * post.sizes["draw"] * (spec.nobs or 1))
+    if total > LOGLIK_MAX_VALUES:
+        log.info("log_likelihood group left out: %d values (> %d)", total, LOGLIK_MAX_VALUES)
+        return dt
+    try:
+        setup = _setup(spec, None)
+    except SpecError as exc:
+        log.info("log_likelihood group left out: %s", exc)
+        return dt
+    ds = post.to_dataset()
+    draws = ParameterDraws({name: ds[name].transpose("chain", "draw", ...).to_numpy()
+                            for name in spec.params}, "posterior")
+    groups = {path: node.to_dataset() for path, node in dt.children.items()}
+    groups["log_likelihood"] = _loglik_dataset(setup, draws)
     return xr.DataTree.from_dict(groups)
 
 
@@ -210,6 +241,9 @@ def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
             if labels is not None and len(labels) == da.sizes[d]:
                 coords[d] = list(labels)
         renamed[name] = da.assign_coords(coords)
+    for name in post.data_vars:  # the free variables: what pm.sample_posterior_predictive
+        if name not in renamed:  # needs to replay spec.build() (e.g. internal coordinates)
+            renamed[name] = post[name]
     new_post = xr.Dataset(renamed, attrs=post.attrs)
     groups = {path: node.to_dataset() for path, node in dt.children.items() if path != "posterior"}
     return xr.DataTree.from_dict({"posterior": new_post, **groups})

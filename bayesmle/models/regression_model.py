@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesmle._validation import check_min_rows
+from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
 from bayesmle.models.coordinates import Coordinates, QRCoordinates, choose_coordinates
 from bayesmle.models.design import (
@@ -38,11 +39,13 @@ from bayesmle.models.distributions import (
     improper_at_zero_scale,
     no_map_at_zero_scale,
 )
+from bayesmle.models.observations import Observations, Rows
 from bayesmle.models.separation import SEPARATION, improper_if_separated, no_map_if_separated
 from bayesmle.models.spec import ExistenceCheck, ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Prior, check_support
 
-__all__ = ["Family", "RegressionModel", "regression_spec"]
+__all__ = ["Family", "RegressionModel", "RegressionObservations", "regression_rows",
+           "regression_spec"]
 
 Family = Literal[
     "gaussian", "bernoulli", "poisson", "negative_binomial", "laplace", "student_t", "cauchy",
@@ -72,6 +75,30 @@ _EQUATIONS = {
 #: Likelihood families with an exact optimiser in the inference layer (least absolute deviations).
 _SOLVERS = {"laplace": "least_absolute_deviations"}
 _STATS = ("ss_rss0", "ss_c", "ss_gram", "ss_w0")
+
+
+def declare_likelihood(family: str, eta, y, extras: Mapping[str, Any]) -> None:
+    """Declare the observed variable ``y_obs`` of a regression family (inside a model)."""
+    fam = family
+    if fam == "gaussian":
+        pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
+    elif fam == "bernoulli":
+        pm.Bernoulli("y_obs", logit_p=eta, observed=y)
+    elif fam == "poisson":
+        pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
+    elif fam == "negative_binomial":
+        pm.NegativeBinomial("y_obs", mu=pt.exp(eta), alpha=1.0 / extras["alpha"], observed=y)
+    elif fam == "laplace":
+        pm.Laplace("y_obs", mu=eta, b=extras["sigma"], observed=y)
+    elif fam == "student_t":
+        pm.StudentT("y_obs", nu=extras["nu"], mu=eta, sigma=extras["sigma"], observed=y)
+    elif fam == "cauchy":
+        pm.Cauchy("y_obs", alpha=eta, beta=extras["sigma"], observed=y)
+    elif fam == "categorical":
+        logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+        pm.Categorical("y_obs", logit_p=logits, observed=y)
+    else:  # pragma: no cover - guarded by the builders
+        raise ValueError(fam)
 
 
 @dataclass(frozen=True)
@@ -177,33 +204,141 @@ class RegressionModel:
                 extras["sigma"] = pm.Data("sigma_known", data["sigma_known"])
             if self.family in ("poisson", "negative_binomial"):
                 eta = eta + pm.Data("offset", data["offset"])
-            self._likelihood(eta, y, extras)
+            declare_likelihood(self.family, eta, y, extras)
             for key in _STATS:
                 if key in data:  # used by gaussian_loglik only, not by the model's logp
                     pm.Data(key, data[key])
         return model
 
-    def _likelihood(self, eta, y, extras) -> None:
-        fam = self.family
-        if fam == "gaussian":
-            pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
-        elif fam == "bernoulli":
-            pm.Bernoulli("y_obs", logit_p=eta, observed=y)
-        elif fam == "poisson":
-            pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
-        elif fam == "negative_binomial":
-            pm.NegativeBinomial("y_obs", mu=pt.exp(eta), alpha=1.0 / extras["alpha"], observed=y)
-        elif fam == "laplace":
-            pm.Laplace("y_obs", mu=eta, b=extras["sigma"], observed=y)
-        elif fam == "student_t":
-            pm.StudentT("y_obs", nu=extras["nu"], mu=eta, sigma=extras["sigma"], observed=y)
-        elif fam == "cauchy":
-            pm.Cauchy("y_obs", alpha=eta, beta=extras["sigma"], observed=y)
-        elif fam == "categorical":
-            logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
-            pm.Categorical("y_obs", logit_p=logits, observed=y)
-        else:  # pragma: no cover - guarded by the builders
-            raise ValueError(fam)
+
+@dataclass(frozen=True)
+class RegressionObservations:
+    """A regression's likelihood in its reported parameters (``intercept``, ``coef``, extras).
+
+    The observation model of :mod:`bayesmle.models.observations`: the linear predictor is
+    computed from the user's ``X`` (new rows need no preparation), every reported parameter is
+    a flat free variable on its natural scale.
+    """
+
+    family: Family
+    intercept: bool
+    n_out: int
+    known_sigma: bool = False
+
+    def extras(self) -> tuple[str, ...]:
+        """The family's estimated extra parameters."""
+        return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
+
+    def __call__(self, arrays: Mapping[str, np.ndarray]) -> pm.Model:
+        """Declare the likelihood for ``arrays`` (``X``, ``y``, ``offset``, ``sigma_known``)."""
+        d = arrays["X"].shape[1]
+        with pm.Model() as model:
+            y = pm.Data("y", arrays["y"])
+            X = pm.Data("X", arrays["X"])
+            coef = pm.Flat("coef", shape=(d,) if self.n_out == 0 else (d, self.n_out))
+            eta = X @ coef
+            if self.intercept:
+                eta = eta + pm.Flat("intercept", shape=() if self.n_out == 0 else (self.n_out,))
+            extras: dict[str, Any] = {name: pm.HalfFlat(name) for name in self.extras()}
+            if self.known_sigma:
+                extras["sigma"] = pm.Data("sigma_known", arrays["sigma_known"])
+            if self.family in ("poisson", "negative_binomial"):
+                eta = eta + pm.Data("offset", arrays["offset"])
+            declare_likelihood(self.family, eta, y, extras)
+        return model
+
+
+def _fitted_regression_arrays(spec: ModelSpec) -> dict:
+    return dict(spec.data)
+
+
+def _new_design(spec: ModelSpec, X: Any) -> tuple[np.ndarray, pd.Index | None]:
+    """New predictors as the fitted design's columns, in its order (typed errors)."""
+    names = tuple(spec.coords["feature"])
+    design = as_design(X, name="data['X']")
+    if getattr(X, "columns", None) is not None:
+        unknown = [c for c in design.names if c not in names]
+        missing = [c for c in names if c not in design.names]
+        if unknown or missing:
+            raise DataError(
+                f"The columns of the new data do not match the fitted design: "
+                f"{f'unknown column(s) {unknown}' if unknown else ''}"
+                f"{'; ' if unknown and missing else ''}"
+                f"{f'missing column(s) {missing}' if missing else ''}. "
+                f"The model was fitted on columns {list(names)}.")
+        order = [design.names.index(c) for c in names]
+        return design.X[:, order], X.index
+    if design.d != len(names):
+        raise DataError(f"`data['X']` has {design.d} column(s) but the model was fitted on "
+                        f"{len(names)} ({list(names)}); give one column per fitted predictor.")
+    return design.X, None
+
+
+def _new_response(spec: ModelSpec, y: Any) -> np.ndarray:
+    """A new response validated as the builder validates the fitted one."""
+    fam = spec.family
+    if fam == "bernoulli":
+        from bayesmle.models.distributions import _labels_01
+
+        return _labels_01("data['y']", y)
+    if fam in ("poisson", "negative_binomial"):
+        return as_count_array("data['y']", y)
+    if fam == "categorical":
+        classes = list(spec.options["classes"])
+        labels = np.asarray(y)
+        if labels.ndim != 1:
+            raise DataError(f"`data['y']` must be a 1-D array of class labels, got shape "
+                            f"{labels.shape}.")
+        lookup = {c: i for i, c in enumerate(classes)}
+        try:
+            return np.array([lookup[v.item() if isinstance(v, np.generic) else v]
+                             for v in labels], dtype=np.int64)
+        except (KeyError, TypeError):
+            bad = sorted({repr(v) for v in labels.tolist() if v not in lookup})[:10]
+            raise DataError(f"`data['y']` holds label(s) {bad} that the model was not fitted "
+                            f"on; fitted classes: {classes}.") from None
+    return as_float_array("data['y']", y, ndim=1)
+
+
+def regression_rows(spec: ModelSpec, data: Any) -> Rows:
+    """New regression data: ``{"X": ..., "exposure"/"offset": ..., "y": ...}`` or a DataFrame.
+
+    A DataFrame is the design (the fitted column names, any order); a dict gives ``X`` and,
+    for count models, ``exposure`` or ``offset`` (default: none), and optionally ``y`` (needed
+    for log scores only).
+    """
+    counts = spec.family in ("poisson", "negative_binomial")
+    valid = ["X", *(["exposure", "offset"] if counts else []), "y"]
+    if isinstance(data, pd.DataFrame):
+        data = {"X": data}
+    if not isinstance(data, Mapping):
+        raise DataError(f"`data` must be a DataFrame with the fitted columns "
+                        f"{list(spec.coords['feature'])} or a dict with keys from {valid}, "
+                        f"got {type(data).__name__}.")
+    unknown = sorted(set(map(str, data)) - set(valid))
+    if unknown:
+        raise DataError(f"`data` holds unknown key(s) {unknown}; valid keys for "
+                        f"{spec.name!r}: {valid}.")
+    if "X" not in data:
+        raise DataError(f"`data` must give the predictors as data['X'] (valid keys: {valid}).")
+    X, index = _new_design(spec, data["X"])
+    n = X.shape[0]
+    arrays: dict[str, np.ndarray] = {"X": X}
+    if counts:
+        from bayesmle.models.regression import _offset
+
+        arrays["offset"] = _offset(n, data.get("exposure"), data.get("offset"))
+    observed = data.get("y") is not None
+    if observed:
+        y = _new_response(spec, data["y"])
+        if y.shape[0] != n:
+            raise DataError(f"`data['X']` has {n} rows but `data['y']` has {y.shape[0]}.")
+    else:  # a placeholder in the support: draws and means do not depend on it
+        y = np.repeat(spec.data["y"][:1], n)
+    arrays["y"] = y
+    if "sigma_known" in spec.data:
+        arrays["sigma_known"] = spec.data["sigma_known"]
+    return Rows(arrays, observed=observed, index=index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,6 +576,11 @@ def regression_spec(
         map_checks=(_map_exists(ident, scale_key, separated),),
         family=family,
         solver=_SOLVERS.get(family, ""),
+        observations=Observations(
+            declare=RegressionObservations(family, intercept, n_out, known_sigma is not None),
+            fitted=_fitted_regression_arrays, rows=regression_rows,
+            inputs=("X", *(("exposure", "offset") if "offset" in data else ()), "y"),
+            response=("y",)),
         prior_shapes={"coef": coef_shape, **({"intercept": () if n_out == 0 else (n_out,)}
                                              if intercept else {}),
                       **{key: () for key in extra_priors}},

@@ -37,13 +37,16 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pymc as pm
 
 from bayesmle.errors import SpecError
 from bayesmle.priors import Prior
+
+if TYPE_CHECKING:
+    from bayesmle.models.observations import Observations
 
 __all__ = ["ExistenceCheck", "ModelSpec"]
 
@@ -195,6 +198,10 @@ class ModelSpec:
     #: Shapes of the parameters the priors apply to (checked when priors are replaced); a
     #: parameter not listed here takes the shape of its ``start`` value, if it has one.
     prior_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: How the observations depend on the reported parameters, for predictions on new data
+    #: (:class:`bayesmle.models.observations.Observations`); None: derived from the model
+    #: itself when its free variables are its reported parameters.
+    observations: Observations | None = None
 
     def __post_init__(self):
         if not callable(self.declare):
