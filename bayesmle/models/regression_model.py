@@ -558,7 +558,8 @@ def regression_spec(
     separated = any(c is SEPARATION for c in extra_mle_checks)
     rebuild = functools.partial(
         _rebuild_regression, name=name, family=family, names=design.names,
-        intercept=intercept, extra_keys=tuple(extra_priors), extra_data_keys=tuple(extra_data or ()),
+        intercept=intercept, extra_keys=tuple(extra_priors),
+        extra_data_keys=tuple(extra_data or ()),
         classes=classes, extra_mle_checks=tuple(extra_mle_checks),
         extra_posterior_checks=tuple(extra_posterior_checks), known_sigma=known_sigma)
     return ModelSpec(
