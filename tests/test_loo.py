@@ -224,3 +224,14 @@ def test_prior_result_refused(conjugate):
 def test_mle_not_found_is_typed():
     with pytest.raises(MLENotFoundError):
         run(bm.models.bernoulli([1, 1, 1]), "mle")
+
+
+def test_prepared_spec_without_rebuild_is_refused(regression):
+    import dataclasses
+
+    _, _, spec, *_ = regression
+    bare = dataclasses.replace(spec, rebuild=None)
+    with pytest.raises(SpecError, match="rebuild"):
+        bare.subset(np.arange(3))
+    with pytest.raises(SpecError, match="rebuild"):
+        run(bare, "mle").loo()

@@ -12,8 +12,10 @@ Each method is judged by its own predictive distribution of a held-out observati
   (``arviz_stats``' approximate-posterior LOO): the importance ratios use the unnormalised
   posterior density and the Gaussian's density of each draw in the unconstrained coordinates.
 * **NUTS** -- PSIS-LOO (``arviz_stats``); observations whose Pareto ``k`` exceeds
-  ``k_threshold`` are refitted exactly by NUTS without them (at most ``max_refits``), as
-  ``reloo`` does.
+  ``k_threshold`` are refitted exactly by NUTS without them (at most ``max_refits``; the
+  result's sampler, chains and draws per chain, as many tuning steps as draws but at least
+  200, seeded from ``random_seed``), as ``reloo`` does; the refit's log predictive density
+  of the held-out row replaces its PSIS value.
 
 The Pareto-smoothed values are computed with the ``azstats`` accessor functions that
 ``arviz_stats.loo`` and ``arviz_stats.loo_approximate_posterior`` call, so that a large ``k`` is
@@ -193,9 +195,9 @@ def _point_loo(result: Any, seed: int) -> LooResult:
     failed: list[str] = []
     uncertified: list[int] = []
     for k, test in enumerate(folds):
-        train = np.setdiff1d(np.arange(n), test)
+        sub = spec.subset(np.setdiff1d(np.arange(n), test))  # a SpecError is the caller's
         try:
-            refit = run(spec.subset(train), method)
+            refit = run(sub, method)
         except BayesMLEError as exc:
             failed.append(f"{'row' if kind == 'exact' else 'fold'} {k}: "
                           f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
@@ -327,15 +329,18 @@ def _nuts_loo(result: Any, k_threshold: float, max_refits: int, seed: int) -> Lo
     todo, left = high[:max_refits], high[max_refits:]
     refitted = np.zeros(held.n, dtype=bool)
     failed: list[str] = []
+    troubled: list[int] = []
     seeds = np.random.default_rng(seed).integers(0, 2**62, size=max(len(todo), 1))
     for i, s in zip(todo, seeds, strict=False):
-        train = np.setdiff1d(np.arange(held.n), [i])
+        sub = spec.subset(np.setdiff1d(np.arange(held.n), [i]))
         try:
-            refit = run(spec.subset(train), "nuts", draws=draws, tune=max(draws, 200),
-                        chains=chains, random_seed=int(s), sampler=result.sampler or "auto")
+            refit = run(sub, "nuts", draws=draws, tune=max(draws, 200), chains=chains,
+                        random_seed=int(s), sampler=result.sampler or "auto")
         except BayesMLEError as exc:
             failed.append(f"row {i}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             continue
+        if refit.diagnostics:
+            troubled.append(int(i))
         lli = held.loglik(parameter_draws(refit).flat(), np.array([i]))[:, 0]
         pointwise[i] = float(scipy.special.logsumexp(lli) - np.log(lli.size))
         refitted[i] = True
@@ -346,6 +351,9 @@ def _nuts_loo(result: Any, k_threshold: float, max_refits: int, seed: int) -> Lo
     if failed:
         notes.append(f"{len(failed)} refit(s) failed, kept their PSIS value: "
                      + "; ".join(failed[:5]))
+    if troubled:
+        notes.append(f"the NUTS refits without rows {troubled[:10]} have sampling "
+                     "diagnostics (divergences, R-hat or ESS)")
     elpd, se, p = _summary(pointwise, _lpd(ll))
     table = pd.DataFrame({"elpd": pointwise, "pareto_k": k, "refitted": refitted},
                          index=_index(held.n))
