@@ -59,6 +59,9 @@ class LaplaceResult(Predicts):
     #: The seed of the draws: the one given, or the one drawn when none was.
     random_seed: int | None = None
     method: str = field(default="laplace", init=False)
+    #: The draws of the unconstrained coordinates ``x``, ``(draws, size)`` (PSIS-LOO corrects
+    #: for the approximation with their densities); None when the Hessian was not PD.
+    x_draws: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def _draws(self) -> Draws:
@@ -178,23 +181,25 @@ def laplace_approximation(
     per_draw = sum(int(np.size(v)) for v in mode.params.values())
     check_memory(f"{draws:,} Laplace draws", draws, 8 * (2 * x.size + 4 * per_draw),
                  "Ask for fewer `draws`.")
-    arrays = normal_draws(mode, draws, seed)
+    arrays, xs = normal_draws(mode, draws, seed, return_x=True)
     return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
-                         seconds=time.perf_counter() - t0, random_seed=seed)
+                         seconds=time.perf_counter() - t0, random_seed=seed, x_draws=xs)
 
 
-def normal_draws(point: PointResult, draws: int, seed: int) -> dict[str, np.ndarray]:
+def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = False):
     """Reported values at draws of ``x ~ N(optimum, H^-1)`` (free coordinates), by name.
 
     ``H`` is the Hessian of the point's objective in the model's unconstrained coordinates:
     with the Jacobian (a Laplace mode) this is the Laplace approximation, without it (an MLE)
     the Wald distribution of the estimate -- in either case pushed through the inverse
     transforms, so scales stay positive. Arrays are ``(1, draws, *shape)``; NaN when the
-    Hessian is not positive definite.
+    Hessian is not positive definite. With ``return_x`` also the draws of ``x``,
+    ``(draws, size)`` (None when the Hessian is not positive definite).
     """
     spec, opt = point.spec, point.optimum
     x, free = opt.x, opt.free
     values: list[dict[str, np.ndarray]] = []
+    xs = None
     if point.hessian_pd:
         try:
             cov = np.linalg.inv(opt.hess[np.ix_(free, free)])
@@ -213,4 +218,4 @@ def normal_draws(point: PointResult, draws: int, seed: int) -> dict[str, np.ndar
         arr = (np.stack([v[name] for v in values]) if values
                else np.full((draws, *shape), np.nan))
         arrays[name] = arr.reshape(1, draws, *shape)
-    return arrays
+    return (arrays, xs) if return_x else arrays

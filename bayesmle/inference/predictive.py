@@ -498,3 +498,29 @@ class Predicts:
         """
         return log_likelihood(self, data, uncertainty=uncertainty, draws=draws,
                               random_seed=random_seed)
+
+    def loo(self, *, k_threshold: float = 0.7, max_refits: int = 10,
+            random_seed: int | None = None):
+        """Leave-one-out cross-validation: the expected log predictive density (elpd).
+
+        MLE/MAP: exact leave-one-out by refitting (K-fold above
+        ``bayesmle.inference.loo.EXACT_LOO_MAX_N`` rows), with the leave-one-out predictions
+        and, for the MLE, ``-AIC/2`` beside it; Laplace: PSIS-LOO corrected for the
+        approximation; NUTS: PSIS-LOO with exact refits where Pareto k > ``k_threshold`` (at
+        most ``max_refits``). See :func:`bayesmle.inference.loo.loo`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> y = np.array([2.0, 4.0, 3.0, 5.0, 1.0, 3.0])
+        >>> res = bm.fit(bm.models.poisson(y), "mle").loo()
+        >>> res.kind, res.pointwise.shape
+        ('exact', (6, 2))
+        >>> bool(res.elpd < res.p + res.elpd)  # p > 0: the fit is optimistic in-sample
+        True
+        """
+        from bayesmle.inference.loo import loo
+
+        return loo(self, k_threshold=k_threshold, max_refits=max_refits,
+                   random_seed=random_seed)

@@ -246,6 +246,7 @@ def gaussian(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | None
         mle_checks=(_gaussian_mle_exists,),
         posterior_checks=(_gaussian_posterior_proper,),
         map_checks=(_gaussian_map_exists,),
+        rebuild=_rebuild_gaussian,
     )
 
 
@@ -336,6 +337,7 @@ def bernoulli(y: Any, *, p_prior: Prior | None = None) -> ModelSpec:
         start={"p": min(max(k / n, 0.01), 0.99)},
         description="y_i ~ Bernoulli(p), i = 1..n",
         mle_checks=(_boundary_p_check(k, n, "trials"),),
+        rebuild=_rebuild_bernoulli,
     )
 
 
@@ -396,6 +398,7 @@ def binomial(successes: Any, trials: Any, *, p_prior: Prior | None = None) -> Mo
         start={"p": min(max(ks / ts, 0.01), 0.99)},
         description="successes_i ~ Binomial(trials_i, p)",
         mle_checks=(_boundary_p_check(ks, ts, "trials"),),
+        rebuild=_rebuild_binomial,
     )
 
 
@@ -464,6 +467,7 @@ def poisson(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
         start={"rate": mean if mean > 0 else 1.0},
         description="y_i ~ Poisson(rate)",
         mle_checks=(_poisson_mle_exists,),
+        rebuild=_rebuild_poisson,
     )
 
 
@@ -514,6 +518,7 @@ def exponential(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
         params=("rate",),
         start={"rate": 1.0 / float(y.mean())},
         description="y_i ~ Exponential(rate)",
+        rebuild=_rebuild_exponential,
     )
 
 
@@ -601,4 +606,33 @@ def student_t(y: Any, *, mu_prior: Prior | None = None, sigma_prior: Prior | Non
         description="y_i ~ StudentT(nu, mu, sigma)",
         mle_checks=(_gaussian_mle_exists,),
         posterior_checks=(_student_t_posterior_proper,),
+        rebuild=_rebuild_student_t,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rebuilding a spec for other data (``ModelSpec.rebuild``: leave-one-out, K-fold)
+# ---------------------------------------------------------------------------------------------
+def _rebuild_gaussian(data, priors) -> ModelSpec:
+    return gaussian(data["y"], mu_prior=priors["mu"], sigma_prior=priors["sigma"])
+
+
+def _rebuild_bernoulli(data, priors) -> ModelSpec:
+    return bernoulli(data["y"], p_prior=priors["p"])
+
+
+def _rebuild_binomial(data, priors) -> ModelSpec:
+    return binomial(data["successes"], data["trials"], p_prior=priors["p"])
+
+
+def _rebuild_poisson(data, priors) -> ModelSpec:
+    return poisson(data["y"], rate_prior=priors["rate"])
+
+
+def _rebuild_exponential(data, priors) -> ModelSpec:
+    return exponential(data["y"], rate_prior=priors["rate"])
+
+
+def _rebuild_student_t(data, priors) -> ModelSpec:
+    return student_t(data["y"], mu_prior=priors["mu"], sigma_prior=priors["sigma"],
+                     nu_prior=priors["nu"])

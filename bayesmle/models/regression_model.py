@@ -556,6 +556,12 @@ def regression_spec(
     if known_sigma is not None:
         data["sigma_known"] = np.asarray(known_sigma, dtype=float)
     separated = any(c is SEPARATION for c in extra_mle_checks)
+    rebuild = functools.partial(
+        _rebuild_regression, name=name, family=family, names=design.names,
+        intercept=intercept, extra_keys=tuple(extra_priors),
+        extra_data_keys=tuple(extra_data or ()),
+        classes=classes, extra_mle_checks=tuple(extra_mle_checks),
+        extra_posterior_checks=tuple(extra_posterior_checks), known_sigma=known_sigma)
     return ModelSpec(
         name=name,
         declare=builder,
@@ -584,4 +590,25 @@ def regression_spec(
         prior_shapes={"coef": coef_shape, **({"intercept": () if n_out == 0 else (n_out,)}
                                              if intercept else {}),
                       **{key: () for key in extra_priors}},
+        rebuild=rebuild,
     )
+
+
+def _rebuild_regression(data: Mapping[str, np.ndarray], priors: Mapping[str, Prior], *,
+                        name: str, family: Family, names: tuple[str, ...], intercept: bool,
+                        extra_keys: tuple[str, ...], extra_data_keys: tuple[str, ...],
+                        classes: tuple | None, extra_mle_checks: tuple,
+                        extra_posterior_checks: tuple, known_sigma: float | None) -> ModelSpec:
+    """The regression's spec for other data (``ModelSpec.rebuild``): same options, these priors.
+
+    The design keeps its column names (labels); a categorical response keeps its classes and
+    codes, even when a subset leaves a class out.
+    """
+    return regression_spec(
+        name, family, pd.DataFrame(np.asarray(data["X"]), columns=list(names)),
+        np.asarray(data["y"]), prior=priors["coef"], intercept=intercept,
+        intercept_prior=priors["intercept"] if intercept else None,
+        extra_priors={key: priors[key] for key in extra_keys},
+        extra_data={key: np.asarray(data[key]) for key in extra_data_keys},
+        classes=classes, extra_mle_checks=extra_mle_checks,
+        extra_posterior_checks=extra_posterior_checks, known_sigma=known_sigma)

@@ -106,6 +106,25 @@ class _PriorTable(Mapping):
         return len(self._priors)
 
 
+def _row_index(rows: Any, n: int) -> np.ndarray:
+    """Positions of rows from integer positions or a boolean mask (typed errors)."""
+    arr = np.asarray(rows)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise SpecError(f"A boolean `rows` mask must have length {n} (the number of "
+                            f"observations), got shape {arr.shape}.")
+        return np.flatnonzero(arr)
+    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        raise SpecError(f"`rows` must be a 1-D array of integer positions or a boolean mask, "
+                        f"got {rows!r}.")
+    if arr.size == 0:
+        raise SpecError("`rows` selects no observation; keep at least one.")
+    if arr.min() < 0 or arr.max() >= n:
+        raise SpecError(f"`rows` must hold positions in 0..{n - 1}, got values from "
+                        f"{arr.min()} to {arr.max()}.")
+    return arr.astype(np.intp)
+
+
 def _readonly(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
@@ -202,6 +221,12 @@ class ModelSpec:
     #: (:class:`bayesmle.models.observations.Observations`); None: derived from the model
     #: itself when its free variables are its reported parameters.
     observations: Observations | None = None
+    #: ``rebuild(data, priors) -> ModelSpec``: a spec of the same model for other data (the
+    #: builder's validated arrays, keyed as in ``data``) with these priors. Set by builders
+    #: whose derived arrays, starting values or checks depend on the data; used by
+    #: :meth:`subset` (leave-one-out and K-fold refits).
+    rebuild: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], ModelSpec] | None = \
+        field(default=None, repr=False)
 
     def __post_init__(self):
         if not callable(self.declare):
@@ -285,6 +310,50 @@ class ModelSpec:
     def flat(self) -> ModelSpec:
         """The same model with every prior replaced by the flat prior on its support."""
         return replace(self, priors={k: p.flat() for k, p in self.priors.items()})
+
+    def subset(self, rows: Any) -> ModelSpec:
+        """The same model (same priors) fitted to some of its observations.
+
+        Row arrays (``row_data``) are indexed by ``rows``; other data are unchanged. Builders
+        that derive arrays, starting values or checks from the data rebuild the spec through
+        ``rebuild``; a spec without ``prepare`` is copied with the indexed data.
+
+        Parameters
+        ----------
+        rows : array_like of int or bool
+            Positions of the observations to keep (0..nobs-1), or a boolean mask of length
+            ``nobs``.
+
+        Raises
+        ------
+        SpecError
+            Bad ``rows``, or a spec that prepares derived arrays and has no ``rebuild``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> spec = bm.models.gaussian(np.array([1.0, 2.0, 4.0, 8.0]), mu_prior=bm.Normal(10.0))
+        >>> sub = spec.subset([0, 2, 3])
+        >>> sub.data["y"].tolist(), sub.nobs, sub.priors["mu"]
+        ([1.0, 4.0, 8.0], 3, Normal(sigma=10, mu=0))
+        """
+        index = _row_index(rows, int(self.nobs or 0))
+        keys = [k for k in sorted(self.row_data)
+                if self.data[k].ndim >= 1 and self.data[k].shape[0] == self.nobs]
+        if not keys:
+            raise SpecError(f"Model {self.name!r} has no row arrays to subset.")
+        data = {k: (np.ascontiguousarray(v[index]) if k in keys else v)
+                for k, v in self.data.items()}
+        if self.rebuild is not None:
+            return self.rebuild(data, self.priors)
+        if self.prepare is not None:
+            raise SpecError(
+                f"Model {self.name!r} prepares derived arrays from its data but has no "
+                "`rebuild` hook, so a spec for a subset of its rows cannot be made: give the "
+                "ModelSpec `rebuild=` (a function (data, priors) -> ModelSpec calling your "
+                "builder on the new data).")
+        return replace(self, data=data, nobs=None)  # recounted from the row arrays
 
     @property
     def is_flat(self) -> bool:
