@@ -11,11 +11,13 @@ training set and scored on the test set by the mean log predictive density per o
 What to expect. The plug-in predictive ignores the uncertainty of the estimate, so it is too
 narrow; averaging over the posterior widens it. With a well-specified model the posterior
 predictive (Laplace in a Gaussian-posterior model, NUTS in general) scores at least as well as
-the plug-in on average at small ``n``, and the gap ``score(plug-in) - score(posterior)``
-shrinks like ``O(1/n)``: the expected excess log loss of either predictive is
-``d / (2 n) + O(n^-2)`` for ``d`` parameters (Akaike), only the constant in the ``n^-2`` term
-differs. On a log-x plot the lines of every method rise towards the same limit, the entropy
-of the true data distribution (with sign reversed), and merge.
+the plug-in on average at small ``n`` -- it is the optimal predictive in expectation over the
+prior; for one fixed truth this holds typically, not always (a few replicates may say
+otherwise) -- and the gap ``score(plug-in) - score(posterior)`` shrinks like ``O(1/n)``: the
+expected excess log loss of the plug-in is ``d / (2 n) + o(1/n)`` for ``d`` parameters
+(Akaike), that of the posterior predictive smaller at small ``n``; both vanish. On a log-x
+plot the lines of every method rise towards the same limit, minus the entropy of the true
+data distribution, and merge.
 """
 
 from __future__ import annotations
