@@ -60,6 +60,7 @@ examples:
   bayesmle fit models/gaussian_heights.toml --method mle
   bayesmle fit models/gaussian_heights.toml --method nuts --draws 500 --json
   bayesmle compare models/diabetes_lasso.toml --methods mle,map
+  bayesmle predict models/spector_logistic.toml --data models/new_rows.csv --level 0.9
   bayesmle study map_to_mle models/coin_flip.toml --arg reps=5 --arg 'ns=[10, 100]'
   bayesmle validate                             check every spec without fitting
   bayesmle list                                 the bundled models
@@ -127,6 +128,51 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                   f"{point.newton_decrement:.2g})")
     captured.show()
     return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from bayesmle.inference.driver import run
+    from bayesmle.specfile.data import read_new_csv
+
+    spec = _load(args.spec, args)
+    data = None
+    if args.data is not None:  # read and checked before anything is fitted
+        frame = read_new_csv(args.data, spec.path, args.data_root)
+        data = spec.new_data(frame, source=f"--data {args.data!r}")
+    options = spec.fit.fit_options(args.method)
+    if args.method == "nuts":
+        options["progressbar"] = not args.no_progress and sys.stderr.isatty() and not args.json
+    res = run(spec.model_spec(), args.method, **options)
+    captured = _Diagnostics().extend(res.diagnostics)
+    uncertainty = None if args.uncertainty is None or args.method not in ("mle", "map") else (
+        args.uncertainty)
+    if args.uncertainty == "wald" and uncertainty is None:
+        from bayesmle.errors import SpecError
+
+        raise SpecError(f"--uncertainty wald applies to --method mle or map; a {args.method} "
+                        f"fit predicts with its own draws.")
+    table = res.predict(data, level=args.level, uncertainty=uncertainty,
+                        random_seed=spec.fit.random_seed)
+    seed = table.attrs.get("random_seed")
+    if args.json:
+        records = [{"row": _plain_label(i), **{str(c): v for c, v in row.items()}}
+                   for i, row in table.iterrows()]
+        _dump({"model": spec.name, "spec": str(spec.path), "method": args.method,
+               "predictive": table.attrs.get("predictive"), "level": args.level,
+               "uncertainty": uncertainty or "none", "seed": seed,
+               "data": args.data, "predictions": records, "warnings": captured.items})
+    else:
+        what = f"new rows of {args.data}" if args.data else "the fitted rows"
+        level = f", {args.level:g} predictive interval" if args.level is not None else ""
+        print(f"{spec.title} [{spec.name}]: {args.method} predictions for {what}{level} "
+              f"({table.attrs.get('predictive')} predictive, seed {seed})")
+        _print_frame(table)
+    captured.show()
+    return EXIT_OK
+
+
+def _plain_label(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -300,6 +346,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no sampler progress bar")
     _fit_options(p, methods=False)
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser(
+        "predict", parents=[common], help="predictions of one spec's fit",
+        description="Fit a spec by one method and print its predictions: the mean of each "
+                    "observation and, with --level, a central predictive interval of a new "
+                    "observation (plug-in for mle/map, over the draws for laplace/nuts). "
+                    "--data gives new rows: a CSV file with the spec's predictor columns (or "
+                    "the variables of its formula), inside the spec's folder or --data-root; "
+                    "without it, the fitted rows.")
+    p.add_argument("spec", metavar="SPEC", help="spec file")
+    p.add_argument("--data", metavar="NEW.csv", default=None,
+                   help="CSV of new rows (path from the working directory; it must lie inside "
+                        "the spec's folder or --data-root)")
+    p.add_argument("--method", "-m", default="mle", choices=METHODS,
+                   help="fitting method (default: mle)")
+    p.add_argument("--level", type=float, metavar="P", default=None,
+                   help="coverage of the predictive interval in (0, 1), e.g. 0.9")
+    p.add_argument("--uncertainty", choices=("none", "wald"), default=None,
+                   help="mle/map: average over the Wald distribution of the estimate "
+                        "(default: none, the plug-in)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON on stdout (records, method, level, seed)")
+    p.add_argument("--no-progress", action="store_true", help="no sampler progress bar")
+    _fit_options(p, methods=False)
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
         "compare", parents=[common], help="fit one spec every way, side by side",

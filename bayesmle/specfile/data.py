@@ -38,7 +38,7 @@ from bayesmle.errors import DataError, SpecError
 from bayesmle.specfile import synthetic
 from bayesmle.specfile._schema import Where
 
-__all__ = ["MAX_CSV_BYTES", "SOURCES", "LoadedData", "load_data"]
+__all__ = ["MAX_CSV_BYTES", "SOURCES", "LoadedData", "load_data", "read_new_csv"]
 
 #: Largest CSV file read (bytes): 2 GiB.
 MAX_CSV_BYTES = 2 * 1024**3
@@ -170,35 +170,87 @@ def _csv(table: dict, where: Where, base: Path, data_root: str | Path | None = N
     rel = where.get(table, "data", "path", "string")
     sep = _csv_sep(table, where)
     path = _csv_path(rel, where, base, data_root)
+    origin = f"the spec file's folder, {base}"
+    return _read_csv(path, rel, sep, where, "data.path", origin), f"CSV file {rel}"
+
+
+def _read_csv(path: Path, shown: str, sep: str, where: Where, key: str, origin: str
+              ) -> pd.DataFrame:
+    """Read the CSV file ``path`` (already checked to lie in an allowed folder)."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:  # opened once, then checked on the open file (no swap between check and read)
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise where.error("data.path", f"no such file: {path} (paths are relative to the spec "
-                                       f"file's folder, {base}).", value=rel) from None
+        raise where.error(key, f"no such file: {path} (paths are relative to {origin}).",
+                          value=shown) from None
     except OSError as exc:
-        raise where.error("data.path", f"cannot open this file ({type(exc).__name__}).",
-                          value=rel) from None
+        raise where.error(key, f"cannot open this file ({type(exc).__name__}).",
+                          value=shown) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CSV_BYTES:
         os.close(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise where.error("data.path", "is not a regular file.", value=rel)
-        raise where.error("data.path", f"the file has {info.st_size} bytes; CSV files larger "
-                                       f"than {MAX_CSV_BYTES} bytes (2 GiB) are refused.",
-                          value=rel, cls=DataError)
+            raise where.error(key, "is not a regular file.", value=shown)
+        raise where.error(key, f"the file has {info.st_size} bytes; CSV files larger "
+                               f"than {MAX_CSV_BYTES} bytes (2 GiB) are refused.",
+                          value=shown, cls=DataError)
     with os.fdopen(fd, "rb") as handle:
         try:
             frame = pd.read_csv(handle, sep=sep)
         except (ValueError, OSError, csv.Error) as exc:  # never quote the file's content
             line = re.search(r"\bline (\d+)", str(exc))
             where_in = f", line {line.group(1)}" if line else ""
-            raise where.error("data.path", f"cannot read this CSV file ({type(exc).__name__}"
-                                           f"{where_in}).", value=rel, cls=DataError) from None
+            raise where.error(key, f"cannot read this CSV file ({type(exc).__name__}"
+                                   f"{where_in}).", value=shown, cls=DataError) from None
     if frame.empty:
-        raise where.error("data.path", "the CSV file has no data rows.", value=rel,
+        raise where.error(key, "the CSV file has no data rows.", value=shown,
                           cls=DataError)
-    return frame, f"CSV file {rel}"
+    return frame
+
+
+def read_new_csv(path: str | Path, spec_file: str | Path, data_root: str | Path | None = None,
+                 *, key: str = "--data") -> pd.DataFrame:
+    r"""A CSV file of new rows named on the command line, read under the spec data's rules.
+
+    ``path`` is taken as given (relative to the working directory); once ``..`` and symbolic
+    links are followed it must lie inside the folder of ``spec_file`` or inside
+    ``data_root``, be a regular file no larger than :data:`MAX_CSV_BYTES`; errors never quote
+    the file's content.
+
+    Raises
+    ------
+    SpecError
+        The path points outside the allowed folders, or is missing.
+    DataError
+        The file cannot be read as CSV, is too large or has no rows.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bayesmle.specfile.data import read_new_csv
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "new.csv").write_text("x1,x2\n1.0,2.0\n")
+    ...     read_new_csv(Path(tmp) / "new.csv", Path(tmp) / "model.toml").shape
+    (1, 2)
+    """
+    spec_file = Path(spec_file)
+    where = Where(str(spec_file))
+    base = spec_file.resolve().parent
+    folders = [base]
+    if data_root is not None:
+        folders.append(Path(data_root).resolve())
+    shown = str(path)
+    valid = "a file inside " + " or ".join(str(f) for f in folders)
+    try:
+        resolved = Path(path).resolve()  # `..` and symbolic links followed
+    except (OSError, ValueError, RuntimeError):
+        raise where.error(key, "is not a usable path.", value=shown, valid=valid) from None
+    if not any(resolved.is_relative_to(f) for f in folders):
+        raise where.error(key, "points outside the allowed folder(s) (the spec file's folder "
+                               "or --data-root) once `..` and symbolic links are followed.",
+                          value=shown, valid=valid)
+    return _read_csv(resolved, shown, ",", where, key, "the working directory")
 
 
 def _truth(table: dict, where: Where, builder: str) -> dict[str, Any]:

@@ -101,6 +101,80 @@ class DataMapping:
                                                                    if c in drop]), rhs)
         return out, intercept
 
+    def new_rows(self, fitted: pd.DataFrame, frame: pd.DataFrame, source: str = "new data"
+                 ) -> dict[str, Any]:
+        """Predictor arguments for new rows ``frame`` (e.g. ``{"X": design}``), for predictions.
+
+        ``frame`` must hold exactly the predictor columns of the spec (the response column
+        may be present and is then passed as ``y``): the columns of ``X`` and of the other
+        row arguments (``exposure``, ``offset``), or the variables the formula's right-hand
+        side uses, from which the design is built as it was for the fitted data ``fitted``
+        (same columns, same categories, same transforms).
+
+        Raises
+        ------
+        SpecError
+            The model has no predictors, or ``frame`` has unknown or missing columns.
+        DataError
+            The formula cannot be evaluated on the new rows (an unseen category...).
+        """
+        response = self.columns_of().get("y")
+        others = {arg: col for arg, col in self.columns
+                  if arg not in ("X", "y") and isinstance(col, str)}
+        x_columns = dict(self.columns).get("X")
+        if self.formula is None and x_columns is None:
+            raise SpecError(f"{self.file}: this model has no predictors, so new rows have "
+                            f"nothing to say; predict without new data (the fitted "
+                            f"observations).")
+        spec_model = None
+        if self.formula is not None:
+            lhs, rhs = self.split_formula()
+            used = {*others.values(), *(c for a, c in self.columns if isinstance(c, str))}
+            drop = {lhs, *used, *(c for c in self.excluded if c not in rhs)}
+            subset = fitted.drop(columns=[c for c in fitted.columns if c in drop])
+            try:
+                spec_model = model_matrix(rhs, subset, key="model.formula").model_spec
+            except SpecError as exc:  # pragma: no cover - the fitted design was built
+                raise SpecError(f"{self.file}: {exc}") from None
+            needed = [c for c in subset.columns if c in spec_model.required_variables]
+        else:
+            needed = list(x_columns)
+        needed += [c for c in others.values() if c not in needed]
+        allowed = {*needed, *([response] if response else [])}
+        names = [str(c) for c in frame.columns]
+        unknown = [c for c in names if c not in allowed]
+        missing = [c for c in needed if c not in names]
+        if unknown or missing:
+            parts = ([f"unknown column(s) {unknown}"] if unknown else []) + (
+                [f"missing column(s) {missing}"] if missing else [])
+            optional = f" (and optionally the response {response!r})" if response else ""
+            raise SpecError(f"{source}: {'; '.join(parts)}. The model's predictor columns: "
+                            f"{needed}{optional}.")
+        out: dict[str, Any] = {arg: frame[col].to_numpy() for arg, col in others.items()}
+        if response and response in names:
+            out["y"] = frame[response].to_numpy()
+        if spec_model is None:
+            out["X"] = frame[list(x_columns)]
+            return out
+        from bayesmle.formula_check import evaluation_context
+
+        empty = frame[needed].isna().any(axis=1)
+        if empty.any():
+            rows = [str(v) for v in frame.index[empty.to_numpy()][:10]]
+            raise DataError(f"{source}: missing values in the predictor columns, row(s) "
+                            f"{rows} (counted from 0).")
+        _check_levels(spec_model, frame, needed, source)
+        try:
+            matrix = spec_model.get_model_matrix(frame[needed], context=evaluation_context())
+        except Exception as exc:  # noqa: BLE001 - formulaic's errors vary; never quote data
+            raise DataError(f"{source}: the formula's design cannot be built on these rows "
+                            f"({type(exc).__name__}; e.g. a category the model was not "
+                            f"fitted on).") from None
+        X = pd.DataFrame(matrix).drop(columns=["Intercept"], errors="ignore")
+        X.index = frame.index
+        out["X"] = X.astype(float)
+        return out
+
     def _design(self, frame: pd.DataFrame, rhs: str) -> tuple[pd.DataFrame, bool]:
         try:  # checked (the data's columns known), then evaluated in a restricted namespace
             matrix = model_matrix(rhs, frame, key="model.formula")
@@ -116,3 +190,27 @@ class DataMapping:
             raise DataError(f"{self.file}: `model.formula`: non-numeric design columns {bad}.")
         return X.astype(float), intercept
 
+
+
+def _check_levels(spec_model: Any, frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Refuse categories of new rows that the fitted design did not see.
+
+    formulaic encodes an unseen category as the reference level (with only a warning); a
+    prediction for it would silently be the reference level's. Checked for every categorical
+    factor that reads one column (``g``, ``C(g)``, ``C(g, contr.sum)``).
+    """
+    import re
+
+    for factor, state in getattr(spec_model, "factor_contrasts", {}).items():
+        expr = str(getattr(factor, "expr", factor))
+        used = [c for c in columns
+                if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w(])", expr)]
+        if len(used) != 1:  # pragma: no cover - a factor of a transform of several columns
+            continue
+        levels = list(getattr(state, "levels", []) or [])
+        values = pd.unique(frame[used[0]].dropna())
+        unseen = [v for v in values if v not in levels]
+        if unseen:  # the values are not quoted (data files are not repeated in messages)
+            raise DataError(f"{source}: column {used[0]!r} holds {len(unseen)} categor(ies) "
+                            f"the model was not fitted on (it knows {len(levels)}); the "
+                            f"formula's design cannot be built on these rows.")

@@ -178,6 +178,12 @@ class SpecFile:
         kwargs, _ = self.mapping.kwargs(self.data.frame)
         return kwargs
 
+    def new_data(self, frame: pd.DataFrame, source: str = "new data") -> dict[str, Any]:
+        """New rows as the predictor arguments of ``result.predict`` (see
+        :meth:`DataMapping.new_rows`): the spec's predictor columns, or its formula's design.
+        """  # noqa: D205
+        return self.mapping.new_rows(self.data.frame, frame, source)
+
     def builder_func(self) -> Callable[..., ModelSpec]:
         """The builder with the spec's options bound (picklable; keeps the builder's name).
 

@@ -1,12 +1,13 @@
 """Studies requested by a spec file: ``[studies.<function>]`` with the function's arguments.
 
 A study is named by its function in :mod:`bayesmle.studies` (``map_to_mle``, ``sparsity_path``,
-``fisher``, ``bias``, ``coverage``, ``likelihood_surface``, ``overdispersion``); the table
-holds its keyword arguments. Arguments that come from the spec itself are filled in when not
-given: ``builder`` (with the spec's options), ``spec`` (the ModelSpec), ``data`` (the data
-arguments and the priors other than the coefficients'), ``simulate`` (the synthetic
-generator, or a bootstrap of the rows for other data), ``prior`` (the declared priors),
-``true_params`` (the synthetic ``truth``), ``X``/``y``/``exposure`` and ``random_seed``.
+``fisher``, ``bias``, ``coverage``, ``likelihood_surface``, ``overdispersion``,
+``predictive_gap``); the table holds its keyword arguments. Arguments that come from the
+spec itself are filled in when not given: ``builder`` (with the spec's options), ``spec`` (the
+ModelSpec), ``data`` (the data arguments and the priors other than the coefficients'),
+``simulate`` (the synthetic generator, or a bootstrap of the rows for other data),
+``prior`` (the declared priors), ``true_params`` (the synthetic ``truth``),
+``X``/``y``/``exposure`` and ``random_seed``.
 
 Numeric grids may be written as ``{ geomspace = [start, stop, num] }`` (also ``linspace``,
 ``logspace``); a ``prior`` argument is a table of priors like ``[priors]``.
@@ -29,7 +30,7 @@ __all__ = ["STUDIES", "StudyRequest", "study_function"]
 
 #: Study functions a spec may name (in :mod:`bayesmle.studies`).
 STUDIES = ("map_to_mle", "sparsity_path", "fisher", "bias", "coverage", "likelihood_surface",
-           "overdispersion")
+           "overdispersion", "predictive_gap")
 #: Arguments a spec provides itself.
 CONTEXT = ("builder", "spec", "data", "simulate", "prior", "true_params", "X", "y", "exposure",
            "offset", "random_seed")
@@ -99,6 +100,13 @@ def _check_sizes(args: dict[str, Any], where: Where, key: str) -> None:
 
     try:
         ns = check_ns(args["ns"], minimum=1) if "ns" in args else []
+        if key == "studies.predictive_gap":  # every replicate also simulates a test set
+            from bayesmle.studies.predictive_gap import check_methods, check_n_test
+
+            n_test = check_n_test(args.get("n_test", 1000))
+            ns = [n + n_test for n in ns]
+            if "methods" in args:
+                check_methods(args["methods"])
         if "posterior_ns" in args and len(args["posterior_ns"]):
             check_ns(args["posterior_ns"], minimum=1, name="posterior_ns")
         if "reps" in args:

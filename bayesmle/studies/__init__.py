@@ -13,6 +13,7 @@ from bayesmle.studies.coverage import CoverageResult, coverage
 from bayesmle.studies.fisher import FisherResult, fisher
 from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
 from bayesmle.studies.overdispersion import OverdispersionResult, overdispersion
+from bayesmle.studies.predictive_gap import PredictiveGapResult, predictive_gap
 from bayesmle.studies.sparsity import SparsityPathResult, sparsity_path
 from bayesmle.studies.surface import SurfaceResult, likelihood_surface
 
@@ -26,10 +27,12 @@ __all__ = [
     "CoverageResult",
     "FisherResult",
     "OverdispersionResult",
+    "PredictiveGapResult",
     "SurfaceResult",
     "bias",
     "coverage",
     "fisher",
     "likelihood_surface",
     "overdispersion",
+    "predictive_gap",
 ]
