@@ -558,7 +558,7 @@ def test_predict_threads_identical(linreg, pois_mle):
         out = [None] * 4
         barrier = threading.Barrier(4)
 
-        def run(i, res=res, data=data, kw=kw):
+        def run(i, res=res, data=data, kw=kw, out=out, barrier=barrier):
             barrier.wait()
             out[i] = res.predict(data, level=LEVEL, random_seed=99, **kw)
 
@@ -569,3 +569,44 @@ def test_predict_threads_identical(linreg, pois_mle):
             t.join()
         for table in out:
             pd.testing.assert_frame_equal(table, serial)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact plug-in quantiles of other families (scipy references at the MLE/MAP)
+# ---------------------------------------------------------------------------------------------
+def test_robust_plugin_quantiles_match_scipy():
+    rng = np.random.default_rng(81)
+    X = rng.normal(size=(40, 1))
+    y = 1 + X[:, 0] + st.t(4).rvs(size=40, random_state=rng)
+    x_new = np.array([[0.5], [-2.0]])
+    probs = [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2]
+    for noise in ("student_t", "laplace", "cauchy"):
+        mle = bm.fit(bm.models.robust_regression(X, y, noise=noise), "mle")
+        table = mle.predict({"X": x_new}, level=LEVEL)
+        p = mle.params
+        mu = p["intercept"] + x_new @ p["coef"]
+        dist = {"student_t": lambda m, p=p: st.t(p["nu"], m, p["sigma"]),
+                "laplace": lambda m, p=p: st.laplace(m, p["sigma"]),
+                "cauchy": lambda m, p=p: st.cauchy(m, p["sigma"])}[noise](mu)
+        np.testing.assert_allclose(table["lower"], dist.ppf(probs[0]), rtol=1e-9)
+        np.testing.assert_allclose(table["upper"], dist.ppf(probs[1]), rtol=1e-9)
+        if noise == "cauchy":
+            assert table["mean"].isna().all() and not table.attrs["mean_defined"]
+        else:
+            np.testing.assert_allclose(table["mean"], mu, rtol=1e-12)
+
+
+def test_poisson_gamma_map_plugin_and_prior_predictive(poisson_gamma):
+    y = poisson_gamma["y"]
+    m = bm.fit(poisson_gamma["spec"], "map")
+    mode = (A_G + y.sum() - 1) / (B_G + len(y))  # the Gamma posterior's mode
+    table = m.predict(level=LEVEL)
+    np.testing.assert_allclose(table["mean"], mode, rtol=1e-6)
+    np.testing.assert_array_equal(table["lower"], st.poisson.ppf((1 - LEVEL) / 2, mode))
+    np.testing.assert_array_equal(table["upper"], st.poisson.ppf(1 - (1 - LEVEL) / 2, mode))
+    prior = bm.fit(poisson_gamma["spec"], "prior", draws=4000, random_seed=16)
+    first = prior.datatree["prior_predictive"]["y_obs"].to_numpy()[0, :, 0]
+    nb = st.nbinom(A_G, B_G / (B_G + 1.0))  # prior predictive: NB(a, b / (b + 1))
+    for k in range(6):
+        f = nb.pmf(k)
+        assert abs((first == k).mean() - f) < 4.5 * np.sqrt(f * (1 - f) / first.size), k
