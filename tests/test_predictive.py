@@ -610,3 +610,15 @@ def test_poisson_gamma_map_plugin_and_prior_predictive(poisson_gamma):
     for k in range(6):
         f = nb.pmf(k)
         assert abs((first == k).mean() - f) < 4.5 * np.sqrt(f * (1 - f) / first.size), k
+
+
+def test_generic_new_response_outside_support():
+    """A new response outside the family's support is refused, not scored -inf."""
+    mle = bm.fit(bm.models.bernoulli(np.array([0.0, 1.0, 1.0, 0.0])), "mle")
+    with pytest.raises(DataError, match=r"support.*row\(s\) \[1\]"):
+        mle.log_likelihood({"y": [0.0, 2.0]})
+    pois = bm.fit(bm.models.poisson(np.array([1.0, 2.0, 3.0])), "mle")
+    with pytest.raises(DataError, match=r"support.*row\(s\) \[0\]"):
+        pois.predictive({"y": [-1.0, 2.0]}, draws=5, random_seed=1)
+    np.testing.assert_allclose(mle.log_likelihood({"y": [1.0, 0.0]})["y_obs"].to_numpy().ravel(),
+                               np.log([0.5, 0.5]), rtol=1e-12)
