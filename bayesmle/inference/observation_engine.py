@@ -29,7 +29,7 @@ from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.type import RandomGeneratorType
 from pytensor.tensor.type_other import NoneTypeT
 
-from bayesmle.errors import SpecError
+from bayesmle.errors import DataError, SpecError
 from bayesmle.models.observations import Observations, data_name
 
 __all__ = ["CompiledObservations", "compiled_observations"]
@@ -93,7 +93,18 @@ class CompiledObservations:
         for name, var in self.shared:
             if name not in arrays:
                 raise SpecError(f"The observation model needs data {name!r}, which is missing.")
-            out.append(np.require(arrays[name], dtype=var.type.dtype, requirements="A"))
+            value = np.asarray(arrays[name])
+            whole = np.dtype(var.type.dtype).kind in "iu" or any(
+                data == name and self.kind(obs) == "discrete"
+                for obs, data in self.response.items())
+            if (whole and value.dtype.kind == "f"
+                    and not np.array_equal(value, np.round(value))):
+                # the model holds whole numbers (counts, labels): never truncate 2.5 to 2
+                bad = np.flatnonzero(value.ravel() != np.round(value.ravel()))
+                raise DataError(f"`data[{name!r}]` must hold whole numbers (counts or "
+                                f"labels), but position(s) {bad[:10].tolist()} hold "
+                                f"{value.ravel()[bad[0]]!r}.")
+            out.append(np.require(value, dtype=var.type.dtype, requirements="A"))
         return tuple(out)
 
     def params_for(self, draws: Mapping[str, np.ndarray]) -> list[np.ndarray]:

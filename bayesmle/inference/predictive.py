@@ -29,7 +29,7 @@ import scipy.special
 import xarray as xr
 
 from bayesmle._validation import MAX_DRAWS, check_int, check_level, check_memory, check_seed
-from bayesmle.errors import SpecError
+from bayesmle.errors import DataError, SpecError
 from bayesmle.inference.observation_engine import CompiledObservations, compiled_observations
 from bayesmle.models.observations import Rows, observations_of
 
@@ -339,10 +339,11 @@ def log_likelihood(result: Any, data: Any = None, *, uncertainty: str | None = N
     pdraws = parameter_draws(result, uncertainty=uncertainty, draws=draws,
                              random_seed=random_seed)
     setup = _setup(result.spec, data)
-    return _loglik_dataset(setup, pdraws)
+    return _loglik_dataset(setup, pdraws, new=data is not None)
 
 
-def _loglik_dataset(setup: _Setup, pdraws: ParameterDraws) -> xr.Dataset:
+def _loglik_dataset(setup: _Setup, pdraws: ParameterDraws, *, new: bool = False
+                    ) -> xr.Dataset:
     if not setup.rows.observed:
         raise SpecError("The log-likelihood needs the observed response: give it in `data` "
                         "(e.g. data={'X': X_new, 'y': y_new}).")
@@ -350,6 +351,13 @@ def _loglik_dataset(setup: _Setup, pdraws: ParameterDraws) -> xr.Dataset:
     check_memory("The pointwise log-likelihood", pdraws.chains * pdraws.draws * setup.rows.n,
                  8, "Use fewer draws or fewer rows.")
     out = _call(setup, cm.loglik_fn(), pdraws.flat())
+    for name, ll in zip(cm.observed, out, strict=True):
+        bad = np.flatnonzero(np.all(np.isneginf(ll.reshape(ll.shape[0], ll.shape[1], -1)),
+                                    axis=(0, 2))) if new else ()
+        if len(bad):  # impossible under every draw: outside the support, not a bad fit
+            raise DataError(f"`data[{cm.response[name]!r}]` holds value(s) outside the support "
+                            f"of {name!r} at row(s) {bad[:10].tolist()} (log-likelihood -inf "
+                            "under every draw); check the new response.")
     values = {n: _reshape(v, pdraws.chains, pdraws.draws)
               for n, v in zip(cm.observed, out, strict=True)}
     return _obs_dataset(cm, values, setup.rows, ("chain", "draw"))
@@ -414,7 +422,7 @@ def predictive(result: Any, data: Any = None, *, draws: int | None = None,
         observed = {n: np.asarray(setup.rows.arrays[cm.response[n]]) for n in cm.observed}
         groups["observed_data"] = _obs_dataset(cm, observed, setup.rows, ())
         if not prior:
-            groups["log_likelihood"] = _loglik_dataset(setup, pdraws)
+            groups["log_likelihood"] = _loglik_dataset(setup, pdraws, new=data is not None)
     return xr.DataTree.from_dict(groups)
 
 
