@@ -279,7 +279,7 @@ def _plugin_quantiles(setup: _Setup, name: str, flat, probs, rng):
     def logcdf(q):
         return _call(setup, cdf, flat, q.astype(dtype))[0][0]
 
-    return tuple(_invert(logcdf, np.log(p), sample, discrete) for p in probs)
+    return tuple(_invert(logcdf, np.log(p), sample, discrete).astype(dtype) for p in probs)
 
 
 def _invert(logcdf, logp: float, sample: np.ndarray, discrete: bool) -> np.ndarray:
@@ -419,7 +419,8 @@ def predictive(result: Any, data: Any = None, *, draws: int | None = None,
     groups = {"prior" if prior else "posterior": tree["posterior"].to_dataset(),
               "prior_predictive" if prior else "posterior_predictive": pred}
     if setup.rows.observed:
-        observed = {n: np.asarray(setup.rows.arrays[cm.response[n]]) for n in cm.observed}
+        observed = {n: np.asarray(setup.rows.arrays[cm.response[n]], dtype=cm.model[n].dtype)
+                    for n in cm.observed}
         groups["observed_data"] = _obs_dataset(cm, observed, setup.rows, ())
         if not prior:
             groups["log_likelihood"] = _loglik_dataset(setup, pdraws, new=data is not None)

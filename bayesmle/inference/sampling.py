@@ -181,8 +181,8 @@ def _with_data_groups(bound: BoundModel, dt: xr.DataTree, *, sampling_time: floa
     from bayesmle.models.observations import data_name
 
     names = {rv.name: data_name(model, rv) for rv in model.observed_RVs}
-    observed = {rv: np.asarray(bound.spec.data[name]) for rv, name in names.items()
-                if name in bound.spec.data}
+    observed = {rv: np.asarray(bound.spec.data[name], dtype=model[rv].dtype)
+                for rv, name in names.items() if name in bound.spec.data}
     used = set(names.values())
     constant = {k: np.asarray(v) for k, v in bound.spec.data.items() if k not in used}
 
