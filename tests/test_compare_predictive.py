@@ -136,3 +136,134 @@ def test_bad_arguments(comparison):
     with pytest.raises(SpecError, match="random_seed|seed"):
         comparison.plot_ppc("mle", random_seed=-1)
     assert isinstance(comparison.predictive, pd.DataFrame)
+
+
+# -- the report's Prediction section --------------------------------------------------------------
+REGRESSION = """
+name = "{name}"
+title = "Small regression"
+[model]
+builder = "linear_regression"
+formula = "y ~ x1 + x2"
+[data]
+source = "csv"
+path = "reg.csv"
+[priors]
+coef = "Normal(1)"
+sigma = "HalfNormal(3)"
+[fit]
+methods = ["mle", "map", "laplace"]
+draws = 200
+chains = 2
+random_seed = 4
+{extra}
+"""
+
+
+def regression_report(folder, name="reg", extra=""):
+    from bayesmle.report import build_report
+    from bayesmle.specfile import load
+
+    rng = np.random.default_rng(21)
+    x1, x2 = rng.normal(size=(2, 30)).round(4)
+    y = (1.0 + 0.8 * x1 - 0.3 * x2 + rng.normal(scale=0.7, size=30)).round(4)
+    pd.DataFrame({"y": y, "x1": x1, "x2": x2}).to_csv(folder / "reg.csv", index=False)
+    (folder / f"{name}.toml").write_text(REGRESSION.format(name=name, extra=extra))
+    spec = load(folder / f"{name}.toml")
+    return spec, build_report(spec, folder / "reports")
+
+
+def section(html: str, name: str) -> str:
+    import re
+
+    match = re.search(rf'<section id="{name}">(.*?)</section>', html, re.S)
+    assert match, name
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return regression_report(tmp_path_factory.mktemp("prediction"))
+
+
+def test_report_has_the_prediction_section(report):
+    import base64
+    import re
+
+    from bayesmle.report.tables import fmt
+
+    spec, result = report
+    assert not result.partial
+    html = (result.path / "index.html").read_text()
+    assert '<a href="#prediction">Prediction</a>' in html
+    part = section(html, "prediction")
+    assert '<table id="predictive-table">' in part
+    # the table is the API's: compare() with the same settings
+    comp = compare(spec.model_spec(), methods=spec.fit.methods, random_seed=4, warn=False,
+                   predictive=True, **spec.fit.compare_options())
+    csv = pd.read_csv(result.path / "tables" / "predictive.csv", index_col="method")
+    assert list(csv.index) == ["mle", "map", "laplace"]
+    assert list(csv.columns) == COLUMNS
+    np.testing.assert_allclose(csv[["elpd", "se", "elpd_diff", "diff_se"]],
+                               comp.predictive[["elpd", "se", "elpd_diff", "diff_se"]],
+                               rtol=1e-9, atol=1e-12)
+    for method in ("mle", "map", "laplace"):
+        assert f"<td class=\"\">{fmt(comp.predictive.loc[method, 'elpd'])}</td>" in part
+    assert f"<td class=\"\">{fmt(comp.predictive.loc['mle', 'aic_elpd'])}</td>" in part
+    # a predictive check per method, and observed against predicted (a regression)
+    ids = re.findall(r'<figure id="fig-([^"]+)">', part)
+    assert ids == ["ppc_mle", "ppc_map", "ppc_laplace", "observed_predicted"]
+    for src in re.findall(r'<img src="data:image/png;base64,([^"]+)"', part):
+        assert base64.b64decode(src)[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ids:
+        assert (result.path / "figures" / f"{name}.png").is_file()
+    md = (result.path / "report.md").read_text()
+    assert "## Prediction" in md and "(figures/observed_predicted.png)" in md
+    manifest = (result.path / "manifest.json").read_text()
+    assert '"predictive": true' in manifest and "tables/predictive.csv" in manifest
+
+
+def test_observed_predicted_figure_in_method_colours(report):
+    from test_report_figures import colours_in
+
+    _, result = report
+    png = (result.path / "figures" / "observed_predicted.png").read_bytes()
+    assert colours_in(png) == {"mle", "map", "laplace"}
+
+
+def test_a_failing_prediction_part_is_an_error_box(tmp_path, monkeypatch):
+    from bayesmle.report import figures as figs
+
+    real = PointResult.loo
+
+    def loo(self, **kwargs):
+        if self.method == "map":
+            raise ConvergenceError("refit 3 of the MAP did not converge")
+        return real(self, **kwargs)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no scatter today")
+
+    monkeypatch.setattr(PointResult, "loo", loo)
+    monkeypatch.setattr(figs, "observed_predicted_figure", broken)
+    _, result = regression_report(tmp_path, "broken")
+    assert [(f.part, f.section, f.error) for f in result.failures] == [
+        ("LOO map", "prediction", "ConvergenceError"),
+        ("observed against predicted", "prediction", "RuntimeError")]
+    html = (result.path / "index.html").read_text()
+    part = section(html, "prediction")
+    assert 'id="failed-LOO-map"' in part and "refit 3 of the MAP did not converge" in part
+    assert 'id="failed-observed-against-predicted"' in part and "no scatter today" in part
+    # the rest of the section is there: the other methods' rows and the predictive checks
+    assert '<table id="predictive-table">' in part and '<td class="label">mle</td>' in part
+    assert '<td class="label">map</td>' not in part
+    assert 'id="fig-ppc_map"' in part and 'id="fig-observed_predicted"' not in part
+    assert '<table id="comparison-table">' in section(html, "comparison")
+
+
+def test_prediction_can_be_turned_off(tmp_path):
+    _, result = regression_report(tmp_path, "off", "predictive = false")
+    html = (result.path / "index.html").read_text()
+    assert "Not requested" in section(html, "prediction")
+    assert not list(result.path.glob("figures/ppc_*.png"))
+    assert not (result.path / "tables" / "predictive.csv").exists()

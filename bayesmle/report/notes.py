@@ -115,10 +115,13 @@ class Notes:
 
     def fail(self, part: str, section: str, exc: Exception) -> PartFailure:
         """Record that ``part`` failed with ``exc``; the traceback goes to the DEBUG log."""
-        failure = PartFailure.of(part, section, exc)
         log.debug("report part %r failed", part, exc_info=(type(exc), exc, exc.__traceback__))
+        return self.record(PartFailure.of(part, section, exc))
+
+    def record(self, failure: PartFailure) -> PartFailure:
+        """Record a failure already caught elsewhere (e.g. a LOO that ``compare`` absorbed)."""
         self.failures.append(failure)
-        self.add(part, "error", f"{failure.error}: {failure.message}", "part failed")
+        self.add(failure.part, "error", f"{failure.error}: {failure.message}", "part failed")
         return failure
 
     def attempt(self, part: str, section: str, func: Callable[..., T], *args: Any,
