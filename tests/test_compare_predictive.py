@@ -244,11 +244,20 @@ def test_a_failing_prediction_part_is_an_error_box(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no scatter today")
 
+    real_ppc = figs.ppc_figure
+
+    def ppc(comparison, method):
+        if method == "laplace":  # a SpecError here means "does not apply", not a bad spec
+            raise SpecError("no predictive check for this one")
+        return real_ppc(comparison, method)
+
     monkeypatch.setattr(PointResult, "loo", loo)
     monkeypatch.setattr(figs, "observed_predicted_figure", broken)
+    monkeypatch.setattr(figs, "ppc_figure", ppc)
     _, result = regression_report(tmp_path, "broken")
     assert [(f.part, f.section, f.error) for f in result.failures] == [
         ("LOO map", "prediction", "ConvergenceError"),
+        ("predictive check laplace", "prediction", "SpecError"),
         ("observed against predicted", "prediction", "RuntimeError")]
     html = (result.path / "index.html").read_text()
     part = section(html, "prediction")
@@ -258,6 +267,7 @@ def test_a_failing_prediction_part_is_an_error_box(tmp_path, monkeypatch):
     assert '<table id="predictive-table">' in part and '<td class="label">mle</td>' in part
     assert '<td class="label">map</td>' not in part
     assert 'id="fig-ppc_map"' in part and 'id="fig-observed_predicted"' not in part
+    assert 'id="failed-predictive-check-laplace"' in part and 'id="fig-ppc_laplace"' not in part
     assert '<table id="comparison-table">' in section(html, "comparison")
 
 

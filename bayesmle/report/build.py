@@ -239,8 +239,9 @@ def _prediction(spec: SpecFile, comparison: Comparison | None, notes: Notes
     if comparison is None or not spec.fit.predictive:
         return None
     t0 = time.perf_counter()
-    rendered = [notes.attempt(f"predictive check {method}", "prediction", figs.ppc_figure,
-                              comparison, method) for method in comparison.results]
+    rendered = [notes.attempt_any(f"predictive check {method}", "prediction",
+                                  figs.ppc_figure, comparison, method)
+                for method in comparison.results]
     model = spec.model_spec()
     if "X" in model.data and "y" in model.data:
         def observed_predicted() -> figs.RenderedFigure | None:
@@ -250,8 +251,8 @@ def _prediction(spec: SpecFile, comparison: Comparison | None, notes: Notes
                 fig, "observed_predicted", "Observed against predicted",
                 figs.prediction_caption())
 
-        rendered.append(notes.attempt("observed against predicted", "prediction",
-                                      observed_predicted))
+        rendered.append(notes.attempt_any("observed against predicted", "prediction",
+                                          observed_predicted))
     notes.timings["prediction"] = time.perf_counter() - t0
     return _Prediction(comparison.predictive, [f for f in rendered if f is not None])
 

@@ -178,12 +178,15 @@ def ppc_figure(comparison: Any, method: str) -> RenderedFigure:
     """The predictive check of ``method`` (``Comparison.plot_ppc``), rendered."""
     fig = laid_out(comparison.plot_ppc(method))
     what = _PPC_CAPTIONS.get(method, f"the predictive distribution of {method}")
-    return render(fig, f"ppc_{method}", f"Predictive check: {method}",
-                  f"Draws of {what} of the fitted data (coloured) against the observed data "
-                  "(black); counts and classes as ECDFs. A binary response has a calibration "
-                  "plot instead: the observed event rate (PAV-adjusted) against the predicted "
-                  "probability, with the band expected under a calibrated model; the "
-                  "diagonal is perfect calibration.")
+    y = np.asarray(comparison.spec.data.get("y", []))
+    if y.size and y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all():
+        caption = (f"Calibration of {what} (a binary response): the observed event rate "
+                   "(PAV-adjusted) against the predicted probability, with the band expected "
+                   "under a calibrated model; the diagonal is perfect calibration.")
+    else:
+        caption = (f"Draws of {what} of the fitted data (coloured) against the observed data "
+                   "(black): densities, or ECDFs for counts and classes.")
+    return render(fig, f"ppc_{method}", f"Predictive check: {method}", caption)
 
 
 def observed_predicted_figure(results: Mapping[str, Any], observed: Any,
@@ -195,14 +198,17 @@ def observed_predicted_figure(results: Mapping[str, Any], observed: Any,
     predictive interval of a new observation as a vertical bar, in the method's colour; the
     diagonal is a perfect prediction and a bar that misses it marks an observation outside
     its interval. Each panel's title gives the share of observations inside their interval.
-    None when the response is categorical (class probabilities have no such interval).
+    None when the response is categorical (class probabilities have no such interval) or
+    binary (every interval is [0, 1]: the predictive check's calibration plot shows it).
     """
     import matplotlib.pyplot as plt
 
     y = np.asarray(observed, dtype=float).ravel()
-    tables = {m: res.predict(level=level, random_seed=random_seed) for m, res in results.items()}
-    if not tables or any("mean" not in t.columns for t in tables.values()):
+    if np.isin(y, (0.0, 1.0)).all():
         return None
+    if not results or "mean" not in next(iter(results.values())).predict().columns:
+        return None  # class probabilities
+    tables = {m: res.predict(level=level, random_seed=random_seed) for m, res in results.items()}
     colours = dict(zip(tables, method_colours(list(tables)), strict=True))
     fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables) + 0.6, 3.8),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")

@@ -139,6 +139,19 @@ class Notes:
             self.fail(part, section, exc)
             return None
 
+    def attempt_any(self, part: str, section: str, func: Callable[..., T], *args: Any
+                    ) -> T | None:
+        """Like :meth:`attempt`, but errors of :data:`INPUT_ERRORS` are recorded too.
+
+        For parts made from results that are already valid (predictions of a fitted model),
+        where a ``SpecError`` says the part does not apply, not that the spec is invalid.
+        """
+        try:
+            return func(*args)
+        except Exception as exc:  # noqa: BLE001 - one part must not sink the report
+            self.fail(part, section, exc)
+            return None
+
     def ordered(self) -> list[ReportWarning]:
         """Warnings by severity: errors, then warnings, then notes."""
         rank = {"error": 0, "warning": 1, "note": 2}
