@@ -10,16 +10,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmle._validation import check_seed
+from bayesmle._validation import MAX_DRAWS, check_int, check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.inference.driver import METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["Comparison", "compare", "point_datatree"]
+__all__ = ["PREDICTIVE_COLUMNS", "Comparison", "compare", "point_datatree", "predictive_table"]
 
 #: Credible level of the posterior intervals in the table (ArviZ's default).
 CI_LEVEL = 0.94
+#: Columns of ``Comparison.predictive`` (one row per method).
+PREDICTIVE_COLUMNS = ("elpd", "se", "p", "kind", "elpd_diff", "diff_se", "warning", "aic_elpd")
+#: Predictive draws shown by :meth:`Comparison.plot_ppc` unless told otherwise.
+PPC_SAMPLES = 100
 
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
@@ -60,6 +64,20 @@ class Comparison:
         MAP) are represented by draws from their asymptotic normal distribution
         ``N(estimate, cov)`` so that the forest plot shows their Wald intervals; the fit
         itself is in the ``fit`` group.
+    random_seed : int
+        Seed of the Laplace, NUTS and Wald draws (and of the LOO refits).
+    predictive : pandas.DataFrame or None
+        With ``compare(..., predictive=True)``: one row per method whose leave-one-out
+        estimate succeeded (:data:`PREDICTIVE_COLUMNS`): ``elpd``, ``se``, ``p``, ``kind``
+        (``"exact"``, ``"kfold"``, ``"psis"``...), ``elpd_diff`` (the best method's elpd
+        minus this one's: 0 for the best, positive for worse methods), ``diff_se`` (standard
+        error of that difference from the paired pointwise differences,
+        ``sqrt(n * var(elpd_i(best) - elpd_i(method)))``), ``warning`` and ``aic_elpd``
+        (``-AIC/2`` for the MLE, NaN for the others). None without ``predictive=True``.
+    loo : dict of str to LooResult
+        The leave-one-out results behind ``predictive``, by method.
+    predictive_errors : dict of str to str
+        Why a fitted method has no leave-one-out estimate (``"ErrorType: message"``).
 
     Examples
     --------
@@ -80,6 +98,9 @@ class Comparison:
     datatrees: dict[str, xr.DataTree] = field(default_factory=dict)
     #: Seed of the Laplace, NUTS and Wald draws: the one given, or the one drawn when none was.
     random_seed: int | None = None
+    predictive: pd.DataFrame | None = None
+    loo: dict[str, Any] = field(default_factory=dict)
+    predictive_errors: dict[str, str] = field(default_factory=dict)
 
     def plot(self, var_names: Sequence[str] | None = None):
         """Forest plot of every method (``arviz_plots.plot_forest``); returns the Figure.
@@ -111,9 +132,100 @@ class Comparison:
             pc.add_legend("model", title="method")
         return pc.viz["figure"].item()
 
+    def plot_ppc(self, method: str | None = None, *, num_samples: int = PPC_SAMPLES,
+                 random_seed: int | None = None):
+        """Predictive check of one method against the observed data; returns the Figure.
+
+        The method's predictive distribution of the fitted data (``result.predictive()``:
+        the plug-in distribution at the estimate for MLE and MAP, averaged over the Laplace
+        draws or the posterior draws otherwise) in the method's colour
+        (:data:`METHOD_COLOURS`), the observed data in black: ``arviz_plots.plot_ppc_dist``
+        with ``num_samples`` predictive draws (densities; ECDFs for counts and classes). A
+        binary response has a calibration plot instead (``arviz_plots.plot_ppc_pava``: the
+        observed event rate against the predicted probability, with its band).
+
+        Parameters
+        ----------
+        method : str, optional
+            A method with a result; default the first one (in the order of ``results``).
+        num_samples : int, default 100
+            Number of predictive draws shown.
+        random_seed : int, optional
+            Seed of the predictive draws; default the comparison's ``random_seed``.
+
+        Raises
+        ------
+        SpecError
+            ``method`` has no result, or a bad ``num_samples`` / ``random_seed``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> y = np.random.default_rng(1).normal(size=30)
+        >>> comp = bm.compare(bm.models.gaussian(y), methods=("mle",), random_seed=0)
+        >>> fig = comp.plot_ppc("mle", num_samples=20)
+        >>> type(fig).__name__
+        'Figure'
+        >>> comp.plot_ppc("nuts")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        bayesmle.errors.SpecError: `method` must be a method with a result, one of ['mle']...
+        """
+        import arviz_plots as azp
+
+        if method is None:
+            method = next(iter(self.results))
+        if not isinstance(method, str) or method not in self.results:
+            reason = (f" ({method} failed: {self.errors[method]})"
+                      if isinstance(method, str) and method in self.errors else "")
+            raise SpecError(f"`method` must be a method with a result, one of "
+                            f"{list(self.results)}, got {method!r}{reason}.")
+        n = check_int("num_samples", num_samples, 1, MAX_DRAWS)
+        seed = self.random_seed if random_seed is None else check_seed(random_seed)
+        result = self.results[method]
+        colour = METHOD_COLOURS.get(method, "C0")
+        tree = ppc_tree(result, n, seed)
+        observed = _observed(tree)
+        if observed.size and np.isin(observed, (0.0, 1.0)).all():
+            tree = result.predictive(random_seed=seed)  # all draws: the predicted probability
+            pc = azp.plot_ppc_pava(tree, backend="matplotlib",
+                                   visuals={"lines": {"color": colour},
+                                            "markers": {"color": colour}})
+        else:
+            discrete = bool(observed.size) and bool(np.all(observed == np.round(observed)))
+            sizes = tree["posterior_predictive"].sizes
+            n = min(n, int(sizes.get("chain", 1) * sizes.get("draw", 1)))
+            pc = azp.plot_ppc_dist(tree, num_samples=n, backend="matplotlib",
+                                   kind="ecdf" if discrete else "kde",
+                                   visuals={"predictive_dist": {"color": colour, "alpha": 0.3},
+                                            "observed_dist": {"color": "black"}})
+        return pc.viz["figure"].item()
+
     def __repr__(self) -> str:
         return (f"<Comparison of {self.spec.name}: {list(self.results)}"
                 f"{f', failed {list(self.errors)}' if self.errors else ''}>")
+
+
+def _observed(tree: xr.DataTree) -> np.ndarray:
+    """The observed response(s) of a predictive tree, flattened."""
+    if "observed_data" not in tree.children:
+        return np.array([])
+    ds = tree["observed_data"].to_dataset()
+    return np.concatenate([np.ravel(ds[v].to_numpy()).astype(float) for v in ds.data_vars])
+
+
+def ppc_tree(result: Any, num_samples: int, random_seed: int | None) -> xr.DataTree:
+    """``result.predictive()`` of the fitted data, with at least ``num_samples`` draws in all.
+
+    Point methods draw ``num_samples`` from their plug-in distribution; Laplace and NUTS keep
+    about ``num_samples`` of their draws (evenly spaced in each chain).
+    """
+    if result.method in ("mle", "map"):
+        return result.predictive(draws=num_samples, random_seed=random_seed)
+    chains = int(result.datatree["posterior"].sizes.get("chain", 1))
+    per_chain = max(1, -(-num_samples // chains))
+    return result.predictive(draws=per_chain, random_seed=random_seed)
 
 
 def point_datatree(result: PointResult, draws: int = 1000, random_seed: int = 0,
@@ -157,8 +269,8 @@ def _route(methods: Sequence[str], fit_options: dict[str, Any]) -> dict[str, dic
 
 
 def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
-            random_seed: int | None = None, warn: bool = True, **fit_options: Any
-            ) -> Comparison:
+            random_seed: int | None = None, warn: bool = True, predictive: bool = False,
+            **fit_options: Any) -> Comparison:
     """Fit ``spec`` by several methods and put the answers side by side.
 
     Parameters
@@ -173,6 +285,12 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     warn : bool, default True
         Also emit each method's diagnostics as Python warnings (they are always listed in
         ``.warnings``).
+    predictive : bool, default False
+        Also estimate each fitted method's out-of-sample predictive accuracy by
+        leave-one-out (``result.loo()``: exact refits for MLE and MAP, Pareto-smoothed
+        importance sampling for the draws of Laplace and NUTS) and tabulate it as
+        ``Comparison.predictive``. A method whose LOO fails is listed in
+        ``.predictive_errors``, never fatal.
     **fit_options
         Options of :func:`bayesmle.fit`; each goes to the methods that accept it
         (``draws`` to Laplace and NUTS, ``tune``/``chains`` to NUTS, ``max_iter`` to the
@@ -181,7 +299,8 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     Returns
     -------
     Comparison
-        ``.table``, ``.datatrees``, ``.plot()``; a method that cannot be fitted (e.g. the MLE
+        ``.table``, ``.datatrees``, ``.plot()``, ``.plot_ppc()`` (and ``.predictive``); a
+        method that cannot be fitted (e.g. the MLE
         does not exist, or NUTS on an improper posterior) is listed in ``.errors`` with the
         reason instead of failing the whole comparison.
 
@@ -203,6 +322,12 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     ['mle_estimate', 'mle_stderr', 'map_estimate', 'map_stderr']
     >>> bool(abs(comp.table.loc["mu", "map_estimate"]) < abs(comp.table.loc["mu", "mle_estimate"]))
     True
+
+    Leave-one-out predictive accuracy, side by side:
+
+    >>> comp = bm.compare(spec, methods=("mle", "map"), predictive=True, random_seed=0)
+    >>> comp.predictive.columns.tolist()  # one row per method
+    ['elpd', 'se', 'p', 'kind', 'elpd_diff', 'diff_se', 'warning', 'aic_elpd']
     """
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"`spec` must be a ModelSpec, got {type(spec).__name__}.")
@@ -217,6 +342,8 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     seed = check_seed(random_seed)
     if not isinstance(warn, bool):
         raise SpecError(f"`warn` must be True or False, got {warn!r}.")
+    if not isinstance(predictive, bool):
+        raise SpecError(f"`predictive` must be True or False, got {predictive!r}.")
     options = _route(methods, fit_options)
     chains = int(options.get("nuts", {}).get("chains", 4))
     draws = int(options.get("nuts", options.get("laplace", {})).get("draws", 1000))
@@ -242,10 +369,82 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
                 diagnostic.emit()
     if not results:
         raise first_error  # type: ignore[misc]
+    loos: dict[str, Any] = {}
+    loo_errors: dict[str, str] = {}
+    if predictive:
+        loos, loo_errors = _loos(results, seed)
     return Comparison(spec=spec, results=results, errors=errors, warnings=caught,
                       table=_table(results),
                       datatrees=_datatrees(results, seed, chains=chains, draws=draws),
-                      random_seed=seed)
+                      random_seed=seed,
+                      predictive=predictive_table(loos) if predictive else None,
+                      loo=loos, predictive_errors=loo_errors)
+
+
+def _loos(results: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """``result.loo()`` of every result; failures as ``"ErrorType: message"``.
+
+    A result without a ``loo`` method (one of a user's own classes) is left out.
+    """
+    loos: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for method, res in results.items():
+        loo = getattr(res, "loo", None)
+        if loo is None:
+            continue
+        try:
+            loos[method] = loo(random_seed=seed)
+        except BayesMLEError as exc:
+            failed[method] = f"{type(exc).__name__}: {exc}"
+    return loos, failed
+
+
+def predictive_table(loos: dict[str, Any]) -> pd.DataFrame:
+    """The predictive table of ``Comparison.predictive`` from LOO results, by method.
+
+    ``elpd_diff`` is the best method's elpd minus each method's (0 for the best);
+    ``diff_se`` is ``sqrt(n * var(d))`` of the pointwise differences ``d_i`` (ArviZ's
+    ``compare``), NaN when the pointwise estimates are not over the same observations.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from types import SimpleNamespace
+    >>> from bayesmle.compare import predictive_table
+    >>> def loo(values, aic=None):
+    ...     pw = pd.DataFrame({"elpd": values})
+    ...     return SimpleNamespace(elpd=sum(values), se=1.0, p=2.0, kind="exact",
+    ...                            warning=None, pointwise=pw, aic_elpd=aic)
+    >>> table = predictive_table({"mle": loo([-1.0, -2.0, -1.0, -2.0], aic=-6.5),
+    ...                           "map": loo([-1.0, -1.0, -1.0, -1.0])})
+    >>> table[["elpd", "elpd_diff", "diff_se", "aic_elpd"]]  # d = (0, 1, 0, 1): sqrt(4 * 0.25)
+            elpd  elpd_diff  diff_se  aic_elpd
+    method
+    mle     -6.0        2.0      1.0      -6.5
+    map     -4.0        0.0      0.0       NaN
+    """
+    rows = {}
+    for method, loo in loos.items():
+        aic = getattr(loo, "aic_elpd", None) if method == "mle" else None
+        rows[method] = {"elpd": float(loo.elpd), "se": float(loo.se), "p": float(loo.p),
+                        "kind": loo.kind, "elpd_diff": np.nan, "diff_se": np.nan,
+                        "warning": loo.warning,
+                        "aic_elpd": float(aic) if aic is not None else np.nan}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(PREDICTIVE_COLUMNS))
+    table.index.name = "method"
+    if table.empty:
+        return table
+    table[["elpd", "se", "p", "elpd_diff", "diff_se", "aic_elpd"]] = table[
+        ["elpd", "se", "p", "elpd_diff", "diff_se", "aic_elpd"]].astype(float)
+    best = str(table["elpd"].idxmax())
+    best_pw = loos[best].pointwise["elpd"]
+    for method, loo in loos.items():
+        table.loc[method, "elpd_diff"] = table.loc[best, "elpd"] - table.loc[method, "elpd"]
+        pw = loo.pointwise["elpd"]
+        if len(pw) == len(best_pw) and pw.index.equals(best_pw.index):
+            d = best_pw.to_numpy(dtype=float) - pw.to_numpy(dtype=float)
+            table.loc[method, "diff_se"] = float(np.sqrt(d.size * np.var(d)))
+    return table
 
 
 def _table(results: dict[str, Any]) -> pd.DataFrame:

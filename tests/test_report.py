@@ -144,7 +144,9 @@ def test_report_files(report):
                 "tables/diagnostics.csv", "tables/study_bias.csv", "fits/mle.nc", "fits/map.nc",
                 "fits/laplace.nc", "fits/nuts.nc", "figures/forest_mu.png",
                 "figures/forest_sigma.png", "figures/trace.png", "figures/rank.png",
-                "figures/energy.png", "figures/study_bias.png"}
+                "figures/energy.png", "figures/study_bias.png", "tables/predictive.csv",
+                "figures/ppc_mle.png", "figures/ppc_map.png", "figures/ppc_laplace.png",
+                "figures/ppc_nuts.png"}
     assert files == expected
     for png in result.path.glob("figures/*.png"):
         assert png.read_bytes()[:8] == PNG
@@ -214,7 +216,7 @@ def test_html_is_self_contained_and_shows_the_numbers(report):
     html = (result.path / "index.html").read_text()
     # every image is embedded and decodes to a PNG; nothing is loaded from elsewhere
     sources = re.findall(r'<img src="([^"]+)"', html)
-    assert len(sources) == 6
+    assert len(sources) == 10
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
@@ -223,7 +225,7 @@ def test_html_is_self_contained_and_shows_the_numbers(report):
     table = pd.read_csv(result.path / "tables" / "comparison.csv", index_col="parameter")
     assert f"<td class=\"\">{fmt(table.loc['mu', 'mle_estimate'])}</td>" in html
     for section in ("warnings", "model", "data", "comparison", "forest", "diagnostics",
-                    "studies", "files"):
+                    "prediction", "studies", "files"):
         assert f'<section id="{section}">' in html
     assert "y_i ~ Normal(mu, sigma)" in html and "mu ~ Normal(sigma=10, mu=0)" in html
     assert "A second paragraph." in html
@@ -233,7 +235,7 @@ def test_markdown_links_existing_figures(report):
     _, result, _ = report
     md = (result.path / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(links) == 6
+    assert len(links) == 10
     for link in links:
         assert (result.path / link).is_file()
     assert md.startswith("# Tiny Gaussian")

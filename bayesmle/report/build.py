@@ -207,6 +207,7 @@ def _fit(spec: SpecFile, notes: Notes) -> Comparison | None:
     comparison = notes.attempt(
         "fit", "comparison", lambda: compare(spec.model_spec(), methods=fit.methods,
                                              random_seed=fit.random_seed, warn=False,
+                                             predictive=fit.predictive,
                                              **fit.compare_options()))
     notes.timings["fit"] = time.perf_counter() - t0
     if comparison is None:
@@ -218,7 +219,42 @@ def _fit(spec: SpecFile, notes: Notes) -> Comparison | None:
         notes.add(method, "error", reason, "no result")
     for method, res in comparison.results.items():
         notes.timings[f"fit.{method}"] = float(res.seconds)
+    for method, reason in comparison.predictive_errors.items():
+        error, _, message = reason.partition(": ")
+        notes.record(PartFailure(f"LOO {method}", "prediction", error, message or reason))
     return comparison
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    """The Prediction section: the LOO table and the predictive figures."""
+
+    table: pd.DataFrame | None
+    figures: list[figs.RenderedFigure]
+
+
+def _prediction(spec: SpecFile, comparison: Comparison | None, notes: Notes
+                ) -> _Prediction | None:
+    """Predictive checks per method and, for regressions, observed against predicted."""
+    if comparison is None or not spec.fit.predictive:
+        return None
+    t0 = time.perf_counter()
+    rendered = [notes.attempt_any(f"predictive check {method}", "prediction",
+                                  figs.ppc_figure, comparison, method)
+                for method in comparison.results]
+    model = spec.model_spec()
+    if "X" in model.data and "y" in model.data:
+        def observed_predicted() -> figs.RenderedFigure | None:
+            fig = figs.observed_predicted_figure(comparison.results, model.data["y"],
+                                                 random_seed=comparison.random_seed)
+            return None if fig is None else figs.render(
+                fig, "observed_predicted", "Observed against predicted",
+                figs.prediction_caption())
+
+        rendered.append(notes.attempt_any("observed against predicted", "prediction",
+                                          observed_predicted))
+    notes.timings["prediction"] = time.perf_counter() - t0
+    return _Prediction(comparison.predictive, [f for f in rendered if f is not None])
 
 
 def _figures(spec: SpecFile, comparison: Comparison | None, notes: Notes
@@ -283,6 +319,7 @@ def _write_tables(tmp: Path, comparison: Comparison | None, t: _Tables,
                   studies: list[StudyOutput]) -> list[str]:
     (tmp / "tables").mkdir()
     frames = {"comparison": comparison.table if comparison is not None else None,
+              "predictive": comparison.predictive if comparison is not None else None,
               "data_summary": t.summary, "class_counts": t.counts,
               "optimizer": None if t.optimizer is None or t.optimizer.empty else t.optimizer,
               "diagnostics": t.diag}
@@ -332,6 +369,12 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
     message; the traceback is logged at DEBUG level), listed in the manifest's ``failed``,
     and the result is ``partial``.
 
+    With ``[fit] predictive = true`` (the default) the report has a *Prediction* section:
+    each method's leave-one-out predictive accuracy (``compare(..., predictive=True)``;
+    ``tables/predictive.csv``), a predictive check per method and, for regressions, observed
+    against predicted values with 90% predictive intervals. Exact LOO refits MLE and MAP once
+    per observation; set ``predictive = false`` to skip the section on large data.
+
     The report folder holds ``index.html`` (self-contained: figures embedded),
     ``report.md`` (figures in ``figures/``), ``tables/*.csv``, ``fits/<method>.nc`` (ArviZ
     DataTrees), ``spec.toml`` (the spec as run) and ``manifest.json`` (versions, seeds,
@@ -359,9 +402,10 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
     >>> result.name, result.n_problems
     ('coin', 0)
     >>> sorted(p.relative_to(result.path).as_posix() for p in result.path.rglob("*.*"))
-    ['figures/forest_p.png', 'fits/map.nc', 'fits/mle.nc', 'index.html', 'manifest.json',
-     'report.md', 'spec.toml', 'tables/class_counts.csv', 'tables/comparison.csv',
-     'tables/data_summary.csv', 'tables/optimizer.csv']
+    ['figures/forest_p.png', 'figures/ppc_map.png', 'figures/ppc_mle.png', 'fits/map.nc',
+     'fits/mle.nc', 'index.html', 'manifest.json', 'report.md', 'spec.toml',
+     'tables/class_counts.csv', 'tables/comparison.csv', 'tables/data_summary.csv',
+     'tables/optimizer.csv', 'tables/predictive.csv']
     >>> tmp.cleanup()
     """
     if not isinstance(spec, SpecFile):
@@ -380,6 +424,7 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
         comparison = _fit(spec, notes)
         step("figures")
         forest, diagnostics = _figures(spec, comparison, notes)
+        prediction = _prediction(spec, comparison, notes)
         studies: list[StudyOutput] = []
         for name in spec.studies:
             step(f"study {name}")
@@ -390,7 +435,9 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
         files = ["index.html", "report.md", "manifest.json", "spec.toml",
                  *_write_tables(tmp, comparison, t, studies)]
         (tmp / "figures").mkdir()
-        for fig in [*forest, *diagnostics, *(s.figure for s in studies if s.figure)]:
+        predictive_figures = prediction.figures if prediction is not None else []
+        for fig in [*forest, *diagnostics, *predictive_figures,
+                    *(s.figure for s in studies if s.figure)]:
             (tmp / fig.filename).write_bytes(fig.png)
             files.append(fig.filename)
         files += _write_fits(comparison, tmp / "fits", notes)
@@ -415,11 +462,14 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
             "fit": {"methods": list(spec.fit.methods), "draws": spec.fit.draws,
                     "tune": spec.fit.tune, "chains": spec.fit.chains,
                     "target_accept": spec.fit.target_accept,
+                    "predictive": spec.fit.predictive,
                     "sampler": getattr(post, "sampler", None)},
             "timings_seconds": {k: round(v, 3) for k, v in notes.timings.items()},
             "partial": bool(failures),
             "failed": [f.as_dict() for f in failures],
             "errors": dict(comparison.errors) if comparison is not None else {},
+            "predictive_errors": (dict(comparison.predictive_errors)
+                                  if comparison is not None else {}),
             "warnings": [dataclasses.asdict(w) for w in ordered],
             "files": sorted(files),
         }
@@ -430,6 +480,7 @@ def build_report(spec: SpecFile, out: str | Path = "reports", *,
             "table_columns": [c for _, cols in groups for c, _ in cols],
             "forest": forest, "diagnostics": diagnostics, "diag": t.diag, "post": post,
             "optimizer": t.optimizer, "summary": t.summary, "counts": t.counts,
+            "prediction": prediction, "predictive_headers": tables.PREDICTIVE_HEADERS,
             "studies": studies, "warnings": ordered, "failures": failures,
             "manifest": manifest, "files": sorted(files), "fmt": tables.fmt,
         }

@@ -13,16 +13,22 @@ import base64
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
 from bayesmle.compare import METHOD_COLOURS
 
-__all__ = ["METHOD_COLOURS", "RenderedFigure", "diagnostic_figures", "forest_figure",
-           "forest_figures", "laid_out", "method_colours", "rank_figure", "render"]
+__all__ = ["METHOD_COLOURS", "PREDICTION_LEVEL", "RenderedFigure", "diagnostic_figures",
+           "forest_figure", "forest_figures", "laid_out", "method_colours",
+           "observed_predicted_figure", "ppc_figure", "prediction_caption", "rank_figure",
+           "render"]
 
 DPI = 90
+#: Coverage of the predictive intervals in the observed-against-predicted figure.
+PREDICTION_LEVEL = 0.9
 #: One colour per method, fixed (Okabe & Ito's colour-blind safe palette): a method keeps its
 #: colour whether or not the other methods gave a result.
 _OTHER_COLOURS = ("#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -158,3 +164,75 @@ def diagnostic_figures(datatree: xr.DataTree, params: Sequence[str]) -> list[Ren
                           "Bayesian fraction of missing information (BFMI; below 0.3 is a "
                           "warning sign)."))
     return out
+
+
+_PPC_CAPTIONS = {
+    "mle": "the plug-in predictive distribution at the MLE",
+    "map": "the plug-in predictive distribution at the MAP",
+    "laplace": "the predictive distribution averaged over the Laplace approximation's draws",
+    "nuts": "the posterior predictive distribution (averaged over the NUTS draws)",
+}
+
+
+def ppc_figure(comparison: Any, method: str) -> RenderedFigure:
+    """The predictive check of ``method`` (``Comparison.plot_ppc``), rendered."""
+    fig = laid_out(comparison.plot_ppc(method))
+    what = _PPC_CAPTIONS.get(method, f"the predictive distribution of {method}")
+    y = np.asarray(comparison.spec.data.get("y", []))
+    if y.size and y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all():
+        caption = (f"Calibration of {what} (a binary response): the observed event rate "
+                   "(PAV-adjusted) against the predicted probability, with the band expected "
+                   "under a calibrated model; the diagonal is perfect calibration.")
+    else:
+        caption = (f"Draws of {what} of the fitted data (coloured) against the observed data "
+                   "(black): densities, or ECDFs for counts and classes.")
+    return render(fig, f"ppc_{method}", f"Predictive check: {method}", caption)
+
+
+def observed_predicted_figure(results: Mapping[str, Any], observed: Any,
+                              random_seed: int | None = None,
+                              level: float = PREDICTION_LEVEL) -> Figure | None:
+    """Observed against predicted values, one panel per method, with predictive intervals.
+
+    Each observation is a point at (observed, predicted mean) with the central ``level``
+    predictive interval of a new observation as a vertical bar, in the method's colour; the
+    diagonal is a perfect prediction and a bar that misses it marks an observation outside
+    its interval. Each panel's title gives the share of observations inside their interval.
+    None when the response is categorical (class probabilities have no such interval) or
+    binary (every interval is [0, 1]: the predictive check's calibration plot shows it).
+    """
+    import matplotlib.pyplot as plt
+
+    y = np.asarray(observed, dtype=float).ravel()
+    if np.isin(y, (0.0, 1.0)).all():
+        return None
+    if not results or "mean" not in next(iter(results.values())).predict().columns:
+        return None  # class probabilities
+    tables = {m: res.predict(level=level, random_seed=random_seed) for m, res in results.items()}
+    colours = dict(zip(tables, method_colours(list(tables)), strict=True))
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables) + 0.6, 3.8),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    low = min(y.min(), *(t["lower"].min() for t in tables.values()))
+    high = max(y.max(), *(t["upper"].max() for t in tables.values()))
+    for ax, (method, table) in zip(axes[0], tables.items(), strict=True):
+        mean = table["mean"].to_numpy(dtype=float)
+        lower = table["lower"].to_numpy(dtype=float)
+        upper = table["upper"].to_numpy(dtype=float)
+        inside = float(np.mean((y >= lower) & (y <= upper)))
+        ax.plot([low, high], [low, high], color="0.5", linestyle="--", linewidth=1)
+        ax.errorbar(y, mean, yerr=[np.clip(mean - lower, 0, None), np.clip(upper - mean, 0, None)],
+                    fmt="o", markersize=3, color=colours[method], ecolor=colours[method],
+                    elinewidth=0.8, capsize=0)
+        ax.set_title(f"{method}: {inside:.0%} inside", fontsize=10)
+        ax.set_xlabel("observed")
+    axes[0][0].set_ylabel(f"predicted mean, {level:.0%} interval")
+    return fig
+
+
+def prediction_caption(level: float = PREDICTION_LEVEL) -> str:
+    """Caption of :func:`observed_predicted_figure`."""
+    return (f"Each observation at (observed, predicted mean) with the central {level:.0%} "
+            "predictive interval of a new observation (MLE and MAP: exact quantiles of the "
+            "plug-in distribution; Laplace and NUTS: quantiles of the predictive draws). The "
+            "dashed diagonal is a perfect prediction; a bar that misses it marks an "
+            f"observation outside its interval. About {level:.0%} should be inside.")

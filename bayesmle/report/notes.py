@@ -115,10 +115,13 @@ class Notes:
 
     def fail(self, part: str, section: str, exc: Exception) -> PartFailure:
         """Record that ``part`` failed with ``exc``; the traceback goes to the DEBUG log."""
-        failure = PartFailure.of(part, section, exc)
         log.debug("report part %r failed", part, exc_info=(type(exc), exc, exc.__traceback__))
+        return self.record(PartFailure.of(part, section, exc))
+
+    def record(self, failure: PartFailure) -> PartFailure:
+        """Record a failure already caught elsewhere (e.g. a LOO that ``compare`` absorbed)."""
         self.failures.append(failure)
-        self.add(part, "error", f"{failure.error}: {failure.message}", "part failed")
+        self.add(failure.part, "error", f"{failure.error}: {failure.message}", "part failed")
         return failure
 
     def attempt(self, part: str, section: str, func: Callable[..., T], *args: Any,
@@ -132,6 +135,19 @@ class Notes:
             return func(*args, **kwargs)
         except INPUT_ERRORS:
             raise
+        except Exception as exc:  # noqa: BLE001 - one part must not sink the report
+            self.fail(part, section, exc)
+            return None
+
+    def attempt_any(self, part: str, section: str, func: Callable[..., T], *args: Any
+                    ) -> T | None:
+        """Like :meth:`attempt`, but errors of :data:`INPUT_ERRORS` are recorded too.
+
+        For parts made from results that are already valid (predictions of a fitted model),
+        where a ``SpecError`` says the part does not apply, not that the spec is invalid.
+        """
+        try:
+            return func(*args)
         except Exception as exc:  # noqa: BLE001 - one part must not sink the report
             self.fail(part, section, exc)
             return None

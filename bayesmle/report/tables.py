@@ -14,6 +14,7 @@ import pandas as pd
 
 __all__ = [
     "COMPARISON_GROUPS",
+    "PREDICTIVE_HEADERS",
     "comparison_groups",
     "data_summary",
     "class_counts",
@@ -31,6 +32,13 @@ COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("NUTS posterior", (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("nuts_eti_0.03", "3%"),
                         ("nuts_eti_0.97", "97%"), ("nuts_r_hat", "R-hat"),
                         ("nuts_ess_bulk", "ESS bulk"))),
+)
+
+#: Columns of the predictive table as shown: (column of ``Comparison.predictive``, header).
+PREDICTIVE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("elpd", "elpd (LOO)"), ("se", "s.e."), ("p", "p (effective)"), ("kind", "LOO"),
+    ("elpd_diff", "Δ elpd to best"), ("diff_se", "s.e. of Δ"), ("aic_elpd", "−AIC/2"),
+    ("warning", "warning"),
 )
 
 

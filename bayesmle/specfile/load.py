@@ -25,7 +25,8 @@ from bayesmle.specfile.spec_file import FitSettings, SpecFile, study_request
 __all__ = ["find_specs", "load", "load_many"]
 
 _TOP = ("name", "title", "description", "model", "data", "priors", "fit", "studies")
-_FIT = ("methods", "draws", "tune", "chains", "random_seed", "target_accept")
+_FIT = ("methods", "draws", "tune", "chains", "random_seed", "target_accept",
+        "predictive")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Names that would collide with the reports' own files, or that Windows cannot create.
 _RESERVED = frozenset({"index", "index.html", "index.htm", "con", "prn", "aux", "nul",
@@ -249,6 +250,7 @@ def load(path: str | Path, *, display_path: str | None = None,
         random_seed=where.get(fit_raw, "fit", "random_seed", "integer", 0, minimum=0,
                               maximum=MAX_SEED),
         target_accept=where.get(fit_raw, "fit", "target_accept", "number", 0.8),
+        predictive=where.get(fit_raw, "fit", "predictive", "boolean", True),
     )
     if not 0 < fit.target_accept < 1:
         raise where.error("fit.target_accept", "must be in (0, 1).", value=fit.target_accept)

@@ -33,7 +33,7 @@ from bayesmle.specfile.synthetic import generate
 
 __all__ = ["Bootstrap", "FitSettings", "Simulator", "SpecFile", "study_request"]
 
-_FIT = ("methods", "draws", "tune", "chains", "random_seed", "target_accept")
+_FIT = ("methods", "draws", "tune", "chains", "random_seed", "target_accept", "predictive")
 #: Columns of package datasets never used as predictors unless named.
 _TARGETS = ("target", "target_name")
 
@@ -52,6 +52,10 @@ class FitSettings:
         Seed of the Laplace and NUTS draws (and default seed of the studies).
     target_accept : float
         NUTS target acceptance rate.
+    predictive : bool
+        Whether the report has its Prediction section: leave-one-out predictive accuracy of
+        each method (``compare(..., predictive=True)``), predictive checks and, for
+        regressions, observed against predicted values.
 
     Examples
     --------
@@ -71,6 +75,7 @@ class FitSettings:
     chains: int = 4
     random_seed: int = 0
     target_accept: float = 0.8
+    predictive: bool = True
 
     def compare_options(self) -> dict[str, Any]:
         """Options for :func:`bayesmle.compare.compare` with the requested methods."""
@@ -107,6 +112,8 @@ class FitSettings:
         for key, (low, high) in bounds.items():
             if key in values:
                 values[key] = check_int(key, values[key], low, high)
+        if "predictive" in values and not isinstance(values["predictive"], bool):
+            raise SpecError(f"`predictive` must be True or False, got {values['predictive']!r}.")
         return replace(self, **values)
 
 
