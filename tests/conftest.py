@@ -33,18 +33,3 @@ def nist():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
-
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _loo_until_it_lands():
-    """Give the results a stand-in ``loo`` only while the real one is missing (see _loo_stub).
-
-    Session-scoped, so that module-scoped fixtures (reports built once) see it too.
-    """
-    from _loo_stub import missing, stub_loo
-
-    with pytest.MonkeyPatch.context() as mp:
-        for cls in missing():
-            mp.setattr(cls, "loo", stub_loo, raising=False)
-        yield
