@@ -214,11 +214,18 @@ def test_report_page_loads_cleanly_with_all_images(report, devtools):
     assert {i["src"] for i in images} == {"data:image/png;base64,"}
     headings = evaluate(devtools, session,
                         "Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-    for expected in ("Warnings", "Model", "Data", "NUTS diagnostics", "Forest plot"):
+    for expected in ("Warnings", "Model", "Data", "NUTS diagnostics", "Forest plot",
+                     "Prediction"):
         assert any(h.startswith(expected) for h in headings), (expected, headings)
     rows = evaluate(devtools, session,
                     "document.querySelectorAll('#comparison-table tbody tr').length")
     assert rows == 2  # mu, sigma
+    methods = evaluate(devtools, session, """Array.from(document.querySelectorAll(
+        '#predictive-table tbody tr td.label')).map(td => td.textContent)""")
+    assert methods == ["mle", "map", "laplace", "nuts"]  # one LOO row per method
+    ppc = evaluate(devtools, session, """Array.from(document.querySelectorAll(
+        '#prediction img')).filter(i => i.complete && i.naturalWidth > 0).length""")
+    assert ppc >= 4  # a posterior predictive check per method, decoded by the browser
 
     shot = devtools.send("Page.captureScreenshot", {"format": "png",
                                                     "captureBeyondViewport": True},

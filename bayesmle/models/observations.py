@@ -118,9 +118,7 @@ class _OwnModel:
     flat_priors: tuple
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> pm.Model:
-        from bayesmle.models.spec import _PriorTable
-
-        return self.declare(arrays, _PriorTable("predictive", dict(self.flat_priors)))
+        return self.declare(arrays, dict(self.flat_priors))
 
 
 def _with_constants(spec: ModelSpec, arrays: dict) -> dict:

@@ -19,7 +19,7 @@ from bayesmle.models.distributions import (
     _labels_01,
     _student_t_posterior_proper,
 )
-from bayesmle.models.regression_model import exactly_fitted, regression_spec
+from bayesmle.models.regression_model import exactly_fitted, offset_array, regression_spec
 from bayesmle.models.separation import SEPARATION
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
@@ -32,27 +32,6 @@ __all__ = [
     "robust_regression",
     "softmax_regression",
 ]
-
-
-def _offset(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
-    if exposure is not None and offset is not None:
-        raise DataError("Give either `exposure` or `offset`, not both (offset = log(exposure)).")
-    if exposure is not None:
-        e = as_float_array("exposure", exposure, ndim=1)
-        bad = np.flatnonzero(e <= 0)
-        if bad.size:
-            raise DataError(
-                f"`exposure` must be > 0, but row(s) {', '.join(map(str, bad[:10]))} hold "
-                f"{e[bad[0]]!r}. Valid values: positive exposure times or population sizes."
-            )
-        off = np.log(e)
-    elif offset is not None:
-        off = as_float_array("offset", offset, ndim=1)
-    else:
-        off = np.zeros(design_rows)
-    if off.shape[0] != design_rows:
-        raise DataError(f"`X` has {design_rows} rows but the offset/exposure has {off.shape[0]}.")
-    return off
 
 
 def _all_zero_counts(spec: ModelSpec) -> None:
@@ -258,7 +237,7 @@ def poisson_regression(
     (0.5088, 0.7905)
     """
     y = as_count_array("y", y)
-    off = _offset(_nrows(X), exposure, offset)
+    off = offset_array(_nrows(X), exposure, offset)
     return regression_spec(
         "poisson_regression", "poisson", X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior, extra_priors={}, extra_data={"offset": off},
@@ -309,7 +288,7 @@ def negative_binomial_regression(
     True
     """  # noqa: D205
     y = as_count_array("y", y)
-    off = _offset(_nrows(X), exposure, offset)
+    off = offset_array(_nrows(X), exposure, offset)
     return regression_spec(
         "negative_binomial_regression", "negative_binomial", X, y, prior=prior,
         intercept=intercept, intercept_prior=intercept_prior,

@@ -248,6 +248,28 @@ class RegressionObservations:
         return model
 
 
+def offset_array(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
+    """The log-scale offset of a count regression from ``exposure`` or ``offset`` (default 0)."""
+    if exposure is not None and offset is not None:
+        raise DataError("Give either `exposure` or `offset`, not both (offset = log(exposure)).")
+    if exposure is not None:
+        e = as_float_array("exposure", exposure, ndim=1)
+        bad = np.flatnonzero(e <= 0)
+        if bad.size:
+            raise DataError(
+                f"`exposure` must be > 0, but row(s) {', '.join(map(str, bad[:10]))} hold "
+                f"{e[bad[0]]!r}. Valid values: positive exposure times or population sizes."
+            )
+        off = np.log(e)
+    elif offset is not None:
+        off = as_float_array("offset", offset, ndim=1)
+    else:
+        off = np.zeros(design_rows)
+    if off.shape[0] != design_rows:
+        raise DataError(f"`X` has {design_rows} rows but the offset/exposure has {off.shape[0]}.")
+    return off
+
+
 def _fitted_regression_arrays(spec: ModelSpec) -> dict:
     return dict(spec.data)
 
@@ -325,9 +347,7 @@ def regression_rows(spec: ModelSpec, data: Any) -> Rows:
     n = X.shape[0]
     arrays: dict[str, np.ndarray] = {"X": X}
     if counts:
-        from bayesmle.models.regression import _offset
-
-        arrays["offset"] = _offset(n, data.get("exposure"), data.get("offset"))
+        arrays["offset"] = offset_array(n, data.get("exposure"), data.get("offset"))
     observed = data.get("y") is not None
     if observed:
         y = _new_response(spec, data["y"])
