@@ -143,8 +143,12 @@ def _blocks(total: int, n: int):
 
 
 def _call(setup: _Setup, fn, flat: dict[str, np.ndarray], *extra, rng_count: int = 0,
-          rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """``fn`` over all draws in blocks; outputs concatenated along the draw axis."""
+          rng: np.random.Generator | None = None, reduce=None) -> list[np.ndarray]:
+    """``fn`` over all draws in blocks; outputs concatenated along the draw axis.
+
+    With ``reduce="mean"`` the outputs are averaged over draws block by block (the full
+    ``(draws, rows)`` array is never held).
+    """
     cm = setup.compiled
     arrays = cm.params_for(flat)
     total = arrays[0].shape[0]
@@ -152,7 +156,12 @@ def _call(setup: _Setup, fn, flat: dict[str, np.ndarray], *extra, rng_count: int
     for block in _blocks(total, setup.rows.n):
         rngs = list(rng.spawn(rng_count)) if rng_count else []
         out = fn(*(a[block] for a in arrays), *extra, *setup.data, *rngs)
-        parts.append([np.asarray(o) for o in out])
+        out = [np.asarray(o) for o in out]
+        if reduce == "mean":
+            out = [o.sum(axis=0, keepdims=True) / total for o in out]
+        parts.append(out)
+    if reduce == "mean":
+        return [np.sum([p[i] for p in parts], axis=0)[0] for i in range(len(parts[0]))]
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
@@ -214,7 +223,7 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
     out = pd.DataFrame(index=index)
     categorical = cm.model[name].owner.op.__class__.__name__ == "CategoricalRV"
     if mean_fn is not None:
-        mean = _call(setup, mean_fn, flat)[0].mean(axis=0)
+        mean = _call(setup, mean_fn, flat, reduce="mean")[0]
         if categorical:
             classes = spec.options.get("classes") or tuple(range(mean.shape[-1]))
             for k, c in enumerate(classes):
@@ -244,6 +253,9 @@ def _draw_quantiles(setup: _Setup, name: str, flat, level: float, rng):
     """Quantiles of one predictive draw per parameter draw (integers for counts)."""
     fn, n_rng = setup.compiled.draw_fn()
     i = setup.compiled.observed.index(name)
+    total = next(iter(flat.values())).shape[0]
+    check_memory("The predictive draws", total * setup.rows.n, 8 * len(setup.compiled.observed),
+                 "Use fewer draws (predictive(draws=...)) or fewer rows.")
     y = _call(setup, fn, flat, rng_count=n_rng, rng=rng)[i]
     probs = [(1 - level) / 2, 1 - (1 - level) / 2]
     if setup.compiled.kind(name) == "discrete":
