@@ -62,6 +62,9 @@ class LaplaceResult(Predicts):
     #: The draws of the unconstrained coordinates ``x``, ``(draws, size)`` (PSIS-LOO corrects
     #: for the approximation with their densities); None when the Hessian was not PD.
     x_draws: np.ndarray | None = field(default=None, repr=False)
+    #: Unnormalised log posterior density of ``x`` (with the Jacobian) at each draw: with
+    #: the Gaussian's own density, the importance ratios of approximate-posterior PSIS-LOO.
+    log_p_draws: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def _draws(self) -> Draws:
@@ -181,9 +184,10 @@ def laplace_approximation(
     per_draw = sum(int(np.size(v)) for v in mode.params.values())
     check_memory(f"{draws:,} Laplace draws", draws, 8 * (2 * x.size + 4 * per_draw),
                  "Ask for fewer `draws`.")
-    arrays, xs = normal_draws(mode, draws, seed, return_x=True)
+    arrays, xs, log_p = normal_draws(mode, draws, seed, return_x=True)
     return LaplaceResult(mode=mode, datatree=posterior_tree(spec, arrays),
-                         seconds=time.perf_counter() - t0, random_seed=seed, x_draws=xs)
+                         seconds=time.perf_counter() - t0, random_seed=seed, x_draws=xs,
+                         log_p_draws=log_p)
 
 
 def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = False):
@@ -194,12 +198,13 @@ def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = 
     the Wald distribution of the estimate -- in either case pushed through the inverse
     transforms, so scales stay positive. Arrays are ``(1, draws, *shape)``; NaN when the
     Hessian is not positive definite. With ``return_x`` also the draws of ``x``,
-    ``(draws, size)`` (None when the Hessian is not positive definite).
+    ``(draws, size)``, and the log posterior density (with the Jacobian) at each (both None
+    when the Hessian is not positive definite).
     """
     spec, opt = point.spec, point.optimum
     x, free = opt.x, opt.free
     values: list[dict[str, np.ndarray]] = []
-    xs = None
+    xs = log_p = None
     if point.hessian_pd:
         try:
             cov = np.linalg.inv(opt.hess[np.ix_(free, free)])
@@ -211,11 +216,13 @@ def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = 
             z = np.random.default_rng(seed).standard_normal((draws, int(free.sum())))
             xs = np.tile(x, (draws, 1))
             xs[:, free] += z @ chol.T
-            values = [bound.values(xi) for xi in xs]
+            evals = [bound.evaluate(xi) for xi in xs]
+            values = [e.values for e in evals]
+            log_p = np.array([e.logp_jacobian for e in evals])
     arrays = {}
     for name in spec.params:
         shape = np.shape(point.params[name])
         arr = (np.stack([v[name] for v in values]) if values
                else np.full((draws, *shape), np.nan))
         arrays[name] = arr.reshape(1, draws, *shape)
-    return (arrays, xs) if return_x else arrays
+    return (arrays, xs, log_p) if return_x else arrays

@@ -165,9 +165,16 @@ def _summary(pointwise: np.ndarray, lpd: float) -> tuple[float, float, float]:
     return elpd, se, float(lpd - elpd)
 
 
-def _lpd(ll: np.ndarray) -> float:
-    """In-sample log predictive density from ``(draws, rows)`` log-likelihoods."""
-    return float(np.sum(scipy.special.logsumexp(ll, axis=0) - np.log(ll.shape[0])))
+def _lpd(ll: np.ndarray, log_weights: np.ndarray | None = None) -> float:
+    """In-sample log predictive density from ``(draws, rows)`` log-likelihoods.
+
+    ``log_weights`` (one per draw) weight draws of an approximation towards the posterior
+    (self-normalised importance weights): the in-sample counterpart of the corrected LOO.
+    """
+    if log_weights is None:
+        return float(np.sum(scipy.special.logsumexp(ll, axis=0) - np.log(ll.shape[0])))
+    lw = log_weights - scipy.special.logsumexp(log_weights)
+    return float(np.sum(scipy.special.logsumexp(ll + lw[:, None], axis=0)))
 
 
 def _index(n: int) -> pd.Index:
@@ -238,19 +245,13 @@ def _ll_da(ll: np.ndarray, chains: int, draws: int) -> xr.DataArray:
 
 def _laplace_densities(result: Any) -> tuple[np.ndarray, np.ndarray] | str:
     """``(log_p, log_q)`` of the draws in the unconstrained coordinates, or why not."""
-    from bayesmle.inference.bound import bind
-
-    xs = result.x_draws
-    if xs is None or not np.all(np.isfinite(xs)):
+    xs, log_p = result.x_draws, result.log_p_draws
+    if xs is None or log_p is None or not np.all(np.isfinite(xs)):
         return "the approximation has no draws of its coordinates (Hessian not PD)"
     opt = result.mode.optimum
     free = np.asarray(opt.free, dtype=bool)
-    bound = bind(result.spec)
-    objective = bound.objective(jacobian=True, hessian=False)
-    log_p = -np.array([float(objective(x)[0]) for x in xs])
-    l1 = bound.l1_terms(opt.x)
-    if l1.index.size:  # the priors' L1 part is outside the smooth objective
-        log_p -= np.array([l1.penalty(x) for x in xs])
+    # log_p: the model's full log-density of x at each draw (L1 parts of priors included),
+    # recorded when the draws were made
     H = np.asarray(opt.hess, dtype=float)[np.ix_(free, free)]
     sign, logdet = np.linalg.slogdet(H)
     if sign <= 0:
@@ -271,6 +272,7 @@ def _laplace_loo(result: Any) -> LooResult:
     lld = _ll_da(ll, chains, draws)
     dens = _laplace_densities(result)
     warning = None
+    log_weights = None
     if isinstance(dens, str):
         elpd_i, pareto_k, _ = lld.azstats.loo(sample_dims=["chain", "draw"], r_eff=1.0)
         kind = "psis"
@@ -278,6 +280,7 @@ def _laplace_loo(result: Any) -> LooResult:
                    f"approximation: {dens}")
     else:
         log_p, log_q = dens
+        log_weights = log_p - log_q
         elpd_i, pareto_k, _ = lld.azstats.loo_approximate_posterior(
             log_p=_sample_da(log_p, chains, draws), log_q=_sample_da(log_q, chains, draws),
             sample_dims=["chain", "draw"])
@@ -289,7 +292,7 @@ def _laplace_loo(result: Any) -> LooResult:
         note = (f"Pareto k > {good_k:.2f} for {bad.size} observation(s) (rows "
                 f"{bad[:10].tolist()}): the importance sampling is unreliable there")
         warning = note if warning is None else f"{warning}; {note}"
-    elpd, se, p = _summary(pointwise, _lpd(ll))
+    elpd, se, p = _summary(pointwise, _lpd(ll, log_weights))
     table = pd.DataFrame({"elpd": pointwise, "pareto_k": k}, index=_index(held.n))
     return LooResult(elpd=elpd, se=se, p=p, kind=kind, warning=warning, method="laplace",
                      pointwise=table)
