@@ -143,7 +143,7 @@ def _column_arg(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray |
 def _na_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     if not columns:
         return np.zeros(len(frame), dtype=bool)
-    return frame[columns].isna().any(axis=1).to_numpy()
+    return np.array(frame[columns].isna().any(axis=1).to_numpy(), dtype=bool)
 
 
 def _design(rhs: str, frame: pd.DataFrame, trusted: bool, formula: str
