@@ -4,9 +4,6 @@ The formula's fits equal the matrix builders' on a design expanded by hand (1e-1
 statsmodels' formula API on the same formula and data (1e-6); priors by term name; bad input.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -279,4 +276,61 @@ def test_python_in_formula_is_refused_and_not_run(frame, tmp_path):
     # a trusted formula is the program's own: formulaic's full namespace
     spec = glm("y ~ x + np.square(z)", frame, trusted=True)
     assert spec.coords["feature"] == ("x", "np.square(z)")
-    assert not Path(os.devnull).is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML specs: builder = "glm"
+# ---------------------------------------------------------------------------------------------
+def toml_spec(tmp_path, frame, model: str, name: str = "m.toml"):
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    path = tmp_path / name
+    path.write_text(f'[model]\nbuilder = "glm"\n{model}\n'
+                    '[data]\nsource = "csv"\npath = "d.csv"\n')
+    return path
+
+
+def test_toml_glm_equals_the_function(tmp_path, frame):
+    from bayesmle.specfile import load
+
+    path = toml_spec(tmp_path, frame, 'formula = "k ~ x + C(g)"\nfamily = "poisson"\n'
+                                      'exposure = "t"')
+    loaded = bm.fit(load(path).model_spec(), "mle")
+    direct = bm.fit(glm("k ~ x + C(g)", frame, family="poisson", exposure="t"), "mle")
+    assert loaded.labels == direct.labels
+    assert rel(vector(loaded), vector(direct)) <= 1e-10
+    gauss = load(toml_spec(tmp_path, frame, 'formula = "y ~ x + np.log(z)"', "g.toml"))
+    assert gauss.model_spec().name == "linear_regression"
+
+
+def test_toml_glm_errors(tmp_path, frame):
+    from bayesmle.specfile import load
+
+    marker = tmp_path / "ran"
+    evil = f"y ~ x + {{__import__('pathlib').Path('{marker}').touch()}}"
+    with pytest.raises(SpecError, match="model.formula"):
+        load(toml_spec(tmp_path, frame, f'formula = "{evil}"'))
+    assert not marker.exists()
+    with pytest.raises(SpecError, match=r"`model.family` = \"weibull\".*Valid: \"gaussian\""):
+        load(toml_spec(tmp_path, frame, 'formula = "y ~ x"\nfamily = "weibull"'))
+    with pytest.raises(SpecError, match=r"`model.link` = \"logit\".*Valid: \"log\""):
+        load(toml_spec(tmp_path, frame, 'formula = "k ~ x"\nfamily = "poisson"\n'
+                                        'link = "logit"'))
+    with pytest.raises(SpecError, match="`model.formula`: is required"):
+        load(toml_spec(tmp_path, frame, 'family = "poisson"'))
+    with pytest.raises(SpecError, match="`model.trials`"):
+        load(toml_spec(tmp_path, frame, 'formula = "k ~ x"\nfamily = "binomial"'))
+
+
+@needs_binomial
+def test_toml_glm_binomial_trials(tmp_path):
+    from bayesmle.specfile import load
+
+    data = sm.datasets.star98.load_pandas().data
+    data = data.assign(TOTAL=data["NABOVE"] + data["NBELOW"])[
+        ["NABOVE", "TOTAL", "LOWINC", "PERASIAN"]]
+    path = toml_spec(tmp_path, data, 'formula = "NABOVE ~ LOWINC + PERASIAN"\n'
+                                     'family = "binomial"\ntrials = "TOTAL"')
+    loaded = bm.fit(load(path).model_spec(), "mle")
+    direct = bm.fit(glm("NABOVE ~ LOWINC + PERASIAN", data, family="binomial",
+                        trials="TOTAL"), "mle")
+    assert rel(vector(loaded), vector(direct)) <= 1e-10

@@ -15,6 +15,7 @@ from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED
 from bayesmle.errors import SpecError
 from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
+from bayesmle.models.glm import FAMILIES, glm_links
 from bayesmle.specfile._schema import Where
 from bayesmle.specfile.builders import BUILDERS, BuilderInfo, builder_info
 from bayesmle.specfile.data import load_data
@@ -53,10 +54,58 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise SpecError(f"{path}: not valid TOML: {exc}.") from None
 
 
+#: ``builder = "glm"``: the matrix builder behind each family (the link picks among some).
+_GLM_BUILDERS = {
+    "gaussian": "linear_regression",
+    "bernoulli": "logistic_regression",
+    "binomial": "binomial_regression",
+    "poisson": "poisson_regression",
+    "negative_binomial": "negative_binomial_regression",
+    "gamma": "gamma_regression",
+    "student_t": "robust_regression",
+    "categorical": "softmax_regression",
+}
+
+
+def _glm_table(raw: dict, where: Where) -> dict[str, Any]:
+    """``[model] builder = "glm"``, ``family``, ``link``: the table of the family's builder.
+
+    As :func:`bayesmle.models.glm.glm`: a ``formula`` is required (checked like any spec
+    formula before anything is evaluated), ``trials`` / ``exposure`` / ``offset`` are column
+    names, the family's builder is the one ``glm`` calls.
+    """
+    table = dict(raw)
+    del table["builder"]
+    family = where.get(table, "model", "family", "string", "gaussian", choices=FAMILIES)
+    links = tuple(glm_links()[family])
+    link = where.get(table, "model", "link", "string", links[0], choices=links)
+    table.pop("family", None)
+    table.pop("link", None)
+    if "formula" not in table:
+        raise where.error("model.formula", "is required with builder = \"glm\" (e.g. "
+                                           "formula = \"y ~ x1 + C(g)\").")
+    name = _GLM_BUILDERS[family]
+    if family == "bernoulli" and link != "logit":
+        name = "binomial_regression"  # one trial per row
+    if family == "binomial" and "trials" not in table:
+        raise where.error("model.trials", "family = \"binomial\" needs `trials`: the column "
+                                          "of the number of trials per row.")
+    if name not in BUILDERS:
+        raise where.error("model.family", f"needs the builder {name!r}, which this version "
+                                          f"of bayesmle lacks.", value=family)
+    if family == "student_t":
+        table["noise"] = "student_t"
+    if family in ("bernoulli", "binomial", "gamma") and name != "logistic_regression":
+        table["link"] = link
+    return {"builder": name, **table}
+
+
 def _model(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any], dict[str, Any],
                                             str | None]:
     if not isinstance(raw, dict):
         raise where.error("model", "must be a table [model] with a `builder` key.", value=raw)
+    if raw.get("builder") == "glm":
+        raw = _glm_table(raw, where)
     name = where.get(raw, "model", "builder", "string", choices=BUILDERS)
     info = builder_info(name)
     allowed = ("builder", *info.data_args, *info.options,
