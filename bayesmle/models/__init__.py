@@ -8,6 +8,7 @@ from bayesmle.models.distributions import (
     poisson,
     student_t,
 )
+from bayesmle.models.glm import glm
 from bayesmle.models.regression import (
     linear_regression,
     logistic_regression,
@@ -24,6 +25,7 @@ __all__ = [
     "binomial",
     "exponential",
     "gaussian",
+    "glm",
     "linear_regression",
     "logistic_regression",
     "negative_binomial_regression",

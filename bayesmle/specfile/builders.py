@@ -19,8 +19,9 @@ __all__ = ["BUILDERS", "BuilderInfo", "builder_info"]
 
 #: The bundled builders by name.
 BUILDERS: dict[str, Callable] = {
-    name: getattr(models, name) for name in models.__all__ if name != "ModelSpec"
+    name: getattr(models, name) for name in models.__all__ if name not in ("ModelSpec", "glm")
 }
+# ``builder = "glm"`` is read by ``load`` and mapped to the family's builder above.
 _DATA_KEYWORDS = ("exposure", "offset")
 
 
