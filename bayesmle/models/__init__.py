@@ -9,6 +9,8 @@ from bayesmle.models.distributions import (
     student_t,
 )
 from bayesmle.models.regression import (
+    binomial_regression,
+    gamma_regression,
     linear_regression,
     logistic_regression,
     negative_binomial_regression,
@@ -22,7 +24,9 @@ __all__ = [
     "ModelSpec",
     "bernoulli",
     "binomial",
+    "binomial_regression",
     "exponential",
+    "gamma_regression",
     "gaussian",
     "linear_regression",
     "logistic_regression",

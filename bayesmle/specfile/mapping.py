@@ -118,9 +118,10 @@ class DataMapping:
         DataError
             The formula cannot be evaluated on the new rows (an unseen category...).
         """
-        response = self.columns_of().get("y")
+        named = self.columns_of()
+        response = named.get("y", named.get("successes"))  # binomial regression: successes
         others = {arg: col for arg, col in self.columns
-                  if arg not in ("X", "y") and isinstance(col, str)}
+                  if arg not in ("X", "y", "successes") and isinstance(col, str)}
         x_columns = dict(self.columns).get("X")
         if self.formula is None and x_columns is None:
             raise SpecError(f"{self.file}: this model has no predictors, so new rows have "
