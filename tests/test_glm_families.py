@@ -330,3 +330,26 @@ def test_spec_file_binomial_regression_with_columns(tmp_path: Path, star98):
         pred["mean"].to_numpy(),
         n[:4] * ref.predict(sm.add_constant(X.iloc[:4, :3].to_numpy(), has_constant="add")),
         rtol=1e-8)
+
+
+def test_spec_file_binomial_regression_with_a_formula(tmp_path: Path, star98):
+    """The formula's left-hand side is the successes; trials are a named column."""
+    from bayesmle.specfile import load
+
+    X, k, n = star98
+    frame = X.iloc[:, :2].assign(above=k, total=n)
+    frame.to_csv(tmp_path / "star.csv", index=False)
+    (tmp_path / "star.toml").write_text(
+        'name = "star98_cloglog"\n'
+        '[model]\nbuilder = "binomial_regression"\nformula = "above ~ LOWINC + PERASIAN"\n'
+        'trials = "total"\nlink = "cloglog"\n'
+        '[data]\nsource = "csv"\npath = "star.csv"\n')
+    loaded = load(tmp_path / "star.toml")
+    res = bm.fit(loaded.model_spec(), "mle")
+    _, ref, _ = sm_binomial(X.iloc[:, :2], k, n, "cloglog")
+    assert rel(vector(res.params), ref.params) <= 1e-8
+    pred = res.predict(loaded.new_data(frame.iloc[:3].drop(columns=["above"])))
+    np.testing.assert_allclose(
+        pred["mean"].to_numpy(),
+        n[:3] * ref.predict(sm.add_constant(X.iloc[:3, :2].to_numpy(), has_constant="add")),
+        rtol=1e-8)
