@@ -259,6 +259,12 @@ def test_gamma_equal_responses_have_no_mle_and_map_works():
     spec = bm.models.gamma_regression(x, [2.0, 2.0, 2.0, 2.0], shape_prior=bm.Gamma(2.0, 0.1))
     res = bm.fit(spec, "map")
     assert res.converged and float(res.params["shape"]) > 0
+    # not only equal values: any y whose log the predictors fit exactly
+    exact = np.exp(0.3 + 0.7 * x[:, 0])
+    with pytest.raises(MLENotFoundError, match="fit log"):
+        bm.fit(bm.models.gamma_regression(x, exact), "mle")
+    with pytest.raises(bm.errors.ImproperPosteriorError, match="shape -> inf"):
+        bm.fit(bm.models.gamma_regression(x, exact, prior=bm.Normal(1.0)), "laplace")
 
 
 # -- bad inputs ------------------------------------------------------------------------------------

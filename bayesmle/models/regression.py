@@ -13,7 +13,8 @@ from typing import Any, Literal
 import numpy as np
 
 from bayesmle._validation import as_count_array, as_float_array
-from bayesmle.errors import DataError, MLENotFoundError, checklist
+from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.design import Design
 from bayesmle.models.distributions import (
     _exact_fit_hints,
     _labels_01,
@@ -23,6 +24,7 @@ from bayesmle.models.regression_model import (
     binomial_counts,
     check_link,
     exactly_fitted,
+    fits_exactly,
     offset_array,
     positive_response,
     regression_spec,
@@ -321,19 +323,52 @@ def gamma_regression(
     return regression_spec(
         "gamma_regression", "gamma", X, y, prior=prior, intercept=intercept,
         intercept_prior=intercept_prior, extra_priors={"shape": shape_prior},
-        extra_mle_checks=(_equal_responses,), link=link,
+        extra_mle_checks=(_gamma_shape_mle,),
+        extra_posterior_checks=(_gamma_posterior_proper,), link=link,
     )
 
 
-def _equal_responses(spec: ModelSpec) -> None:
+def _gamma_exact_fit(spec: ModelSpec) -> str | None:
+    """Why the gamma likelihood is unbounded in ``shape`` (None when it is bounded).
+
+    The coefficients' MLE does not depend on the shape, and the shape's profile equation
+    ``log(shape) - digamma(shape) = mean(y/mu - log(y/mu) - 1)`` has a finite root iff the
+    right side is positive, i.e. iff some ``y_i != mu_i``: the shape's MLE is infinite exactly
+    when ``log y`` lies in the span of ``[1, X]`` (every mean fits its row).
+    """
     y = spec.data["y"]
     if np.ptp(y) == 0:
+        return f"every value of `y` equals {y[0]!r}"
+    design = Design(spec.data["X"], tuple(spec.coords["feature"]))
+    if fits_exactly(design, spec.options["intercept"], np.log(y)):
+        return "the predictors fit log(y) exactly (every fitted mean equals its y)"
+    return None
+
+
+def _gamma_shape_mle(spec: ModelSpec) -> None:
+    why = _gamma_exact_fit(spec)
+    if why is not None:
         raise MLENotFoundError(
             checklist(
-                f"The MLE of shape does not exist: every value of `y` equals {y[0]!r}, so the "
-                "likelihood grows without bound as shape -> inf (a gamma with no spread).",
-                ["Check the response column.",
+                f"The MLE of shape does not exist: {why}, so the likelihood grows without "
+                "bound as shape -> inf (a gamma with no spread around its means).",
+                ["Check the response column (and for a column that duplicates it).",
                  "Give the shape a proper prior (shape_prior=Gamma(2.0, 0.1)) and fit 'map'."],
+            )
+        )
+
+
+def _gamma_posterior_proper(spec: ModelSpec) -> None:
+    if not spec.priors["shape"].is_flat:
+        return
+    why = _gamma_exact_fit(spec)
+    if why is not None:
+        raise ImproperPosteriorError(
+            checklist(
+                f"The posterior is improper: {why}, so the likelihood grows without bound as "
+                "shape -> inf and the flat prior on `shape` does not decay there.",
+                ["Give the shape a proper prior with a light tail (shape_prior=Gamma(2.0, "
+                 "0.1))."],
             )
         )
 
