@@ -82,12 +82,16 @@ REG_BUILDERS = [
     models.linear_regression, models.logistic_regression, models.poisson_regression,
     models.negative_binomial_regression, models.softmax_regression,
     lambda X, y: models.robust_regression(X, y, noise="laplace"),
+    models.gamma_regression,
+    lambda X, y: models.binomial_regression(X, y, link="probit"),
+    lambda X, y: models.binomial_regression(X, y, 3, link="cloglog"),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("builder", REG_BUILDERS,
-                         ids=["linear", "logistic", "poisson", "negbin", "softmax", "lad"])
+                         ids=["linear", "logistic", "poisson", "negbin", "softmax", "lad",
+                              "gamma", "binary_probit", "binomial_cloglog"])
 @SETTINGS
 @given(X=messy_matrix, y=messy_vector)
 def test_regression_builders_fail_typed(builder, X, y):

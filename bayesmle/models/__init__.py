@@ -10,6 +10,8 @@ from bayesmle.models.distributions import (
 )
 from bayesmle.models.glm import glm
 from bayesmle.models.regression import (
+    binomial_regression,
+    gamma_regression,
     linear_regression,
     logistic_regression,
     negative_binomial_regression,
@@ -23,7 +25,9 @@ __all__ = [
     "ModelSpec",
     "bernoulli",
     "binomial",
+    "binomial_regression",
     "exponential",
+    "gamma_regression",
     "gaussian",
     "glm",
     "linear_regression",

@@ -1,4 +1,4 @@
-"""Regression builders: linear, logistic, Poisson, negative binomial (NB2), robust, softmax.
+"""Regression builders: linear, logistic, binomial, Poisson, NB2, gamma, robust, softmax.
 
 Every regression reports ``intercept`` (if any) and ``coef`` on the user's scale; ``prior``
 applies to ``coef`` and ``intercept_prior`` to the intercept. Internally the model is fitted in
@@ -13,18 +13,29 @@ from typing import Any, Literal
 import numpy as np
 
 from bayesmle._validation import as_count_array, as_float_array
-from bayesmle.errors import DataError, MLENotFoundError, checklist
+from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.design import Design
 from bayesmle.models.distributions import (
     _exact_fit_hints,
     _labels_01,
     _student_t_posterior_proper,
 )
-from bayesmle.models.regression_model import exactly_fitted, offset_array, regression_spec
+from bayesmle.models.regression_model import (
+    binomial_counts,
+    check_link,
+    exactly_fitted,
+    fits_exactly,
+    offset_array,
+    positive_response,
+    regression_spec,
+)
 from bayesmle.models.separation import SEPARATION
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
 
 __all__ = [
+    "binomial_regression",
+    "gamma_regression",
     "linear_regression",
     "logistic_regression",
     "negative_binomial_regression",
@@ -198,6 +209,168 @@ def logistic_regression(
         intercept_prior=intercept_prior, extra_priors={},
         extra_mle_checks=(SEPARATION,),
     )
+
+
+def binomial_regression(
+    X: Any, successes: Any, trials: Any = 1, *, link: str = "logit",
+    prior: Prior | None = None, intercept: bool = True, intercept_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Binomial regression: :math:`k_i \sim \mathrm{Bin}(n_i, g^{-1}(\alpha + x_i^\top\beta))`.
+
+    ``trials=1`` is binary data (with ``link="logit"`` the model of
+    :func:`logistic_regression`). The log-likelihood is evaluated in log space in both tails
+    (probit: :math:`\log\Phi(\pm\eta)`; cloglog: :math:`\log(1 - e^{-e^\eta})` and
+    :math:`-e^\eta`), so fits far in the tails keep their digits. Separation is detected
+    before an MLE fit on the 0/1 pattern of the counts: a row with ``k = 0`` acts like
+    ``y = 0``, one with ``k = n`` like ``y = 1``, one in between constrains both ways.
+
+    Parameters
+    ----------
+    X : array_like or pandas.DataFrame, shape (n, d)
+        Predictors.
+    successes : array_like of int, shape (n,)
+        Successes per row, whole numbers from 0 to the row's trials.
+    trials : int or array_like of int, shape (n,), default 1
+        Trials per row (positive whole numbers), or one number for every row.
+    link : {"logit", "probit", "cloglog"}, default "logit"
+        Link function ``g`` of the success probability.
+    prior, intercept, intercept_prior
+        As in :func:`linear_regression`.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``; data ``y`` (the successes) and ``trials``.
+
+    Examples
+    --------
+    Dose groups of 20 animals each, a probit dose-response curve:
+
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> dose = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    >>> dead = np.array([1, 4, 9, 15, 19])
+    >>> spec = bm.models.binomial_regression(dose, dead, 20, link="probit")
+    >>> mle = bm.fit(spec, "mle")
+    >>> mle.labels
+    ['intercept', 'coef[x0]']
+    >>> round(float(mle.params["intercept"]), 4), round(float(mle.params["coef"][0]), 4)
+    (-1.6793, 0.8003)
+
+    New rows need their number of trials (here 10 each); the mean is the expected count:
+
+    >>> pred = mle.predict({"X": np.array([[2.0]]), "trials": 10})
+    >>> round(float(pred["mean"].iloc[0]), 4)
+    4.6866
+    """
+    link = check_link("binomial", link)
+    k, t = binomial_counts(successes, trials)
+    return regression_spec(
+        "binomial_regression", "binomial", X, k, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors={}, extra_data={"trials": t},
+        extra_mle_checks=(SEPARATION,), link=link,
+    )
+
+
+def gamma_regression(
+    X: Any, y: Any, *, link: str = "log", prior: Prior | None = None, intercept: bool = True,
+    intercept_prior: Prior | None = None, shape_prior: Prior | None = None,
+) -> ModelSpec:
+    r"""Gamma regression with log link: mean :math:`\mu_i = e^{\alpha + x_i^\top\beta}`,
+    variance :math:`\mu_i^2 / \mathrm{shape}`.
+
+    :math:`y_i \sim \mathrm{Gamma}(\mathrm{shape}, \mathrm{rate} = \mathrm{shape}/\mu_i)`.
+    The coefficients' MLE is statsmodels' ``GLM(family=Gamma(link=Log()))`` (the score for
+    ``coef`` does not involve the shape); ``shape`` is its maximum-likelihood estimate (not
+    the Pearson moment estimate ``1 / scale`` of a GLM). The inverse and identity links are
+    refused: with them a positive mean is a constraint on the coefficients.
+
+    Parameters
+    ----------
+    X : array_like or pandas.DataFrame, shape (n, d)
+        Predictors.
+    y : array_like, shape (n,)
+        Positive response.
+    link : {"log"}, default "log"
+        Link function of the mean.
+    prior, intercept, intercept_prior
+        As in :func:`linear_regression`.
+    shape_prior : Prior, default HalfFlat()
+        Prior on the shape.
+
+    Returns
+    -------
+    ModelSpec
+        Parameters ``intercept``, ``coef``, ``shape``. When every ``y`` is equal the shape's
+        MLE is infinite and an MLE fit raises ``MLENotFoundError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> rng = np.random.default_rng(5)
+    >>> x = rng.normal(size=(60, 1))
+    >>> mu = np.exp(0.5 + 0.3 * x[:, 0])
+    >>> y = rng.gamma(4.0, mu / 4.0)
+    >>> mle = bm.fit(bm.models.gamma_regression(x, y), "mle")
+    >>> mle.labels
+    ['intercept', 'coef[x0]', 'shape']
+    >>> round(float(mle.params["coef"][0]), 4), round(float(mle.params["shape"]), 4)
+    (0.2644, 5.4559)
+    """  # noqa: D205
+    check_link("gamma", link)
+    y = positive_response("y", y)
+    return regression_spec(
+        "gamma_regression", "gamma", X, y, prior=prior, intercept=intercept,
+        intercept_prior=intercept_prior, extra_priors={"shape": shape_prior},
+        extra_mle_checks=(_gamma_shape_mle,),
+        extra_posterior_checks=(_gamma_posterior_proper,), link=link,
+    )
+
+
+def _gamma_exact_fit(spec: ModelSpec) -> str | None:
+    """Why the gamma likelihood is unbounded in ``shape`` (None when it is bounded).
+
+    The coefficients' MLE does not depend on the shape, and the shape's profile equation
+    ``log(shape) - digamma(shape) = mean(y/mu - log(y/mu) - 1)`` has a finite root iff the
+    right side is positive, i.e. iff some ``y_i != mu_i``: the shape's MLE is infinite exactly
+    when ``log y`` lies in the span of ``[1, X]`` (every mean fits its row).
+    """
+    y = spec.data["y"]
+    if np.ptp(y) == 0:
+        return f"every value of `y` equals {y[0]!r}"
+    design = Design(spec.data["X"], tuple(spec.coords["feature"]))
+    if fits_exactly(design, spec.options["intercept"], np.log(y)):
+        return "the predictors fit log(y) exactly (every fitted mean equals its y)"
+    return None
+
+
+def _gamma_shape_mle(spec: ModelSpec) -> None:
+    why = _gamma_exact_fit(spec)
+    if why is not None:
+        raise MLENotFoundError(
+            checklist(
+                f"The MLE of shape does not exist: {why}, so the likelihood grows without "
+                "bound as shape -> inf (a gamma with no spread around its means).",
+                ["Check the response column (and for a column that duplicates it).",
+                 "Give the shape a proper prior (shape_prior=Gamma(2.0, 0.1)) and fit 'map'."],
+            )
+        )
+
+
+def _gamma_posterior_proper(spec: ModelSpec) -> None:
+    if not spec.priors["shape"].is_flat:
+        return
+    why = _gamma_exact_fit(spec)
+    if why is not None:
+        raise ImproperPosteriorError(
+            checklist(
+                f"The posterior is improper: {why}, so the likelihood grows without bound as "
+                "shape -> inf and the flat prior on `shape` does not decay there.",
+                ["Give the shape a proper prior with a light tail (shape_prior=Gamma(2.0, "
+                 "0.1))."],
+            )
+        )
 
 
 def poisson_regression(

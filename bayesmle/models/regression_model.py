@@ -18,9 +18,16 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import scipy.special
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
-from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.errors import (
+    DataError,
+    ImproperPosteriorError,
+    MLENotFoundError,
+    SpecError,
+    checklist,
+)
 from bayesmle.models.coordinates import Coordinates, QRCoordinates, choose_coordinates
 from bayesmle.models.design import (
     Design,
@@ -44,16 +51,66 @@ from bayesmle.models.separation import SEPARATION, improper_if_separated, no_map
 from bayesmle.models.spec import ExistenceCheck, ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Prior, check_support
 
-__all__ = ["Family", "RegressionModel", "RegressionObservations", "regression_rows",
-           "regression_spec"]
+__all__ = ["LINKS", "Family", "RegressionModel", "RegressionObservations", "check_link",
+           "regression_rows", "regression_spec"]
 
 Family = Literal[
-    "gaussian", "bernoulli", "poisson", "negative_binomial", "laplace", "student_t", "cauchy",
-    "categorical",
+    "gaussian", "bernoulli", "binomial", "poisson", "negative_binomial", "gamma", "laplace",
+    "student_t", "cauchy", "categorical",
 ]
+#: The link functions each regression family accepts (the first is its default).
+LINKS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("identity",),
+    "bernoulli": ("logit", "probit", "cloglog"),
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log",),
+    "negative_binomial": ("log",),
+    "gamma": ("log",),
+    "student_t": ("identity",),
+    "laplace": ("identity",),
+    "cauchy": ("identity",),
+    "categorical": ("logit",),
+}
+#: Links refused because the mean's range would become a constraint on the coefficients.
+_CONSTRAINED_LINKS = {
+    "gamma": {"inverse": "the mean 1/eta must stay positive, a constraint on every row",
+              "identity": "the mean eta must stay positive, a constraint on every row"},
+    "poisson": {"identity": "the mean eta must stay positive, a constraint on every row",
+                "sqrt": "the mean eta^2 is not monotone in eta below 0"},
+    "negative_binomial": {"identity": "the mean eta must stay positive, a constraint on every "
+                                      "row"},
+}
+
+
+def check_link(family: str, link: Any) -> str:
+    """``link`` validated for ``family`` (a :data:`LINKS` entry), or a SpecError.
+
+    Examples
+    --------
+    >>> check_link("binomial", "probit")
+    'probit'
+    >>> check_link("gamma", "identity")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.SpecError: `link='identity'` is not available for the gamma family ...
+    """
+    valid = LINKS[family]
+    if isinstance(link, str) and link in valid:
+        return link
+    why = _CONSTRAINED_LINKS.get(family, {}).get(link) if isinstance(link, str) else None
+    table = "; ".join(f"{fam}: {', '.join(links)}" for fam, links in LINKS.items())
+    raise SpecError(
+        f"`link={link!r}` is not available for the {family} family"
+        f"{f' ({why}; refused rather than fitted wrongly)' if why else ''}. "
+        f"Valid links for {family}: {', '.join(repr(v) for v in valid)} "
+        f"(valid links per family -- {table}).")
+
+
 _EXTRAS: dict[str, tuple[str, ...]] = {
     "gaussian": ("sigma",),
     "bernoulli": (),
+    "binomial": (),
+    "gamma": ("shape",),
     "poisson": (),
     "negative_binomial": ("alpha",),
     "laplace": ("sigma",),
@@ -71,19 +128,68 @@ _EQUATIONS = {
     "student_t": "y_i ~ StudentT(nu, intercept + x_i·coef, sigma)",
     "cauchy": "y_i ~ Cauchy(intercept + x_i·coef, sigma)",
     "categorical": "y_i ~ Categorical(softmax(0, intercept_k + x_i·coef_k)), k = 2..K",
+    "binomial": "y_i ~ Binomial(trials_i, g⁻¹(intercept + x_i·coef)), link g = {link}",
+    "gamma": "y_i ~ Gamma(mean mu_i = exp(intercept + x_i·coef), Var = mu_i² / shape)",
 }
 #: Likelihood families with an exact optimiser in the inference layer (least absolute deviations).
 _SOLVERS = {"laplace": "least_absolute_deviations"}
 _STATS = ("ss_rss0", "ss_c", "ss_gram", "ss_w0")
 
 
-def declare_likelihood(family: str, eta, y, extras: Mapping[str, Any]) -> None:
-    """Declare the observed variable ``y_obs`` of a regression family (inside a model)."""
+_SQRT_HALF = np.float64(np.sqrt(0.5))
+
+
+def log_ndtr(z):
+    """``log Phi(z)``, the standard normal log-CDF, accurate to rounding in both tails.
+
+    Below -1 by the scaled complementary error function (``erfcx``), above by
+    ``log1p(-erfc / 2)``; each branch sees only its own range of ``z`` (so the branch not
+    taken has a finite gradient), and the constants are float64 (PyMC's ``normal_lcdf``
+    builds ``sqrt(2.0)`` as a float32 constant and loses about 1e-8 relative).
+    """
+    lo = pt.minimum(z, -1.0)
+    hi = pt.maximum(z, -1.0)
+    return pt.switch(pt.lt(z, -1.0),
+                     pt.log(0.5 * pt.erfcx(-lo * _SQRT_HALF)) - 0.5 * pt.sqr(lo),
+                     pt.log1p(-0.5 * pt.erfc(hi * _SQRT_HALF)))
+
+
+def _binomial_logit(link: str, eta):
+    """The log-odds ``log p - log(1 - p)`` of ``p = g^-1(eta)``, each log computed stably.
+
+    PyMC's ``Binomial(logit_p=l)`` evaluates ``log p = -softplus(-l)`` and
+    ``log(1 - p) = -softplus(l)``; with ``l`` from the two logs below (each accurate in its
+    own tail) neither tail loses digits: probit ``log Phi(eta)``, ``log Phi(-eta)`` by the
+    scaled complementary error function; cloglog ``log(1 - exp(-exp eta))`` by ``log1mexp``
+    and ``log(1 - p) = -exp(eta)``.
+    """
+    if link == "logit":
+        return eta
+    if link == "probit":
+        return log_ndtr(eta) - log_ndtr(-eta)
+    if link == "cloglog":
+        e = pt.exp(eta)
+        return pt.log1mexp(-e) + e
+    raise ValueError(link)  # pragma: no cover - guarded by check_link
+
+
+def declare_likelihood(family: str, eta, y, extras: Mapping[str, Any], *, link: str = "",
+                       trials=None) -> None:
+    """Declare the observed variable ``y_obs`` of a regression family (inside a model).
+
+    ``link`` is the binomial family's link (default logit); ``trials`` its trial counts.
+    """
     fam = family
     if fam == "gaussian":
         pm.Normal("y_obs", mu=eta, sigma=extras["sigma"], observed=y)
     elif fam == "bernoulli":
         pm.Bernoulli("y_obs", logit_p=eta, observed=y)
+    elif fam == "binomial":
+        pm.Binomial("y_obs", n=trials, logit_p=_binomial_logit(link or "logit", eta),
+                    observed=y)
+    elif fam == "gamma":
+        shape = extras["shape"]
+        pm.Gamma("y_obs", alpha=shape, beta=shape * pt.exp(-eta), observed=y)
     elif fam == "poisson":
         pm.Poisson("y_obs", mu=pt.exp(eta), observed=y)
     elif fam == "negative_binomial":
@@ -112,6 +218,8 @@ class RegressionModel:
     known_sigma: bool = False
     #: Well-conditioned design: no stored transformed copy (the model reads the user's X).
     well_conditioned: bool = False
+    #: The link function when the family has a choice (binomial); "" is the canonical one.
+    link: str = ""
 
     def extras(self) -> tuple[str, ...]:
         """Names of the family's extra (scale/shape) parameters that are estimated."""
@@ -159,6 +267,11 @@ class RegressionModel:
         if fam == "bernoulli":
             m = np.clip(y.mean(), 0.02, 0.98)
             return np.log(m / (1 - m))
+        if fam == "binomial":
+            m = float(np.clip(y.sum() / arrays["trials"].sum(), 0.02, 0.98))
+            return _link_of(self.link or "logit", m)
+        if fam == "gamma":
+            return float(np.log(y.mean()))
         if fam in ("poisson", "negative_binomial"):
             return np.log(max(y.mean(), 0.1)) - arrays["offset"].mean()
         if fam == "categorical":
@@ -190,6 +303,11 @@ class RegressionModel:
             start["alpha"] = max((y.var() - m) / m**2, 0.1)
         if self.family == "student_t":
             start["nu"] = 5.0
+        if self.family == "gamma":
+            # the moments of y: Var = mean^2 / shape (an underestimate of the shape when the
+            # covariates explain part of the spread; the optimiser takes it from there)
+            m, v = float(y.mean()), float(y.var())
+            start["shape"] = float(np.clip(m * m / v, 0.1, 1e6)) if v > 0 else 1.0
         return start
 
     # -- model ------------------------------------------------------------------------------
@@ -204,7 +322,8 @@ class RegressionModel:
                 extras["sigma"] = pm.Data("sigma_known", data["sigma_known"])
             if self.family in ("poisson", "negative_binomial"):
                 eta = eta + pm.Data("offset", data["offset"])
-            declare_likelihood(self.family, eta, y, extras)
+            trials = pm.Data("trials", data["trials"]) if self.family == "binomial" else None
+            declare_likelihood(self.family, eta, y, extras, link=self.link, trials=trials)
             for key in _STATS:
                 if key in data:  # used by gaussian_loglik only, not by the model's logp
                     pm.Data(key, data[key])
@@ -224,13 +343,14 @@ class RegressionObservations:
     intercept: bool
     n_out: int
     known_sigma: bool = False
+    link: str = ""
 
     def extras(self) -> tuple[str, ...]:
         """The family's estimated extra parameters."""
         return tuple(e for e in _EXTRAS[self.family] if not (self.known_sigma and e == "sigma"))
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> pm.Model:
-        """Declare the likelihood for ``arrays`` (``X``, ``y``, ``offset``, ``sigma_known``)."""
+        """Declare the likelihood for ``arrays`` (``X``, ``y``, ``offset``, ``trials``, ...)."""
         d = arrays["X"].shape[1]
         with pm.Model() as model:
             y = pm.Data("y", arrays["y"])
@@ -244,8 +364,19 @@ class RegressionObservations:
                 extras["sigma"] = pm.Data("sigma_known", arrays["sigma_known"])
             if self.family in ("poisson", "negative_binomial"):
                 eta = eta + pm.Data("offset", arrays["offset"])
-            declare_likelihood(self.family, eta, y, extras)
+            trials = (pm.Data("trials", arrays["trials"]) if self.family == "binomial"
+                      else None)
+            declare_likelihood(self.family, eta, y, extras, link=self.link, trials=trials)
         return model
+
+
+def _link_of(link: str, m: float) -> float:
+    """The link function ``g(m)`` of a probability ``m`` in (0, 1) (starting values)."""
+    if link == "probit":
+        return float(scipy.special.ndtri(m))
+    if link == "cloglog":
+        return float(np.log(-np.log1p(-m)))
+    return float(np.log(m / (1 - m)))
 
 
 def offset_array(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
@@ -268,6 +399,51 @@ def offset_array(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
     if off.shape[0] != design_rows:
         raise DataError(f"`X` has {design_rows} rows but the offset/exposure has {off.shape[0]}.")
     return off
+
+
+def binomial_counts(successes: Any, trials: Any, *, prefix: str = "") -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Successes and trials of a binomial regression as float row arrays (typed errors).
+
+    ``successes`` are whole numbers in ``0..trials``; ``trials`` positive whole numbers, one
+    per row or a scalar shared by every row. ``prefix`` names the arguments in messages
+    (``"data"`` for new data: ``data['y']``, ``data['trials']``).
+    """
+    k_name = f"{prefix}['y']" if prefix else "successes"
+    t_name = f"{prefix}['trials']" if prefix else "trials"
+    k = as_count_array(k_name, successes, what="success counts")
+    t_arr = as_float_array(t_name, trials, ndim=(0, 1)).reshape(-1)
+    if t_arr.size == 1 and np.ndim(trials) == 0:
+        t_arr = np.repeat(t_arr, k.size)
+    t = as_count_array(t_name, t_arr, what="trial counts")
+    zero = np.flatnonzero(t == 0)
+    if zero.size:
+        raise DataError(
+            f"`{t_name}` must hold positive whole numbers (at least one trial per row), but "
+            f"row(s) {', '.join(map(str, zero[:10]))} hold 0. Drop rows without trials.")
+    if t.shape != k.shape:
+        raise DataError(f"`{k_name}` has {k.size} rows but `{t_name}` has {t.size}; give one "
+                        "trial count per row or a single number for every row.")
+    over = np.flatnonzero(k > t)
+    if over.size:
+        i = over[0]
+        raise DataError(
+            f"`{k_name}` exceeds `{t_name}` at row(s) {', '.join(map(str, over[:10]))} (e.g. "
+            f"row {i}: {k[i]:g} successes out of {t[i]:g} trials). Valid values: whole "
+            "numbers from 0 to the row's number of trials.")
+    return k, np.ascontiguousarray(t)
+
+
+def positive_response(name: str, y: Any) -> np.ndarray:
+    """A response that must be > 0 (gamma regression), rows at or below 0 named."""
+    arr = as_float_array(name, y, ndim=1)
+    bad = np.flatnonzero(arr <= 0)
+    if bad.size:
+        raise DataError(
+            f"`{name}` must be > 0 for gamma regression, but row(s) "
+            f"{', '.join(map(str, bad[:10]))} hold {sorted(set(arr[bad[:10]].tolist()))}. "
+            "Valid values: positive numbers (a zero has density 0 or infinity under a gamma).")
+    return arr
 
 
 def _fitted_regression_arrays(spec: ModelSpec) -> dict:
@@ -305,6 +481,8 @@ def _new_response(spec: ModelSpec, y: Any) -> np.ndarray:
         return _labels_01("data['y']", y)
     if fam in ("poisson", "negative_binomial"):
         return as_count_array("data['y']", y)
+    if fam == "gamma":
+        return positive_response("data['y']", y)
     if fam == "categorical":
         classes = list(spec.options["classes"])
         labels = np.asarray(y)
@@ -326,11 +504,14 @@ def regression_rows(spec: ModelSpec, data: Any) -> Rows:
     """New regression data: ``{"X": ..., "exposure"/"offset": ..., "y": ...}`` or a DataFrame.
 
     A DataFrame is the design (the fitted column names, any order); a dict gives ``X`` and,
-    for count models, ``exposure`` or ``offset`` (default: none), and optionally ``y`` (needed
-    for log scores only).
+    for count models, ``exposure`` or ``offset`` (default: none), for binomial models
+    ``trials`` (required unless every fitted row had one trial; then 1 by default), and
+    optionally ``y`` (needed for log scores only; the successes for binomial models).
     """
     counts = spec.family in ("poisson", "negative_binomial")
-    valid = ["X", *(["exposure", "offset"] if counts else []), "y"]
+    binomial = spec.family == "binomial"
+    valid = ["X", *(["exposure", "offset"] if counts else []),
+             *(["trials"] if binomial else []), "y"]
     if isinstance(data, pd.DataFrame):
         data = {"X": data}
     if not isinstance(data, Mapping):
@@ -349,6 +530,26 @@ def regression_rows(spec: ModelSpec, data: Any) -> Rows:
     if counts:
         arrays["offset"] = offset_array(n, data.get("exposure"), data.get("offset"))
     observed = data.get("y") is not None
+    if binomial:
+        binary = bool(np.all(spec.data["trials"] == 1))
+        trials = data.get("trials")
+        if trials is None and not binary:
+            raise DataError(
+                "`data['trials']` is required: the model was fitted on rows with more than one "
+                "trial, so new rows must say how many trials each has (a number per row, or "
+                "one number for every row). It defaults to 1 only when every fitted row had "
+                "one trial.")
+        if trials is None:
+            trials = 1.0
+        placeholder = np.zeros(n)
+        k, t = binomial_counts(data["y"] if observed else placeholder, trials, prefix="data")
+        if t.shape[0] != n:
+            raise DataError(f"`data['X']` has {n} rows but `data['trials']` has {t.shape[0]}.")
+        if k.shape[0] != n:
+            raise DataError(f"`data['X']` has {n} rows but `data['y']` has {k.shape[0]}.")
+        arrays["trials"] = t
+        arrays["y"] = k
+        return Rows(arrays, observed=observed, index=index)
     if observed:
         y = _new_response(spec, data["y"])
         if y.shape[0] != n:
@@ -529,8 +730,14 @@ def regression_spec(
     extra_mle_checks: tuple = (),
     extra_posterior_checks: tuple = (),
     known_sigma: float | None = None,
+    link: str = "",
 ) -> ModelSpec:
-    """Validate a regression's design and priors and return its spec (see the builders)."""
+    """Validate a regression's design and priors and return its spec (see the builders).
+
+    ``link`` is checked against :data:`LINKS` (default: the family's first, canonical link);
+    only the binomial family stores a non-default choice in its model.
+    """
+    link = check_link(family, link) if link else ""
     if not isinstance(intercept, bool | np.bool_):
         raise DataError(f"`intercept` must be True or False, got {intercept!r}.")
     intercept = bool(intercept)
@@ -565,7 +772,8 @@ def regression_spec(
     if family == "gaussian" and not least_squares_without_q(design, intercept, factor):
         factor = None  # small and not very well conditioned: QR with refinement, exact
     builder = RegressionModel(family, intercept, n_out, full_rank, known_sigma is not None,
-                              well_conditioned=factor is not None)
+                              well_conditioned=factor is not None,
+                              link=link if family == "binomial" else "")
     dims = {"coef": ("feature",) if n_out == 0 else ("feature", "class")}
     coords: dict[str, tuple] = {"feature": design.names}
     if n_out:
@@ -581,7 +789,11 @@ def regression_spec(
         intercept=intercept, extra_keys=tuple(extra_priors),
         extra_data_keys=tuple(extra_data or ()),
         classes=classes, extra_mle_checks=tuple(extra_mle_checks),
-        extra_posterior_checks=tuple(extra_posterior_checks), known_sigma=known_sigma)
+        extra_posterior_checks=tuple(extra_posterior_checks), known_sigma=known_sigma,
+        link=link)
+    options: dict[str, Any] = {"intercept": intercept, "classes": classes}
+    if family in ("binomial", "gamma"):
+        options["link"] = link or LINKS[family][0]
     return ModelSpec(
         name=name,
         declare=builder,
@@ -592,8 +804,8 @@ def regression_spec(
         coords=coords,
         prepare=functools.partial(builder.prepare, factor=factor),
         start_fn=builder.start,
-        options={"intercept": intercept, "classes": classes},
-        description=_EQUATIONS[family],
+        options=options,
+        description=_EQUATIONS[family].format(link=options.get("link", "")),
         fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
         mle_checks=(ExistenceCheck(mle_rank), *extra_mle_checks),
         posterior_checks=(_improper_if_unidentified(ident, scale_key),
@@ -603,9 +815,11 @@ def regression_spec(
         family=family,
         solver=_SOLVERS.get(family, ""),
         observations=Observations(
-            declare=RegressionObservations(family, intercept, n_out, known_sigma is not None),
+            declare=RegressionObservations(family, intercept, n_out, known_sigma is not None,
+                                           link=builder.link),
             fitted=_fitted_regression_arrays, rows=regression_rows,
-            inputs=("X", *(("exposure", "offset") if "offset" in data else ()), "y"),
+            inputs=("X", *(("exposure", "offset") if "offset" in data else ()),
+                    *(("trials",) if family == "binomial" else ()), "y"),
             response=("y",)),
         prior_shapes={"coef": coef_shape, **({"intercept": () if n_out == 0 else (n_out,)}
                                              if intercept else {}),
@@ -618,7 +832,8 @@ def _rebuild_regression(data: Mapping[str, np.ndarray], priors: Mapping[str, Pri
                         name: str, family: Family, names: tuple[str, ...], intercept: bool,
                         extra_keys: tuple[str, ...], extra_data_keys: tuple[str, ...],
                         classes: tuple | None, extra_mle_checks: tuple,
-                        extra_posterior_checks: tuple, known_sigma: float | None) -> ModelSpec:
+                        extra_posterior_checks: tuple, known_sigma: float | None,
+                        link: str = "") -> ModelSpec:
     """The regression's spec for other data (``ModelSpec.rebuild``): same options, these priors.
 
     The design keeps its column names (labels); a categorical response keeps its classes and
@@ -631,4 +846,4 @@ def _rebuild_regression(data: Mapping[str, np.ndarray], priors: Mapping[str, Pri
         extra_priors={key: priors[key] for key in extra_keys},
         extra_data={key: np.asarray(data[key]) for key in extra_data_keys},
         classes=classes, extra_mle_checks=extra_mle_checks,
-        extra_posterior_checks=extra_posterior_checks, known_sigma=known_sigma)
+        extra_posterior_checks=extra_posterior_checks, known_sigma=known_sigma, link=link)

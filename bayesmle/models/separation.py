@@ -43,6 +43,7 @@ from bayesmle.models.spec import ExistenceCheck
 __all__ = [
     "SEPARATION",
     "Separation",
+    "binary_directions",
     "find_separation",
     "improper_if_separated",
     "no_map_if_separated",
@@ -518,6 +519,8 @@ def _side_text(sep: Separation, spec, outcomes: tuple[str | None, str]) -> str:
             level = ", ".join(names[j] for j in preds)
             lacks = {"y = 0": "no events (no row with y = 1)",
                      "y = 1": "no row with y = 0",
+                     "only failures": "no events (no success)",
+                     "only successes": "no failures",
                      "zero counts": "no events (no positive count)"}[which]
             return (f"the reference level -- the {int(base.sum())} row(s) where {level} "
                     f"{'is' if len(preds) == 1 else 'are all'} 0 -- has {lacks}, every one of "
@@ -567,9 +570,10 @@ def _describe(spec, sep: Separation) -> tuple[str, list[str]]:
     cols = "{" + ", ".join(involved) + "}"
     what = (f"a minimal set of columns {cols} (none of them can be dropped)" if sep.minimal
             else f"the columns {cols}")
-    if family == "bernoulli":
+    if family in ("bernoulli", "binomial"):
         kind = "complete" if sep.complete else "quasi-complete"
-        sides = _side_text(sep, spec, ("y = 1", "y = 0"))
+        sides = _side_text(sep, spec, ("y = 1", "y = 0") if family == "bernoulli"
+                           else ("only successes", "only failures"))
         text = (f"{kind} separation by {what}: {sides}, so the likelihood keeps increasing "
                 "along that direction")
     elif family == "categorical":
@@ -593,20 +597,77 @@ def _describe(spec, sep: Separation) -> tuple[str, list[str]]:
     return text, hints
 
 
+def binary_directions(X: np.ndarray, successes: np.ndarray,
+                      trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binomial counts as the 0/1 pattern the separation LP reads (Bernoulli rows).
+
+    A row with a success constrains a direction like ``y = 1``, a row with a failure like
+    ``y = 0``; a row with both (``0 < k < n``) appears twice and so forces the direction's
+    linear predictor to 0 there. The binomial likelihood is that of the ``n`` Bernoulli
+    trials, so the MLE exists iff this pattern is not separated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0]])
+    >>> Xe, ye = binary_directions(X, np.array([0.0, 2.0, 5.0]), np.array([3.0, 4.0, 5.0]))
+    >>> Xe[:, 0].tolist(), ye.tolist()
+    ([1.0, 2.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0])
+    """
+    some, fail = successes > 0, successes < trials
+    Xe = np.concatenate([X[some], X[fail]])
+    ye = np.concatenate([np.ones(int(some.sum())), np.zeros(int(fail.sum()))])
+    return Xe, ye
+
+
+def _lp_data(spec) -> tuple[np.ndarray, np.ndarray, str]:
+    """The design, response and family the separation LP reads for a spec."""
+    X, y = spec.data["X"], spec.data["y"]
+    if spec.family == "binomial":
+        Xe, ye = binary_directions(X, y, spec.data["trials"])
+        return Xe, ye, "bernoulli"
+    return X, y, spec.family
+
+
 def _spec_separation(spec, columns=None) -> Separation | None:
     classes = spec.options.get("classes")
-    return find_separation(spec.data["X"], spec.data["y"], spec.family,
-                           spec.options["intercept"], len(classes) if classes else 2,
-                           columns=columns)
+    X, y, family = _lp_data(spec)
+    sep = find_separation(X, y, family, spec.options["intercept"],
+                          len(classes) if classes else 2, columns=columns)
+    if sep is None or spec.family != "binomial":
+        return sep
+    # the linear predictor on the user's rows (not the expanded pattern), for the messages
+    X = spec.data["X"]
+    intercept = spec.options["intercept"]
+    eta = np.zeros(X.shape[0])
+    for j, b in zip(sep.columns, sep.direction, strict=True):
+        eta += b if intercept and j == 0 else b * X[:, j - int(intercept)]
+    return Separation(sep.columns, sep.direction, eta, sep.complete, sep.minimal)
 
 
 def _single_class(spec) -> bool:
+    if spec.family == "binomial":
+        k, t = spec.data["y"], spec.data["trials"]
+        return bool(np.all(k == 0) or np.all(k == t))
     return spec.family == "bernoulli" and np.ptp(spec.data["y"]) == 0
 
 
 def separation_check(spec) -> None:
     """Raise MLENotFoundError if the data of a GLM spec are (quasi-)completely separated."""
     y = spec.data["y"]
+    if _single_class(spec) and spec.family == "binomial":
+        none = bool(np.all(y == 0))
+        raise MLENotFoundError(
+            checklist(
+                "The MLE does not exist: "
+                + ("no row has a success (every `successes` is 0)" if none else
+                   "every trial is a success (`successes` equals `trials` on every row)")
+                + ", so the probability's MLE is " + ("0" if none else "1")
+                + " and the intercept runs to " + ("-inf." if none else "+inf."),
+                ["Check the response columns (successes and trials).",
+                 "Give the intercept a proper prior (intercept_prior=Normal(2.5)) and fit 'map'."],
+            )
+        )
     if _single_class(spec):
         raise MLENotFoundError(
             checklist(
@@ -628,6 +689,12 @@ def separation_check(spec) -> None:
 _EXTREME_LOGIT = 20.0
 
 
+#: The same for the binomial links: linear predictors below / above which a fitted
+#: probability is within about exp(-20) of 0 / 1.
+_EXTREME_ETA = {"logit": (-_EXTREME_LOGIT, _EXTREME_LOGIT), "probit": (-6.0, 6.0),
+                "cloglog": (-_EXTREME_LOGIT, 3.0)}
+
+
 def _extreme_fit(spec, params) -> bool:
     """Whether estimates reach the fitted values that separation would produce."""
     family = spec.family
@@ -637,6 +704,10 @@ def _extreme_fit(spec, params) -> bool:
         eta = eta + np.asarray(params["intercept"])
     if family == "bernoulli":
         return bool(np.any(eta * (2 * y - 1) > _EXTREME_LOGIT))
+    if family == "binomial":
+        low, high = _EXTREME_ETA[spec.options.get("link", "logit")]
+        t = spec.data["trials"]
+        return bool(np.any(eta[y == 0] < low) or np.any(eta[y == t] > high))
     if family in ("poisson", "negative_binomial"):
         eta = eta + spec.data["offset"]
         return bool(np.any(eta[y == 0] < -_EXTREME_LOGIT))

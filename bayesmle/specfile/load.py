@@ -142,15 +142,22 @@ def _model(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any], dict[s
             check_formula(formula, key="model.formula")
         except SpecError as exc:
             raise SpecError(f"{where.file}: {exc}") from None
-        for arg in ("X", "y"):
+        response = _response_arg(info)
+        for arg in ("X", response):
             if arg in columns:
                 raise where.error(f"model.{arg}", "give either `formula` or the columns "
-                                                  "`y`/`X`, not both.", value=table[arg])
+                                                  f"`{response}`/`X`, not both.",
+                                  value=table[arg])
         if "intercept" in options:
             raise where.error("model.intercept", "with a formula the intercept is set by the "
                                                  "formula (write `0 +` or `- 1` to drop it).",
                               value=options["intercept"])
     return info, options, columns, formula
+
+
+def _response_arg(info: BuilderInfo) -> str:
+    """The argument a formula's left-hand side fills: ``y``, or ``successes`` (binomial)."""
+    return "successes" if "successes" in info.data_args and "y" not in info.data_args else "y"
 
 
 def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
@@ -160,7 +167,7 @@ def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
     excluded = tuple(c for c in _TARGETS if c in frame.columns)
     # Name the other arguments first: X defaults to the columns they leave.
     for arg in sorted(info.required_data, key=lambda a: a == "X"):
-        if arg in cols or (formula is not None and arg in ("X", "y")):
+        if arg in cols or (formula is not None and arg in ("X", _response_arg(info))):
             continue
         if arg == "X":
             taken = {c for v in cols.values() for c in ((v,) if isinstance(v, str) else v)}
@@ -176,7 +183,8 @@ def _mapping(info: BuilderInfo, columns: dict[str, Any], formula: str | None,
                                               f"column to use for `{arg}`.",
                               valid=describe_columns(frame.columns))
     order = [a for a in info.data_args if a in cols]
-    mapping = DataMapping(tuple((a, cols[a]) for a in order), formula, excluded, where.file)
+    mapping = DataMapping(tuple((a, cols[a]) for a in order), formula, excluded, where.file,
+                          response=_response_arg(info))
     _, intercept = mapping.kwargs(frame)
     return mapping, {} if intercept is None else {"intercept": intercept}
 

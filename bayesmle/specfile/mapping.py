@@ -38,12 +38,16 @@ class DataMapping:
         Columns never used as predictors by default (a dataset's ``target`` columns).
     file : str
         The spec file (for error messages).
+    response : str
+        The builder argument a formula's left-hand side fills (``y``; ``successes`` for
+        binomial regression).
     """
 
     columns: tuple[tuple[str, str | tuple[str, ...]], ...]
     formula: str | None = None
     excluded: tuple[str, ...] = ()
     file: str = "<spec>"
+    response: str = "y"
 
     def _fail(self, key: str, value: Any, problem: str, valid: str = "") -> SpecError:
         text = f"{self.file}: `model.{key}` = {value!r}: {problem}"
@@ -59,7 +63,7 @@ class DataMapping:
         """The column behind each one-column argument (``{"y": "target"}``), for labels."""
         out = {arg: col for arg, col in self.columns if isinstance(col, str)}
         if self.formula is not None:
-            out["y"] = self.split_formula()[0]
+            out[self.response] = self.split_formula()[0]
         return out
 
     def split_formula(self) -> tuple[str, str]:
@@ -95,7 +99,7 @@ class DataMapping:
         intercept = None
         if self.formula is not None:
             lhs, rhs = self.split_formula()
-            out["y"] = self._column(frame, "formula", lhs).to_numpy()
+            out[self.response] = self._column(frame, "formula", lhs).to_numpy()
             drop = {lhs, *used, *(c for c in self.excluded if c not in rhs)}
             out["X"], intercept = self._design(frame.drop(columns=[c for c in frame.columns
                                                                    if c in drop]), rhs)
@@ -118,9 +122,10 @@ class DataMapping:
         DataError
             The formula cannot be evaluated on the new rows (an unseen category...).
         """
-        response = self.columns_of().get("y")
+        named = self.columns_of()
+        response = named.get("y", named.get("successes"))  # binomial regression: successes
         others = {arg: col for arg, col in self.columns
-                  if arg not in ("X", "y") and isinstance(col, str)}
+                  if arg not in ("X", "y", "successes") and isinstance(col, str)}
         x_columns = dict(self.columns).get("X")
         if self.formula is None and x_columns is None:
             raise SpecError(f"{self.file}: this model has no predictors, so new rows have "
