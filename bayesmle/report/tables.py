@@ -38,7 +38,6 @@ COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 PREDICTIVE_HEADERS: tuple[tuple[str, str], ...] = (
     ("elpd", "elpd (LOO)"), ("se", "s.e."), ("p", "p (effective)"), ("kind", "LOO"),
     ("elpd_diff", "Δ elpd to best"), ("diff_se", "s.e. of Δ"), ("aic_elpd", "−AIC/2"),
-    ("warning", "warning"),
 )
 
 
