@@ -649,3 +649,31 @@ def test_poisson_vs_negative_binomial_with_arviz_compare():
     ll = mle.log_likelihood()["y_obs"].to_numpy().ravel()
     rate = np.exp(mle.params["intercept"] + X @ mle.params["coef"])
     np.testing.assert_allclose(ll, st.poisson.logpmf(y, rate), rtol=1e-12)
+
+
+def test_binomial_plugin_intervals_match_scipy():
+    """Binomial counts (i.i.d. and regression): the plug-in interval is scipy's binomial
+    quantiles at the fitted p for the *new* trial counts, integer-valued; draws need integer
+    trials (a float count used to break numpy's sampler)."""
+    k, n = np.array([3.0, 4.0, 2.0]), np.array([10.0, 10.0, 8.0])
+    spec = bm.models.binomial(k, n, p_prior=bm.Beta(2.0, 2.0))
+    p_map = (k.sum() + 1) / (n.sum() + 2)
+    table = bm.fit(spec, "map").predict({"trials": [5, 20]}, level=0.9)
+    np.testing.assert_allclose(table["mean"], p_map * np.array([5, 20]), rtol=1e-9)
+    np.testing.assert_array_equal(table["lower"], st.binom.ppf(0.05, [5, 20], p_map))
+    np.testing.assert_array_equal(table["upper"], st.binom.ppf(0.95, [5, 20], p_map))
+    assert table["lower"].dtype.kind == "i"
+    prior = bm.fit(spec, "prior", draws=200, random_seed=4)
+    assert prior.datatree["prior_predictive"]["successes_obs"].dtype.kind == "i"
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(80, 1))
+    trials = rng.integers(5, 30, size=80)
+    succ = rng.binomial(trials, 1 / (1 + np.exp(-(0.2 + 0.7 * X[:, 0]))))
+    fit = bm.fit(bm.models.binomial_regression(X, succ, trials), "mle")
+    new = {"X": np.array([[0.0], [1.5]]), "trials": [12, 40]}
+    table = fit.predict(new, level=0.8)
+    p = 1 / (1 + np.exp(-(fit.params["intercept"] + np.array([0.0, 1.5]) * fit.params["coef"][0])))
+    np.testing.assert_allclose(table["mean"], p * [12, 40], rtol=1e-10)
+    np.testing.assert_array_equal(table["lower"], st.binom.ppf(0.1, [12, 40], p))
+    np.testing.assert_array_equal(table["upper"], st.binom.ppf(0.9, [12, 40], p))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from bayesmle._validation import as_count_array, as_float_array, check_min_rows
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
@@ -268,7 +269,8 @@ def _declare_binomial(data, priors) -> pm.Model:
         n = pm.Data("trials", data["trials"])
     p = priors["p"].rv(model, "p")
     with model:
-        pm.Binomial("successes_obs", n=n, p=p, observed=k)
+        # whole-number trials as integers: numpy's binomial sampler refuses a float count
+        pm.Binomial("successes_obs", n=pt.cast(n, "int64"), p=p, observed=k)
     return model
 
 

@@ -185,7 +185,9 @@ def declare_likelihood(family: str, eta, y, extras: Mapping[str, Any], *, link: 
     elif fam == "bernoulli":
         pm.Bernoulli("y_obs", logit_p=eta, observed=y)
     elif fam == "binomial":
-        pm.Binomial("y_obs", n=trials, logit_p=_binomial_logit(link or "logit", eta),
+        # whole-number trials as integers: numpy's binomial sampler refuses a float count
+        pm.Binomial("y_obs", n=pt.cast(trials, "int64"),
+                    logit_p=_binomial_logit(link or "logit", eta),
                     observed=y)
     elif fam == "gamma":
         shape = extras["shape"]
