@@ -677,3 +677,27 @@ def test_binomial_plugin_intervals_match_scipy():
     np.testing.assert_allclose(table["mean"], p * [12, 40], rtol=1e-10)
     np.testing.assert_array_equal(table["lower"], st.binom.ppf(0.1, [12, 40], p))
     np.testing.assert_array_equal(table["upper"], st.binom.ppf(0.9, [12, 40], p))
+
+
+def test_student_t_mean_exists_only_for_nu_above_one():
+    """E[y] of a Student-t exists iff nu > 1 (PyMC's mean returns mu whatever nu): with prior
+    draws of nu below 1 the predictive mean is NaN and flagged; with nu far above 1 it is the
+    average of the linear predictor over the draws."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(10, 1))
+    y = X[:, 0] + rng.standard_t(3, size=10)
+    base = {"prior": bm.Normal(1.0), "intercept_prior": bm.Normal(1.0),
+            "sigma_prior": bm.HalfNormal(1.0)}
+    heavy = bm.models.robust_regression(X, y, noise="student_t", nu_prior=bm.Gamma(2.0, 2.0),
+                                        **base)
+    table = bm.fit(heavy, "prior", draws=400, random_seed=1).predict(level=0.8, random_seed=2)
+    assert table["mean"].isna().all() and table.attrs["mean_defined"] is False
+    assert np.isfinite(table[["lower", "upper"]].to_numpy()).all()
+    light = heavy.with_priors(nu=bm.Gamma(400.0, 40.0))  # nu ~ 10 +- 0.5
+    prior = bm.fit(light, "prior", draws=400, random_seed=1)
+    table = prior.predict(random_seed=2)
+    post = prior.datatree["prior"]
+    eta = (post["intercept"].to_numpy()[..., None]
+           + post["coef"].to_numpy()[..., 0, None] * X[:, 0])
+    np.testing.assert_allclose(table["mean"], eta.mean(axis=(0, 1)), rtol=1e-10, atol=1e-12)
+    assert table.attrs["mean_defined"] is True

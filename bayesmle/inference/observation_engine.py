@@ -182,6 +182,10 @@ class CompiledObservations:
                     out = rv_mean(rv)
                 except (UndefinedMomentException, NotImplementedError):
                     return None
+                if rv.owner.op.__class__.__name__ == "StudentTRV":
+                    # PyMC returns mu whatever nu; the mean exists only for nu > 1
+                    nu = rv.owner.inputs[2]
+                    out = pt.switch(pt.gt(nu, 1.0), out, np.nan)
             return self._vectorised([out])[0]
         return self._compile(("mean", name), make)
 

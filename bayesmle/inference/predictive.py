@@ -207,7 +207,9 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
     pandas.DataFrame
         One row per observation: ``mean`` (or ``prob[<class>]`` and ``predicted`` for a
         categorical response), ``lower``/``upper`` with ``level``. ``attrs`` records the
-        method, the kind of predictive and the seed.
+        method, the kind of predictive and the seed. Where E[y | x] does not exist -- Cauchy
+        noise, Student-t noise with ``nu <= 1`` at the estimate or in any draw -- ``mean`` is
+        NaN and ``attrs["mean_defined"]`` is False; the intervals still exist.
     """
     if level is not None:
         level = check_level(level)
@@ -244,8 +246,9 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
         else:
             lo, hi = _draw_quantiles(setup, name, flat, level, rng)
         out["lower"], out["upper"] = lo, hi
+    defined = mean_fn is not None and bool(np.all(np.isfinite(out.iloc[:, 0].to_numpy(float))))
     out.attrs.update(method=result.method, predictive=pdraws.kind, random_seed=seed,
-                     level=level, mean_defined=mean_fn is not None)
+                     level=level, mean_defined=defined)
     return out
 
 
