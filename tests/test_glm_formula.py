@@ -7,18 +7,12 @@ statsmodels' formula API on the same formula and data (1e-6); priors by term nam
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
 
 import bayesmle as bm
-import bayesmle.models.regression as regression
 from bayesmle.errors import DataError, PriorError, SpecError
 from bayesmle.models.glm import glm
-
-sm = pytest.importorskip("statsmodels.api")
-smf = pytest.importorskip("statsmodels.formula.api")
-
-needs_binomial = pytest.mark.skipif(
-    not hasattr(regression, "binomial_regression"),
-    reason="bayesmle.models.regression.binomial_regression is not there yet")
 
 
 def rel(a, b):
@@ -136,7 +130,6 @@ def test_categorical_family(frame):
     assert rel(vector(res), vector(direct)) <= 1e-10
 
 
-@needs_binomial
 def test_star98_binomial_trials():
     data = sm.datasets.star98.load_pandas().data
     data = data.assign(TOTAL=data["NABOVE"] + data["NBELOW"])
@@ -152,7 +145,6 @@ def test_star98_binomial_trials():
     assert rel(vector(bm.fit(arr, "mle")), vector(res)) <= 1e-10
 
 
-@needs_binomial
 def test_bernoulli_probit():
     data = sm.datasets.spector.load_pandas().data
     res = bm.fit(glm("GRADE ~ GPA + TUCE + PSI", data, family="bernoulli", link="probit"),
@@ -321,7 +313,6 @@ def test_toml_glm_errors(tmp_path, frame):
         load(toml_spec(tmp_path, frame, 'formula = "k ~ x"\nfamily = "binomial"'))
 
 
-@needs_binomial
 def test_toml_glm_binomial_trials(tmp_path):
     from bayesmle.specfile import load
 

@@ -35,24 +35,15 @@ from bayesmle.formula_check import (
     model_matrix,
 )
 from bayesmle.models.observations import Rows
+from bayesmle.models.regression_model import LINKS
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
 
 __all__ = ["FAMILIES", "glm", "glm_links"]
 
-#: The links of each family (a copy of ``regression_model.LINKS``, used while it is missing).
-_LINKS_FALLBACK: dict[str, tuple[str, ...]] = {
-    "gaussian": ("identity",),
-    "bernoulli": ("logit", "probit", "cloglog"),
-    "binomial": ("logit", "probit", "cloglog"),
-    "poisson": ("log",),
-    "negative_binomial": ("log",),
-    "gamma": ("log",),
-    "student_t": ("identity",),
-    "categorical": ("logit",),
-}
-#: The families ``glm`` fits.
-FAMILIES: tuple[str, ...] = tuple(_LINKS_FALLBACK)
+#: The families ``glm`` fits (``regression_model.LINKS`` lists the links of each).
+FAMILIES: tuple[str, ...] = ("gaussian", "bernoulli", "binomial", "poisson", "negative_binomial",
+                             "gamma", "student_t", "categorical")
 #: Each family's extra (scale / shape) parameters, named as in ``priors``.
 _EXTRAS: dict[str, tuple[str, ...]] = {
     "gaussian": ("sigma",),
@@ -69,7 +60,7 @@ _NA_ACTIONS = ("raise", "drop")
 
 
 def glm_links() -> Mapping[str, tuple[str, ...]]:
-    """The valid links of each family (``regression_model.LINKS`` when it exists).
+    """The valid links of each family ``glm`` fits (from ``regression_model.LINKS``).
 
     Examples
     --------
@@ -77,11 +68,7 @@ def glm_links() -> Mapping[str, tuple[str, ...]]:
     >>> glm_links()["bernoulli"]
     ('logit', 'probit', 'cloglog')
     """
-    try:
-        from bayesmle.models.regression_model import LINKS  # type: ignore[attr-defined]
-    except ImportError:
-        return _LINKS_FALLBACK
-    return {**_LINKS_FALLBACK, **LINKS}
+    return {family: LINKS[family] for family in FAMILIES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +78,7 @@ def _family_link(family: Any, link: Any) -> tuple[str, str]:
     if not isinstance(family, str) or family not in FAMILIES:
         raise SpecError(f"`family` = {family!r} is not a family glm fits. Valid families: "
                         f"{list(FAMILIES)}.")
-    links = tuple(glm_links().get(family, _LINKS_FALLBACK[family]))
+    links = tuple(LINKS[family])
     if link is None:
         return family, links[0]
     if not isinstance(link, str) or link not in links:
@@ -252,27 +239,20 @@ def _builder(family: str, link: str) -> tuple[Callable[..., ModelSpec], dict[str
     """The matrix builder of a family and link, and its fixed keyword arguments."""
     from bayesmle.models import regression
 
-    def needs(name: str) -> Callable[..., ModelSpec]:
-        func = getattr(regression, name, None)
-        if func is None:  # pragma: no cover - until the builder lands
-            raise SpecError(f"family {family!r} with link {link!r} needs "
-                            f"bayesmle.models.regression.{name}, which this version lacks.")
-        return func
-
     if family == "gaussian":
         return regression.linear_regression, {}
     if family == "bernoulli":
         if link == "logit":
             return regression.logistic_regression, {}
-        return needs("binomial_regression"), {"trials": 1, "link": link}
+        return regression.binomial_regression, {"trials": 1, "link": link}
     if family == "binomial":
-        return needs("binomial_regression"), {"link": link}
+        return regression.binomial_regression, {"link": link}
     if family == "poisson":
         return regression.poisson_regression, {}
     if family == "negative_binomial":
         return regression.negative_binomial_regression, {}
     if family == "gamma":
-        return needs("gamma_regression"), {"link": link}
+        return regression.gamma_regression, {"link": link}
     if family == "student_t":
         return regression.robust_regression, {"noise": "student_t"}
     return regression.softmax_regression, {}
