@@ -11,6 +11,7 @@ from bayesmle.errors import DataError, PriorError, SpecError, checklist
 
 __all__ = [
     "as_float_array",
+    "as_positive_array",
     "check_int",
     "check_level",
     "check_memory",
@@ -128,6 +129,21 @@ def as_float_array(
                  "the estimates back."],
             )
         )
+    return arr
+
+
+def as_positive_array(name: str, value: Any, *, what: str, valid: str) -> np.ndarray:
+    """A finite 1-D float array whose values must be > 0; the rows that are not are named.
+
+    ``what`` completes "must be > 0 for ..." and ``valid`` says what would be valid.
+    """
+    arr = as_float_array(name, value, ndim=1)
+    bad = np.flatnonzero(arr <= 0)
+    if bad.size:
+        raise DataError(
+            f"`{name}` must be > 0 for {what}, but row(s) {', '.join(map(str, bad[:10]))}"
+            f"{' (and others)' if bad.size > 10 else ''} hold "
+            f"{sorted(set(arr[bad[:10]].tolist()))}. Valid values: {valid}.")
     return arr
 
 

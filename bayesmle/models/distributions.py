@@ -13,7 +13,12 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesmle._validation import as_count_array, as_float_array, check_min_rows
+from bayesmle._validation import (
+    as_count_array,
+    as_float_array,
+    as_positive_array,
+    check_min_rows,
+)
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import (
@@ -504,14 +509,7 @@ def exponential(y: Any, *, rate_prior: Prior | None = None) -> ModelSpec:
     >>> round(float(mle.params["rate"]), 4)  # 1 / mean(y)
     0.8
     """
-    y = as_float_array("y", y, ndim=1)
-    bad = np.flatnonzero(y <= 0)
-    if bad.size:
-        raise DataError(
-            f"`y` must be > 0 for an exponential model, but row(s) "
-            f"{', '.join(map(str, bad[:10]))} hold {y[bad[0]]!r}"
-            f"{' and others' if bad.size > 1 else ''}. Valid values: positive reals."
-        )
+    y = as_positive_array("y", y, what="an exponential model", valid="positive reals")
     return ModelSpec(
         name="exponential",
         declare=_declare_exponential,

@@ -20,7 +20,12 @@ import pymc as pm
 import pytensor.tensor as pt
 import scipy.special
 
-from bayesmle._validation import as_count_array, as_float_array, check_min_rows
+from bayesmle._validation import (
+    as_count_array,
+    as_float_array,
+    as_positive_array,
+    check_min_rows,
+)
 from bayesmle.errors import (
     DataError,
     ImproperPosteriorError,
@@ -386,13 +391,8 @@ def offset_array(design_rows: int, exposure: Any, offset: Any) -> np.ndarray:
     if exposure is not None and offset is not None:
         raise DataError("Give either `exposure` or `offset`, not both (offset = log(exposure)).")
     if exposure is not None:
-        e = as_float_array("exposure", exposure, ndim=1)
-        bad = np.flatnonzero(e <= 0)
-        if bad.size:
-            raise DataError(
-                f"`exposure` must be > 0, but row(s) {', '.join(map(str, bad[:10]))} hold "
-                f"{e[bad[0]]!r}. Valid values: positive exposure times or population sizes."
-            )
+        e = as_positive_array("exposure", exposure, what="a log offset",
+                              valid="positive exposure times or population sizes")
         off = np.log(e)
     elif offset is not None:
         off = as_float_array("offset", offset, ndim=1)
@@ -438,14 +438,9 @@ def binomial_counts(successes: Any, trials: Any, *, prefix: str = "") -> tuple[n
 
 def positive_response(name: str, y: Any) -> np.ndarray:
     """A response that must be > 0 (gamma regression), rows at or below 0 named."""
-    arr = as_float_array(name, y, ndim=1)
-    bad = np.flatnonzero(arr <= 0)
-    if bad.size:
-        raise DataError(
-            f"`{name}` must be > 0 for gamma regression, but row(s) "
-            f"{', '.join(map(str, bad[:10]))} hold {sorted(set(arr[bad[:10]].tolist()))}. "
-            "Valid values: positive numbers (a zero has density 0 or infinity under a gamma).")
-    return arr
+    return as_positive_array(name, y, what="gamma regression",
+                             valid="positive numbers (a zero has density 0 or infinity "
+                                   "under a gamma)")
 
 
 def _fitted_regression_arrays(spec: ModelSpec) -> dict:
