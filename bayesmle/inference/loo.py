@@ -38,7 +38,7 @@ import xarray as xr
 from bayesmle._validation import check_int, check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.inference.observation_engine import compiled_observations
-from bayesmle.inference.predictive import _call, _Setup, parameter_draws
+from bayesmle.inference.predictive import Setup, call_over_draws, parameter_draws
 from bayesmle.models.observations import Rows, observations_of
 
 __all__ = ["EXACT_LOO_MAX_N", "KFOLD_K", "MAX_REFITS", "LooResult", "loo"]
@@ -134,16 +134,16 @@ class _Held:
                             f"has {self.cm.observed}.")
         self.name = self.cm.observed[0]
 
-    def setup(self, rows: np.ndarray | None = None) -> _Setup:
+    def setup(self, rows: np.ndarray | None = None) -> Setup:
         arrays = dict(self.full.arrays)
         if rows is not None:
             arrays = {k: (v[rows] if k in self.keys else v) for k, v in arrays.items()}
         r = Rows(arrays, observed=True)
-        return _Setup(self.cm, r, self.cm.data_for(arrays))
+        return Setup(self.cm, r, self.cm.data_for(arrays))
 
     def loglik(self, flat: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
         """``(draws, rows)`` log-likelihood of the rows under each parameter draw."""
-        out = _call(self.setup(rows), self.cm.loglik_fn(), flat)[0]
+        out = call_over_draws(self.setup(rows), self.cm.loglik_fn(), flat)[0]
         if out.ndim != 2:
             raise SpecError(f"loo() needs one log-likelihood value per row; {self.name!r} "
                             f"gives shape {out.shape[1:]} per draw.")
@@ -155,7 +155,7 @@ class _Held:
         categorical = self.cm.model[self.name].owner.op.__class__.__name__ == "CategoricalRV"
         if fn is None or categorical:
             return np.full(len(rows), np.nan)
-        return _call(self.setup(rows), fn, flat)[0].mean(axis=0)
+        return call_over_draws(self.setup(rows), fn, flat)[0].mean(axis=0)
 
 
 def _summary(pointwise: np.ndarray, lpd: float) -> tuple[float, float, float]:

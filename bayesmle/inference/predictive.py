@@ -122,17 +122,20 @@ def parameter_draws(result: Any, *, uncertainty: str | None = None, draws: int |
 # Shared plumbing
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Setup:
+class Setup:
+    """A spec's compiled observation model with the data it is called on (fitted or new)."""
+
     compiled: CompiledObservations
     rows: Rows
     data: tuple[np.ndarray, ...]
 
 
-def _setup(spec, data) -> _Setup:
+def setup_for(spec, data) -> Setup:
+    """The observation model of ``spec`` compiled and bound to ``data`` (None: fitted data)."""
     obs = observations_of(spec)
     rows = obs.arrays(spec, data)
     cm = compiled_observations(obs, rows.arrays, tuple(spec.params))
-    return _Setup(cm, rows, cm.data_for(rows.arrays))
+    return Setup(cm, rows, cm.data_for(rows.arrays))
 
 
 def _blocks(total: int, n: int):
@@ -142,8 +145,8 @@ def _blocks(total: int, n: int):
         yield slice(start, min(total, start + step))
 
 
-def _call(setup: _Setup, fn, flat: dict[str, np.ndarray], *extra, rng_count: int = 0,
-          rng: np.random.Generator | None = None, reduce=None) -> list[np.ndarray]:
+def call_over_draws(setup: Setup, fn, flat: dict[str, np.ndarray], *extra, rng_count: int = 0,
+                    rng: np.random.Generator | None = None, reduce=None) -> list[np.ndarray]:
     """``fn`` over all draws in blocks; outputs concatenated along the draw axis.
 
     With ``reduce="mean"`` the outputs are averaged over draws block by block (the full
@@ -216,7 +219,7 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
     seed = check_seed(random_seed)
     spec = result.spec
     pdraws = parameter_draws(result, uncertainty=uncertainty, draws=draws, random_seed=seed)
-    setup = _setup(spec, data)
+    setup = setup_for(spec, data)
     cm = setup.compiled
     name = _single_observed(cm)
     flat = pdraws.flat()
@@ -225,7 +228,7 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
     out = pd.DataFrame(index=index)
     categorical = cm.model[name].owner.op.__class__.__name__ == "CategoricalRV"
     if mean_fn is not None:
-        mean = _call(setup, mean_fn, flat, reduce="mean")[0]
+        mean = call_over_draws(setup, mean_fn, flat, reduce="mean")[0]
         if categorical:
             classes = spec.options.get("classes") or tuple(range(mean.shape[-1]))
             for k, c in enumerate(classes):
@@ -252,14 +255,14 @@ def predict(result: Any, data: Any = None, *, level: float | None = None,
     return out
 
 
-def _draw_quantiles(setup: _Setup, name: str, flat, level: float, rng):
+def _draw_quantiles(setup: Setup, name: str, flat, level: float, rng):
     """Quantiles of one predictive draw per parameter draw (integers for counts)."""
     fn, n_rng = setup.compiled.draw_fn()
     i = setup.compiled.observed.index(name)
     total = next(iter(flat.values())).shape[0]
     check_memory("The predictive draws", total * setup.rows.n, 8 * len(setup.compiled.observed),
                  "Use fewer draws (predictive(draws=...)) or fewer rows.")
-    y = _call(setup, fn, flat, rng_count=n_rng, rng=rng)[i]
+    y = call_over_draws(setup, fn, flat, rng_count=n_rng, rng=rng)[i]
     probs = [(1 - level) / 2, 1 - (1 - level) / 2]
     if setup.compiled.kind(name) == "discrete":
         q = np.quantile(y, probs, axis=0, method="inverted_cdf")
@@ -268,7 +271,7 @@ def _draw_quantiles(setup: _Setup, name: str, flat, level: float, rng):
     return q[0], q[1]
 
 
-def _plugin_quantiles(setup: _Setup, name: str, flat, probs, rng):
+def _plugin_quantiles(setup: Setup, name: str, flat, probs, rng):
     """Exact quantiles of the plug-in distribution by inverting its CDF, row by row.
 
     Continuous: PyMC's inverse CDF, else bisection on the CDF to the last bit; discrete: the
@@ -279,20 +282,21 @@ def _plugin_quantiles(setup: _Setup, name: str, flat, probs, rng):
     discrete = cm.kind(name) == "discrete"
     icdf = None if discrete else cm.icdf_fn(name)
     if icdf is not None:  # closed-form inverse CDF (PyMC's), exact
-        return tuple(_call(setup, icdf, flat, np.full(setup.rows.n, p))[0][0] for p in probs)
+        return tuple(call_over_draws(setup, icdf, flat, np.full(setup.rows.n, p))[0][0]
+                     for p in probs)
     cdf = cm.cdf_fn(name)
     fn, n_rng = cm.draw_fn()
     i = cm.observed.index(name)
     tiled = {k: np.repeat(v, 256 if cdf is not None else 20_000, axis=0)
              for k, v in flat.items()}
-    sample = _call(setup, fn, tiled, rng_count=n_rng, rng=rng)[i]
+    sample = call_over_draws(setup, fn, tiled, rng_count=n_rng, rng=rng)[i]
     if cdf is None:
         q = np.quantile(sample, probs, axis=0, method="inverted_cdf" if discrete else "linear")
         return q[0], q[1]
     dtype = cm.model[name].dtype
 
     def logcdf(q):
-        return _call(setup, cdf, flat, q.astype(dtype))[0][0]
+        return call_over_draws(setup, cdf, flat, q.astype(dtype))[0][0]
 
     return tuple(_invert(logcdf, np.log(p), sample, discrete).astype(dtype) for p in probs)
 
@@ -353,19 +357,20 @@ def log_likelihood(result: Any, data: Any = None, *, uncertainty: str | None = N
     """
     pdraws = parameter_draws(result, uncertainty=uncertainty, draws=draws,
                              random_seed=random_seed)
-    setup = _setup(result.spec, data)
-    return _loglik_dataset(setup, pdraws, new=data is not None)
+    setup = setup_for(result.spec, data)
+    return loglik_dataset(setup, pdraws, new=data is not None)
 
 
-def _loglik_dataset(setup: _Setup, pdraws: ParameterDraws, *, new: bool = False
-                    ) -> xr.Dataset:
+def loglik_dataset(setup: Setup, pdraws: ParameterDraws, *, new: bool = False
+                   ) -> xr.Dataset:
+    """Pointwise log-likelihood of ``pdraws`` on ``setup``'s data, in ArviZ's layout."""
     if not setup.rows.observed:
         raise SpecError("The log-likelihood needs the observed response: give it in `data` "
                         "(e.g. data={'X': X_new, 'y': y_new}).")
     cm = setup.compiled
     check_memory("The pointwise log-likelihood", pdraws.chains * pdraws.draws * setup.rows.n,
                  8, "Use fewer draws or fewer rows.")
-    out = _call(setup, cm.loglik_fn(), pdraws.flat())
+    out = call_over_draws(setup, cm.loglik_fn(), pdraws.flat())
     for name, ll in zip(cm.observed, out, strict=True):
         bad = np.flatnonzero(np.all(np.isneginf(ll.reshape(ll.shape[0], ll.shape[1], -1)),
                                     axis=(0, 2))) if new else ()
@@ -417,12 +422,12 @@ def predictive(result: Any, data: Any = None, *, draws: int | None = None,
         pdraws = ParameterDraws({k: v[:, keep] for k, v in pdraws.values.items()},
                                 pdraws.kind, pdraws.random_seed)
     spec = result.spec
-    setup = _setup(spec, data)
+    setup = setup_for(spec, data)
     cm = setup.compiled
     check_memory("The predictive draws", pdraws.chains * pdraws.draws * setup.rows.n,
                  8 * (2 + len(cm.observed)), "Use fewer draws or fewer rows.")
     fn, n_rng = cm.draw_fn()
-    ys = _call(setup, fn, pdraws.flat(), rng_count=n_rng, rng=np.random.default_rng(seed))
+    ys = call_over_draws(setup, fn, pdraws.flat(), rng_count=n_rng, rng=np.random.default_rng(seed))
     prior = pdraws.kind == "prior"
     pred = _obs_dataset(cm, {n: _reshape(y, pdraws.chains, pdraws.draws)
                              for n, y in zip(cm.observed, ys, strict=True)},
@@ -438,7 +443,7 @@ def predictive(result: Any, data: Any = None, *, draws: int | None = None,
                     for n in cm.observed}
         groups["observed_data"] = _obs_dataset(cm, observed, setup.rows, ())
         if not prior:
-            groups["log_likelihood"] = _loglik_dataset(setup, pdraws, new=data is not None)
+            groups["log_likelihood"] = loglik_dataset(setup, pdraws, new=data is not None)
     return xr.DataTree.from_dict(groups)
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 from bayesmle._validation import MAX_DRAWS, check_int, check_memory, check_seed, no_positional
 from bayesmle.errors import Diagnostic, PriorError, SpecError
 from bayesmle.inference.draws import Draws, posterior_tree
-from bayesmle.inference.predictive import Predicts, _setup, predictive
+from bayesmle.inference.predictive import Predicts, predictive, setup_for
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["PriorResult", "sample_prior"]
@@ -127,7 +127,7 @@ def sample_prior(spec: ModelSpec, *, draws: int = 1000, random_seed: int | None 
             f"The prior predictive distribution is not defined: {flat} of model "
             f"{spec.name!r} have flat (improper) priors, which cannot be sampled. Give them "
             "proper priors (e.g. prior=bm.Normal(1.0), sigma_prior=bm.HalfNormal(5.0)).")
-    setup = _setup(spec, None)
+    setup = setup_for(spec, None)
     rng = np.random.default_rng(seed)
     values = {}
     with pm.Model() as model:

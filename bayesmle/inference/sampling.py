@@ -204,7 +204,7 @@ def _with_log_likelihood(spec: ModelSpec, dt: xr.DataTree) -> xr.DataTree:
     model has no observation model (``result.loo()`` and ``result.log_likelihood()`` then
     compute it, or say why they cannot).
     """
-    from bayesmle.inference.predictive import ParameterDraws, _loglik_dataset, _setup
+    from bayesmle.inference.predictive import ParameterDraws, loglik_dataset, setup_for
 
     post = dt["posterior"]
     total = int(post.sizes["chain"] * post.sizes["draw"] * (spec.nobs or 1))
@@ -212,7 +212,7 @@ def _with_log_likelihood(spec: ModelSpec, dt: xr.DataTree) -> xr.DataTree:
         log.info("log_likelihood group left out: %d values (> %d)", total, LOGLIK_MAX_VALUES)
         return dt
     try:
-        setup = _setup(spec, None)
+        setup = setup_for(spec, None)
     except SpecError as exc:
         log.info("log_likelihood group left out: %s", exc)
         return dt
@@ -220,7 +220,7 @@ def _with_log_likelihood(spec: ModelSpec, dt: xr.DataTree) -> xr.DataTree:
     draws = ParameterDraws({name: ds[name].transpose("chain", "draw", ...).to_numpy()
                             for name in spec.params}, "posterior")
     groups = {path: node.to_dataset() for path, node in dt.children.items()}
-    groups["log_likelihood"] = _loglik_dataset(setup, draws)
+    groups["log_likelihood"] = loglik_dataset(setup, draws)
     return xr.DataTree.from_dict(groups)
 
 
