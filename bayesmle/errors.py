@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BayesMLEError",
+    "BoundaryWarning",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
@@ -65,6 +66,14 @@ class ImproperPosteriorError(BayesMLEError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """A point estimate could not be certified; its numbers should not be trusted as they are."""
+
+
+class BoundaryWarning(UserWarning):
+    """An estimate on the boundary of its parameter space: a "singular" mixed-model fit.
+
+    A variance component at 0 or a correlation at +-1. The estimate exists; its standard error
+    does not.
+    """
 
 
 class SamplingWarning(UserWarning):

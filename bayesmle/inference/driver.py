@@ -9,6 +9,7 @@ from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
 from bayesmle.inference import lad
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
+from bayesmle.inference.mixed import solver as mixed
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.posterior import PosteriorResult
@@ -25,13 +26,15 @@ __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit"
 DEFER_CHECKS_ABOVE_ROWS = 20_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
-#: Methods ``fit`` accepts: the comparison methods and the prior predictive.
-FIT_METHODS = (*METHODS, "prior")
+#: Methods ``fit`` accepts: the comparison methods, REML (Gaussian mixed models) and the prior
+#: predictive.
+FIT_METHODS = (*METHODS, "reml", "prior")
 #: The options each method accepts.
 OPTIONS = {
-    "mle": frozenset({"start", "max_iter", "strict"}),
-    "map": frozenset({"start", "max_iter", "strict"}),
-    "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed"}),
+    "mle": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "reml": frozenset({"start", "max_iter", "strict"}),
+    "map": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed", "nagq"}),
     "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
                        "progressbar"}),
     "prior": frozenset({"draws", "random_seed"}),
@@ -47,7 +50,7 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    method : {"mle", "map", "laplace", "nuts", "prior"}
+    method : {"mle", "map", "laplace", "nuts", "reml", "prior"}
         * ``"mle"`` -- every prior replaced by the flat prior on its support; the mode of the
           Jacobian-free log-density (what ``pymc.find_MAP`` optimises) is then the MLE in the
           natural parametrisation. Raises :class:`~bayesmle.errors.MLENotFoundError` when the
@@ -60,11 +63,17 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
           log-Jacobian of the transforms, so its mode differs from the MAP of a scale parameter),
           with covariance the inverse negative Hessian there; draws are mapped back.
         * ``"nuts"`` -- NUTS draws from the posterior (nutpie when installed).
+        * ``"reml"`` -- restricted maximum likelihood of a Gaussian mixed model (random-effects
+          terms in ``bm.models.glm``), lme4's REML criterion. For mixed models ``"mle"``,
+          ``"map"`` and ``"laplace"`` are defined on the *marginal* likelihood (random effects
+          integrated out: exact for Gaussian, Laplace approximation -- ``nagq`` > 1: adaptive
+          Gauss-Hermite quadrature -- otherwise); NUTS samples the joint model.
         * ``"prior"`` -- draws of the priors and of the prior predictive distribution
           (``prior`` and ``prior_predictive`` groups); refused for flat (improper) priors.
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
-        (default 200), ``strict`` (raise ConvergenceError instead of warning).
+        (default 200), ``strict`` (raise ConvergenceError instead of warning), ``nagq``
+        (mixed models: quadrature points, default 1 = Laplace).
         ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
         ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
         ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
@@ -132,6 +141,15 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
             f"Valid options: {sorted(OPTIONS[method])}."
         )
     _check_point_options(options)
+    if "nagq" in options and not mixed.applies(spec):
+        raise SpecError("`nagq` (quadrature points) applies to mixed models with random effects "
+                        f"only; model {spec.name!r} has none.")
+    if method == "reml":
+        if not mixed.applies(spec):
+            raise SpecError(
+                f"method 'reml' is defined for Gaussian mixed models (random-effects terms such "
+                f"as (1 | g) in bm.models.glm); model {spec.name!r} is not one. Use 'mle'.")
+        return mixed.fit_mixed(spec.flat(), "reml", **options)
     if method == "mle":
         return _checked_fit(spec.flat(), "mle", options)
     if method == "map":
@@ -141,6 +159,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
             check(spec)
         return _optimum(spec, "map", options)
     if method == "laplace":
+        if mixed.applies(spec):
+            return mixed.mixed_laplace(spec, **options)
         return laplace_approximation(spec, **options)
     if method == "prior":
         return sample_prior(spec, **options)
@@ -162,6 +182,8 @@ def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
     if lad.applies(spec):
         return lad.fit_lad(spec, method, **options)
+    if mixed.applies(spec):
+        return mixed.fit_mixed(spec, method, **options)
     return fit_point(spec, method, **options)
 
 

@@ -21,6 +21,7 @@ from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.bound import bind
 from bayesmle.inference.draws import Draws, posterior_tree
 from bayesmle.inference.lad import SOLVER as LAD
+from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.predictive import Predicts
@@ -30,7 +31,7 @@ __all__ = ["LaplaceResult", "laplace_approximation", "normal_draws"]
 
 
 @dataclass(frozen=True, eq=False)
-class LaplaceResult(Predicts):
+class LaplaceResult(Predicts, RandomEffects):
     """Gaussian approximation ``N(mode, H^-1)`` of the posterior in the unconstrained space.
 
     ``params`` is the mode of the posterior density of the unconstrained parameters (log scale,

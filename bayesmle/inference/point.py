@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,17 +12,19 @@ import xarray as xr
 
 from bayesmle._validation import check_level, no_positional
 from bayesmle.errors import Diagnostic, SpecError
+from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.optimize import Optimum
 from bayesmle.inference.predictive import Predicts
 
 if TYPE_CHECKING:
+    from bayesmle.inference.mixed.fit import MixedFit
     from bayesmle.models.spec import ModelSpec
 
 __all__ = ["PointResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class PointResult(Predicts):
+class PointResult(Predicts, RandomEffects):
     """An optimum of the likelihood or posterior, certified, with its observed information.
 
     Attributes
@@ -86,6 +88,9 @@ class PointResult(Predicts):
     seconds: float = 0.0
     compile_seconds: float = 0.0
     diagnostics: tuple[Diagnostic, ...] = ()
+    #: A mixed model's fit record (theta, conditional modes of the random effects, the
+    #: optimised marginal criterion); None for other models.
+    mixed: MixedFit | None = field(default=None, repr=False)
 
     # -- the optimiser's certificate -------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ import xarray as xr
 from bayesmle._validation import no_positional
 from bayesmle.errors import Diagnostic, SamplingWarning, checklist
 from bayesmle.inference.draws import Draws
+from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.predictive import Predicts
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ ESS_MIN = 100.0
 
 
 @dataclass(frozen=True, eq=False)
-class PosteriorResult(Predicts):
+class PosteriorResult(Predicts, RandomEffects):
     """Posterior draws with their diagnostics.
 
     Attributes

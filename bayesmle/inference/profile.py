@@ -132,6 +132,10 @@ def profile_interval(result: FitResult, *, level: float = 0.95,
     >>> bool(0.0 < ci.loc["p", "lower"] < 0.625 < ci.loc["p", "upper"] < 1.0)
     True
     """
+    if getattr(result, "mixed", None) is not None:  # marginal likelihood of a mixed model
+        from bayesmle.inference.mixed.profile import mixed_profile_interval
+
+        return mixed_profile_interval(result, level=check_level(level), labels=labels)
     frame, unconverged = profile_table(result, level=level, labels=labels)
     _warn_unconverged(unconverged)
     return frame

@@ -195,6 +195,13 @@ def observations_of(spec: ModelSpec) -> Observations:
     """
     if spec.observations is not None:
         return spec.observations
+    if spec.solver == "mixed":
+        raise SpecError(
+            f"Predictions, predictive draws and leave-one-out are not available for mixed "
+            f"models yet ({spec.name!r} has random effects: a prediction must say whether it is "
+            "for the fitted groups or for new ones, and that is not implemented). Use "
+            "result.random_effects() for the groups' effects and result.summary() for the "
+            "fixed effects and variance components.")
     if spec.prepare is not None:
         raise SpecError(
             f"Model {spec.name!r} prepares derived arrays from its data, so predictions for "
