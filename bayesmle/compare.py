@@ -27,7 +27,18 @@ PPC_SAMPLES = 100
 
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
-METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7"}
+METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7",
+                  "reml": "#56B4E9"}
+#: Methods ``compare`` accepts: the four of every model and REML (Gaussian mixed models).
+COMPARE_METHODS = (*METHODS, "reml")
+#: What the comparison of a mixed model says about its point methods.
+MIXED_NOTE = (
+    "Mixed model: 'mle', 'reml', 'map' and 'laplace' are computed on the marginal likelihood, "
+    "with the random effects integrated out ('map' is the marginal posterior mode, as blme). "
+    "The joint mode of (fixed effects, random effects, scales) is not an estimator: the joint "
+    "density grows without bound as a group scale goes to 0 with its random effects (a "
+    "degenerate spike; see bayesmle.studies.joint_mode). NUTS samples the joint model, "
+    "non-centred.")
 
 
 @dataclass(frozen=True)
@@ -277,8 +288,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    methods : sequence of {"mle", "map", "laplace", "nuts"}
-        Methods to run, in the order of the table's columns.
+    methods : sequence of {"mle", "map", "laplace", "nuts", "reml"}
+        Methods to run, in the order of the table's columns (``"reml"``: Gaussian mixed
+        models only).
     random_seed : int, optional
         Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``). When
         absent one is drawn (PyMC's rule) and recorded as ``Comparison.random_seed``.
@@ -335,9 +347,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
         raise SpecError(f"`methods` must be a sequence of names from {list(METHODS)} (e.g. "
                         f"('mle', 'map')), got {methods!r}.")
     methods = tuple(methods)
-    bad = [m for m in methods if not isinstance(m, str) or m not in METHODS]
+    bad = [m for m in methods if not isinstance(m, str) or m not in COMPARE_METHODS]
     if bad or not methods or len(set(methods)) != len(methods):
-        raise SpecError(f"`methods` must be distinct names from {list(METHODS)}, got "
+        raise SpecError(f"`methods` must be distinct names from {list(COMPARE_METHODS)}, got "
                         f"{list(methods)}.")
     seed = check_seed(random_seed)
     if not isinstance(warn, bool):
@@ -369,6 +381,8 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
                 diagnostic.emit()
     if not results:
         raise first_error  # type: ignore[misc]
+    if spec.solver == "mixed":
+        caught.append(MethodWarning("all", "MixedModelNote", MIXED_NOTE))
     loos: dict[str, Any] = {}
     loo_errors: dict[str, str] = {}
     if predictive:
@@ -456,7 +470,7 @@ def _table(results: dict[str, Any]) -> pd.DataFrame:
             columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
             columns["laplace_mean"] = res.mean()
             columns["laplace_sd"] = res.sd()
-        elif method in ("mle", "map"):
+        elif method in ("mle", "map", "reml"):
             labels = labels or res.labels
             columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
             columns[f"{method}_stderr"] = pd.Series(res.flat_stderr(), index=res.labels)
@@ -491,7 +505,7 @@ def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws:
     for method, res in results.items():
         if method == "laplace":
             trees[method] = _as_chains(res.to_datatree(), chains)
-        elif method in ("mle", "map"):
+        elif method in ("mle", "map", "reml"):
             trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
                                            chains=chains)
         else:

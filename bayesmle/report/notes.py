@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bayesmle.errors import ConvergenceWarning, PriorError, SamplingWarning, SpecError
+from bayesmle.errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    PriorError,
+    SamplingWarning,
+    SpecError,
+)
 
 __all__ = ["INPUT_ERRORS", "STATISTICAL", "Notes", "PartFailure", "ReportWarning"]
 
@@ -23,7 +29,7 @@ log = logging.getLogger("bayesmle")
 #: Errors that mean the spec (or an option) is invalid: the report is rejected, not partial.
 INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, PriorError)
 #: Warning categories that are about the statistics (shown prominently); others are technical.
-STATISTICAL = (ConvergenceWarning.__name__, SamplingWarning.__name__)
+STATISTICAL = (ConvergenceWarning.__name__, SamplingWarning.__name__, BoundaryWarning.__name__)
 
 T = TypeVar("T")
 
