@@ -1,0 +1,245 @@
+"""Studies of mixed models: joint_mode, reml_bias, group_growth, shrinkage.
+
+References, all computed here independently of the code under test: the closed-form ML and REML
+estimators of the balanced one-way layout from its mean squares (Searle, Casella & McCulloch
+1992, ch. 3), the fixed-effects (Neyman-Scott) MLE sqrt(SSW / n) and its expectation, a direct
+scipy optimisation of the joint log-density, statsmodels' MixedLM, and the closed-form BLUP of a
+balanced random-intercept model.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
+
+import bayesmle as bm
+from bayesmle import studies
+from bayesmle.models.mixed_design import MixedDesign, RandomBlock
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """Thousands of tiny linear-algebra calls: OpenBLAS threads only contend on a shared
+    2-core machine (measured: 10x slower replicate studies with 2 threads)."""
+    with threadpool_limits(1):
+        yield
+
+
+def one_way(y, codes, X=None, names=("Intercept",)):
+    n = len(y)
+    J = int(codes.max()) + 1
+    block = RandomBlock("g", ("Intercept",), tuple(f"g{j}" for j in range(J)),
+                        np.asarray(codes, dtype=np.int64), np.ones((n, 1)))
+    X = np.ones((n, 1)) if X is None else X
+    return MixedDesign(X, tuple(names), np.asarray(y, dtype=float), (block,))
+
+
+def mean_squares(y, J, m):
+    """MSB, MSW, total SS of a balanced one-way layout (rows group after group)."""
+    Y = y.reshape(J, m)
+    means = Y.mean(axis=1)
+    ssb = m * np.sum((means - y.mean()) ** 2)
+    ssw = np.sum((Y - means[:, None]) ** 2)
+    return ssb / (J - 1), ssw / (J * (m - 1)), ssb + ssw
+
+
+def replicate_data(seed, n_tasks, task, truth, J, m):
+    """The data of one task, drawn as the studies document: b then e from the task's stream."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(n_tasks)[task])
+    b = rng.normal(0.0, truth["sd"], size=J)
+    e = rng.normal(0.0, truth["sigma"], size=J * m)
+    return truth.get("mu", 0.0) + np.repeat(b, m) + e
+
+
+# ---------------------------------------------------------------------------------------------
+# joint_mode
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def jm_data():
+    rng = np.random.default_rng(7)
+    J, m = 6, 5
+    codes = np.repeat(np.arange(J), m)
+    x = rng.normal(size=J * m)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.8, J)[codes] + rng.normal(0, 0.6, J * m)
+    design = one_way(y, codes, np.column_stack([np.ones(J * m), x]), ("Intercept", "x"))
+    return design, pd.DataFrame({"y": y, "x": x, "g": codes})
+
+
+@pytest.fixture(scope="module")
+def jm(jm_data):
+    return studies.joint_mode(jm_data[0], sd_grid=np.geomspace(1e-4, 4.0, 36))
+
+
+def _joint_by_scipy(design, sd):
+    """max over (beta, b, sigma) of log N(y; X beta + b[g], sigma) + log N(b; 0, sd): the inner
+    (beta, b) by least squares on the augmented system, sigma by scipy (brute, then polish)."""
+    X, y = design.X, design.y
+    codes = design.blocks[0].codes
+    J = design.blocks[0].n_levels
+    Z = np.eye(J)[codes]
+
+    def best(log_sigma):
+        sigma = np.exp(log_sigma)
+        A = np.block([[X, Z], [np.zeros((J, X.shape[1])), sigma / sd * np.eye(J)]])
+        theta = np.linalg.lstsq(A, np.concatenate([y, np.zeros(J)]), rcond=None)[0]
+        beta, b = theta[:X.shape[1]], theta[X.shape[1]:]
+        return (stats.norm.logpdf(y, X @ beta + b[codes], sigma).sum()
+                + stats.norm.logpdf(b, 0.0, sd).sum())
+
+    s0 = np.log(np.std(y))
+    x0 = optimize.brute(lambda t: -best(t[0]), [(s0 - 8, s0 + 2)], Ns=400, finish=None)
+    res = optimize.minimize_scalar(lambda t: -best(t), bracket=(x0 - 0.05, x0, x0 + 0.05),
+                                   tol=1e-12)
+    return -res.fun
+
+
+def test_joint_mode_joint_density_matches_scipy(jm_data, jm):
+    design = jm_data[0]
+    t = jm.table
+    for i in (0, 12, 24, 35):
+        sd = t["sd"].iloc[i]
+        assert t["joint"].iloc[i] == pytest.approx(_joint_by_scipy(design, sd), abs=1e-6)
+
+
+def test_joint_density_is_unbounded_as_sd_goes_to_zero(jm):
+    t = jm.table
+    small = t[t["sd"] < 0.02]
+    assert len(small) >= 5
+    assert np.all(np.diff(small["joint"].to_numpy()) < 0)  # sd ascending: density falls
+    assert jm.joint_slope == pytest.approx(-jm.n_groups, abs=1e-3)
+    assert jm.n_groups == 6
+    assert t["b_norm"].iloc[0] < 1e-5  # the spike: b -> 0 with sd
+    assert t["joint"].iloc[0] > t["joint"].iloc[1:].max()
+
+
+def test_marginal_profile_is_maximised_at_the_mle(jm_data, jm):
+    frame = jm_data[1]
+    sm = pytest.importorskip("statsmodels.formula.api")
+    ml = sm.mixedlm("y ~ x", frame, groups="g").fit(reml=False)
+    assert not jm.boundary
+    assert jm.sd_hat == pytest.approx(np.sqrt(ml.cov_re.iloc[0, 0]), rel=1e-4)
+    assert jm.marginal_max == pytest.approx(ml.llf, abs=1e-6)
+    assert np.isfinite(jm.table["marginal"]).all()
+    assert jm.table["marginal"].max() <= jm.marginal_max + 1e-9
+    # sd -> 0: the fit without random effects, sigma^2 = RSS / n
+    X, y = jm_data[0].X, jm_data[0].y
+    rss = np.sum((y - X @ np.linalg.lstsq(X, y, rcond=None)[0]) ** 2)
+    n = y.size
+    assert jm.marginal_at_zero == pytest.approx(-n / 2 * (np.log(2 * np.pi * rss / n) + 1),
+                                                abs=1e-8)
+    assert isinstance(jm.plot(), Figure)
+
+
+def test_joint_mode_marginal_maximiser_equals_fit_lmm(jm_data, jm):
+    from bayesmle.inference.mixed.lmm import fit_lmm
+
+    fit = fit_lmm(jm_data[0], "mle")
+    assert jm.sd_hat == pytest.approx(float(fit.sd[0]), rel=1e-6)
+    assert jm.marginal_max == pytest.approx(fit.loglik, abs=1e-8)
+
+
+def test_joint_mode_boundary_fit():
+    # identical group means: no between-group variation, the MLE of sd is 0
+    rng = np.random.default_rng(3)
+    J, m = 5, 4
+    e = rng.normal(size=(J, m))
+    y = (e - e.mean(axis=1, keepdims=True) + 2.0).ravel()
+    res = studies.joint_mode(one_way(y, np.repeat(np.arange(J), m)),
+                             sd_grid=np.geomspace(1e-3, 2.0, 12))
+    n = y.size
+    rss = np.sum((y - y.mean()) ** 2)
+    assert res.boundary and res.sd_hat == 0.0
+    assert res.marginal_max == pytest.approx(-n / 2 * (np.log(2 * np.pi * rss / n) + 1),
+                                             abs=1e-8)
+    assert res.joint_slope == pytest.approx(-J, abs=1e-3)
+
+
+def test_joint_mode_validates_arguments(jm_data):
+    design = jm_data[0]
+    with pytest.raises(bm.SpecError, match="sd_grid"):
+        studies.joint_mode(design, sd_grid=[0.1, -1.0, 2.0])
+    with pytest.raises(bm.SpecError, match="sd_grid"):
+        studies.joint_mode(design, sd_grid=[0.1, 0.2])
+    with pytest.raises(bm.SpecError, match="model"):
+        studies.joint_mode(42)
+    two = MixedDesign(design.X, design.fixed_names, design.y,
+                      (design.blocks[0], design.blocks[0]))
+    with pytest.raises(bm.SpecError, match="one scalar random-effects term"):
+        studies.joint_mode(two)
+    with pytest.raises(bm.SpecError, match="data"):
+        studies.joint_mode("y ~ x + (1 | g)", data={"y": [1.0]})
+
+
+# ---------------------------------------------------------------------------------------------
+# reml_bias
+# ---------------------------------------------------------------------------------------------
+RB_SEED, RB_REPS = 11, 40
+RB_TRUTH = {"mu": 1.0, "sd": 0.3, "sigma": 1.0}
+
+
+@pytest.fixture(scope="module")
+def rb():
+    return studies.reml_bias(RB_TRUTH, groups=6, group_size=4, reps=RB_REPS,
+                             random_seed=RB_SEED)
+
+
+def test_reml_bias_estimates_equal_the_closed_forms(rb):
+    J, m = 6, 4
+    n = J * m
+    est = rb.estimates.set_index(["replicate", "method"])
+    n_boundary = 0
+    for r in range(RB_REPS):
+        y = replicate_data(RB_SEED, RB_REPS, r, RB_TRUTH, J, m)
+        msb, msw, sst = mean_squares(y, J, m)
+        reml_sd2 = (msb - msw) / m
+        ml_sd2 = ((J - 1) / J * msb - msw) / m
+        expect = {"reml": (reml_sd2, msw) if reml_sd2 > 0 else (0.0, sst / (n - 1)),
+                  "mle": (ml_sd2, msw) if ml_sd2 > 0 else (0.0, sst / n)}
+        for method, (sd2, s2) in expect.items():
+            row = est.loc[(r, method)]
+            assert row["status"] == "ok"
+            assert row["sd2"] == pytest.approx(sd2, abs=1e-6), (r, method)
+            assert row["sigma2"] == pytest.approx(s2, abs=1e-6), (r, method)
+            assert bool(row["boundary"]) == (sd2 == 0.0), (r, method)
+            n_boundary += sd2 == 0.0
+    assert 0 < n_boundary < 2 * RB_REPS  # both cases exercised
+    share = rb.boundary_share
+    assert share["mle"] >= share["reml"]  # ML's sd^2 <= REML's on every data set
+    assert isinstance(rb.plot(), Figure)
+
+
+def test_reml_is_less_biased_than_ml_for_the_group_variance():
+    # J = 3 groups of 20 with sd = 1, sigma = 0.3: P(ML boundary) = P(F(2, 57) < 3/2 / 223)
+    # < 0.01 (scipy), and a boundary fit moves sd^2 from a negative value of order sigma^2 / m
+    # to 0, so truncation shifts the means by < 1e-3, far below their MCSE (~0.07): the
+    # expectations are those of the untruncated formulas. E[MSB] = m sd^2 + sigma^2, E[MSW] =
+    # sigma^2, hence E[ML sd^2] = sd^2 - (sd^2 + sigma^2 / m) / J and E[REML sd^2] = sd^2.
+    J, m, sd, sigma = 3, 20, 1.0, 0.3
+    assert stats.f.cdf(J / (J - 1) / (1 + m * sd**2 / sigma**2), J - 1, J * (m - 1)) < 0.01
+    res = studies.reml_bias({"sd": sd, "sigma": sigma}, groups=J, group_size=m, reps=100,
+                            random_seed=5)
+    t = res.table.set_index(["method", "parameter"])
+    assert res.boundary_share.max() <= 0.03
+    ml, reml = t.loc[("mle", "sd2")], t.loc[("reml", "sd2")]
+    assert abs(ml["mean"] - (sd**2 - (sd**2 + sigma**2 / m) / J)) < 4 * ml["bias_mcse"]
+    assert abs(reml["bias"]) < 4 * reml["bias_mcse"]
+    assert ml["bias"] + 3 * ml["bias_mcse"] < 0  # ML biased down, significantly
+    assert abs(reml["bias"]) < abs(ml["bias"])
+    for method in ("mle", "reml"):  # sigma^2 = MSW, unbiased, for both
+        s = t.loc[(method, "sigma2")]
+        assert abs(s["bias"]) < 4 * s["bias_mcse"]
+
+
+def test_reml_bias_validates_arguments():
+    with pytest.raises(bm.SpecError, match="truth"):
+        studies.reml_bias({"sd": 1.0}, groups=3, group_size=3)
+    with pytest.raises(bm.SpecError, match=r"truth\['sigma'\]"):
+        studies.reml_bias({"sd": 1.0, "sigma": 0.0}, groups=3, group_size=3)
+    with pytest.raises(bm.SpecError, match="groups"):
+        studies.reml_bias({"sd": 1.0, "sigma": 1.0}, groups=1, group_size=3)
+    with pytest.raises(bm.SpecError, match="group_size"):
+        studies.reml_bias({"sd": 1.0, "sigma": 1.0}, groups=3, group_size=2.5)
+    with pytest.raises(bm.SpecError, match="reps"):
+        studies.reml_bias({"sd": 1.0, "sigma": 1.0}, groups=3, group_size=3, reps=1)
