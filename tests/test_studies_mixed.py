@@ -243,3 +243,75 @@ def test_reml_bias_validates_arguments():
         studies.reml_bias({"sd": 1.0, "sigma": 1.0}, groups=3, group_size=2.5)
     with pytest.raises(bm.SpecError, match="reps"):
         studies.reml_bias({"sd": 1.0, "sigma": 1.0}, groups=3, group_size=3, reps=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# group_growth
+# ---------------------------------------------------------------------------------------------
+GG_SEED, GG_REPS, GG_SIZES = 1, 20, [10, 20, 40]
+GG_TRUTH = {"mu": 0.5, "sd": 1.0, "sigma": 1.0}
+GG_J, GG_M = 10, 4  # fixed J while m grows, fixed m while J grows
+
+
+@pytest.fixture(scope="module")
+def gg():
+    return studies.group_growth(GG_TRUTH, sizes=GG_SIZES, base_groups=GG_J, base_size=GG_M,
+                                reps=GG_REPS, random_seed=GG_SEED)
+
+
+def test_group_growth_fixed_effects_sigma_is_the_closed_form(gg):
+    t = gg.table
+    n_tasks = 2 * len(GG_SIZES) * GG_REPS
+    layouts = [(s, GG_M) for s in GG_SIZES] + [(GG_J, s) for s in GG_SIZES]
+    for i, (J, m) in enumerate(layouts):
+        for r in (0, GG_REPS - 1):
+            y = replicate_data(GG_SEED, n_tasks, i * GG_REPS + r, GG_TRUTH, J, m)
+            Y = y.reshape(J, m)
+            ssw = np.sum((Y - Y.mean(axis=1, keepdims=True)) ** 2)
+            rows = t[(t["groups"] == J) & (t["group_size"] == m) & (t["replicate"] == r)
+                     & (t["regime"] == ("groups" if i < len(GG_SIZES) else "group_size"))]
+            rows = rows.set_index("parameter")
+            assert rows.loc["sigma", "fixed_effects"] == pytest.approx(np.sqrt(ssw / (J * m)),
+                                                                       rel=1e-12)
+            assert rows.loc["mu", "mle"] == pytest.approx(y.mean(), abs=1e-7)  # balanced: ybar
+    assert (t["status"] == "ok").all()
+
+
+def test_group_growth_neyman_scott(gg):
+    ns = gg.neyman_scott
+    # E[SSW / n] = sigma^2 (m - 1) / m exactly (SSW ~ sigma^2 chi2 with J (m - 1) df)
+    z = (ns["fixed_var_ratio"] - ns["group_size"].map(lambda m: (m - 1) / m)) \
+        / ns["fixed_var_ratio_mcse"]
+    assert (z.abs() < 4).all(), z
+    assert gg.ns_theory == pytest.approx(np.sqrt((GG_M - 1) / GG_M))
+    big = ns[ns["regime"] == "groups"].iloc[-1]  # J = 40, m = 4: far below sigma
+    assert 1 - big["fixed_var_ratio"] > 5 * big["fixed_var_ratio_mcse"]
+    # the marginal MLE of sigma^2 (MSW in the interior) is unbiased
+    t = gg.table
+    sig = t[(t["parameter"] == "sigma") & (t["regime"] == "groups") & (t["groups"] == 40)]
+    v = sig["mle"].to_numpy() ** 2
+    assert abs(v.mean() - 1.0) < 4 * v.std(ddof=1) / np.sqrt(v.size)
+
+
+def test_group_growth_slopes(gg):
+    s, se = gg.slopes, gg.slopes_mcse
+    for p in ("mu", "sd", "sigma"):  # J grows: everything at rate 1/J
+        assert abs(s.loc[p, "groups"] + 1) < 0.25 + 3 * se.loc[p, "groups"], (p, s, se)
+        assert s.loc[p, "groups"] + 3 * se.loc[p, "groups"] < 0
+    for p in ("mu", "sd"):  # m grows at fixed J: no gain (information from J group means)
+        assert abs(s.loc[p, "group_size"]) < 0.15 + 3 * se.loc[p, "group_size"], (p, s, se)
+    assert abs(s.loc["sigma", "group_size"] + 1) < 0.1 + 3 * se.loc["sigma", "group_size"]
+    assert isinstance(gg.plot(), Figure)
+    assert set(gg.summary()["parameter"]) == {"mu", "sd", "sigma"}
+
+
+def test_group_growth_validates_arguments():
+    truth = {"sd": 1.0, "sigma": 1.0}
+    with pytest.raises(bm.SpecError, match="grow"):
+        studies.group_growth(truth, grow="levels")
+    with pytest.raises(bm.SpecError, match="sizes"):
+        studies.group_growth(truth, sizes=[1, 4])
+    with pytest.raises(bm.SpecError, match="prior"):
+        studies.group_growth(truth, prior={"slope": bm.Normal(1.0)})
+    with pytest.raises(bm.SpecError, match="base_size"):
+        studies.group_growth(truth, base_size=1)

@@ -15,6 +15,7 @@ from bayesmle.studies._runner import StudyResult
 from bayesmle.studies.bias import BiasResult, bias
 from bayesmle.studies.coverage import CoverageResult, coverage
 from bayesmle.studies.fisher import FisherResult, fisher
+from bayesmle.studies.group_growth import GroupGrowthResult, group_growth
 from bayesmle.studies.joint_mode import JointModeResult, joint_mode
 from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
 from bayesmle.studies.overdispersion import OverdispersionResult, overdispersion
@@ -41,8 +42,10 @@ __all__ = [
     "likelihood_surface",
     "overdispersion",
     "predictive_gap",
+    "GroupGrowthResult",
     "JointModeResult",
     "RemlBiasResult",
+    "group_growth",
     "joint_mode",
     "reml_bias",
 ]
