@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 import bayesmle as bm
 from bayesmle import studies
+from bayesmle.errors import BayesMLEError
 from bayesmle.models.mixed_design import MixedDesign, RandomBlock
 
 
@@ -248,7 +249,7 @@ def test_reml_bias_validates_arguments():
 # ---------------------------------------------------------------------------------------------
 # group_growth
 # ---------------------------------------------------------------------------------------------
-GG_SEED, GG_REPS, GG_SIZES = 1, 20, [10, 20, 40]
+GG_SEED, GG_REPS, GG_SIZES = 1, 14, [10, 20, 40]
 GG_TRUTH = {"mu": 0.5, "sd": 1.0, "sigma": 1.0}
 GG_J, GG_M = 10, 4  # fixed J while m grows, fixed m while J grows
 
@@ -315,3 +316,231 @@ def test_group_growth_validates_arguments():
         studies.group_growth(truth, prior={"slope": bm.Normal(1.0)})
     with pytest.raises(bm.SpecError, match="base_size"):
         studies.group_growth(truth, base_size=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# shrinkage
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def balanced_frame():
+    rng = np.random.default_rng(21)
+    J, m = 6, 5
+    levels = [f"s{j}" for j in range(J)]
+    y = 2.0 + np.repeat(rng.normal(0, 0.8, J), m) + rng.normal(0, 1.0, J * m)
+    return pd.DataFrame({"y": y, "g": np.repeat(levels, m)}), m
+
+
+def test_shrinkage_balanced_reml_is_the_closed_form_blup(balanced_frame):
+    frame, m = balanced_frame
+    res = studies.shrinkage("y ~ 1 + (1 | g)", frame, methods=("reml",))
+    fit = bm.inference.run(bm.models.glm("y ~ 1 + (1 | g)", frame), "reml")
+    sd, sigma = float(np.atleast_1d(fit.params["sd"])[0]), float(fit.params["sigma"])
+    sm = pytest.importorskip("statsmodels.formula.api")
+    ref = sm.mixedlm("y ~ 1", frame, groups="g").fit(reml=True)
+    assert sd == pytest.approx(np.sqrt(ref.cov_re.iloc[0, 0]), rel=1e-4)
+    assert sigma == pytest.approx(np.sqrt(ref.scale), rel=1e-4)
+    means = frame.groupby("g")["y"].mean()
+    mu_hat = frame["y"].mean()  # balanced: the GLS mean is the grand mean
+    lam = sd**2 / (sd**2 + sigma**2 / m)
+    t = res.table.set_index("level")
+    np.testing.assert_allclose(t["no_pooling"], means[t.index], rtol=0, atol=1e-12)
+    assert res.complete_pooling == pytest.approx(mu_hat, abs=1e-12)
+    np.testing.assert_allclose(t["partial_reml"], mu_hat + lam * (means[t.index] - mu_hat),
+                               rtol=0, atol=1e-8)
+    np.testing.assert_allclose(t["shrinkage_reml"], lam, rtol=0, atol=1e-8)
+    assert (t["n"] == m).all() and res.sd["reml"] == pytest.approx(sd, rel=1e-12)
+    assert res.group == "g" and res.diagnostics == ()
+    assert isinstance(res.plot(), Figure)
+
+
+def test_shrinkage_no_and_complete_pooling_with_a_covariate():
+    rng = np.random.default_rng(5)
+    sizes = [2, 3, 5, 8, 13]
+    g = np.repeat([f"c{j}" for j in range(5)], sizes)
+    x = rng.normal(size=g.size)
+    y = 1.0 + 0.7 * x + np.repeat(rng.normal(0, 1.0, 5), sizes) + rng.normal(0, 0.5, g.size)
+    frame = pd.DataFrame({"y": y, "x": x, "g": g})
+    res = studies.shrinkage("y ~ x + (1 | g)", frame, methods=("mle",))
+    sm = pytest.importorskip("statsmodels.formula.api")
+    own = sm.ols("y ~ 0 + C(g) + x", frame).fit().params
+    pooled = sm.ols("y ~ x", frame).fit().params
+    t = res.table.set_index("level")
+    np.testing.assert_allclose(t["no_pooling"], [own[f"C(g)[{lev}]"] for lev in t.index],
+                               rtol=0, atol=1e-10)
+    assert res.complete_pooling == pytest.approx(pooled["Intercept"], abs=1e-10)
+    assert t["n"].tolist() == sizes
+
+
+def test_shrinkage_poisson_no_pooling_and_a_group_without_an_mle():
+    rng = np.random.default_rng(3)
+    J, m = 6, 6
+    g = np.repeat([f"s{j}" for j in range(J)], m)
+    x = rng.normal(size=J * m)
+    y = rng.poisson(np.exp(0.3 + 0.4 * x + np.repeat(rng.normal(0, 0.6, J), m)))
+    y[g == "s2"] = 0  # its own MLE is -inf
+    frame = pd.DataFrame({"y": y, "x": x, "g": g})
+    res = studies.shrinkage("y ~ x + (1 | g)", frame, family="poisson", methods=("mle",))
+    t = res.table.set_index("level")
+    assert np.isnan(t.loc["s2", "no_pooling"]) and "infinite" in t.loc["s2", "note"]
+    assert np.isfinite(t.loc["s2", "partial_mle"])  # partial pooling exists for it
+    sm = pytest.importorskip("statsmodels.api")
+    smf = pytest.importorskip("statsmodels.formula.api")
+    keep = frame[frame["g"] != "s2"]
+    own = smf.glm("y ~ 0 + C(g) + x", keep, family=sm.families.Poisson()).fit(tol=1e-12).params
+    pooled = smf.glm("y ~ x", frame, family=sm.families.Poisson()).fit(tol=1e-12).params
+    others = [lev for lev in t.index if lev != "s2"]
+    np.testing.assert_allclose(t.loc[others, "no_pooling"],
+                               [own[f"C(g)[{lev}]"] for lev in others], rtol=0, atol=1e-6)
+    assert res.complete_pooling == pytest.approx(pooled["Intercept"], abs=1e-6)
+    # without covariates: each group's own MLE is log of its mean count
+    plain = studies.shrinkage("y ~ 1 + (1 | g)", frame, family="poisson", methods=("mle",))
+    t0 = plain.table.set_index("level")
+    means = frame.groupby("g")["y"].mean()
+    np.testing.assert_allclose(t0.loc[others, "no_pooling"], np.log(means[others]), atol=1e-12)
+    assert plain.complete_pooling == pytest.approx(np.log(frame["y"].mean()), abs=1e-12)
+
+
+def test_shrinkage_nuts_partial_pooling_is_the_posterior_mean(balanced_frame):
+    frame, _ = balanced_frame
+    priors = {"sd": bm.HalfNormal(2.0), "sigma": bm.HalfNormal(2.0)}
+    res = studies.shrinkage("y ~ 1 + (1 | g)", frame, priors=priors, methods=("nuts",),
+                            nuts_options={"draws": 100, "tune": 150}, random_seed=3)
+    post = bm.inference.run(bm.models.glm("y ~ 1 + (1 | g)", frame, priors=priors), "nuts",
+                            draws=100, tune=150, chains=2, progressbar=False, random_seed=3)
+    # the draws of the non-centred model: b_j = sd * z_j, so intercept + b_j per draw
+    draws = post.datatree["posterior"]
+    intercept = draws["intercept"].values.reshape(-1)
+    sd = draws["sd"].values.reshape(intercept.size)
+    z = draws["re_z_0"].values.reshape(intercept.size, -1)
+    t = res.table  # levels in the order of the grouping factor (sorted: s0, ..., s5)
+    assert t["level"].tolist() == sorted(frame["g"].unique())
+    np.testing.assert_allclose(t["partial_nuts"], (intercept[:, None] + sd[:, None] * z).mean(0),
+                               atol=1e-10)
+    assert res.settings["random_seed"] == 3
+
+
+def test_shrinkage_validates_arguments(balanced_frame):
+    frame, _ = balanced_frame
+    with pytest.raises(bm.SpecError, match="reml"):
+        studies.shrinkage("y ~ 1 + (1 | g)", frame.assign(y=(frame["y"] > 2).astype(int)),
+                          family="bernoulli", methods=("reml",))
+    with pytest.raises(bm.SpecError, match="random intercept"):
+        studies.shrinkage("y ~ 1 + (0 + z | g)", frame.assign(z=1.0), methods=("reml",))
+    with pytest.raises(bm.SpecError, match="intercept"):
+        studies.shrinkage("y ~ 0 + (1 | g)", frame, methods=("reml",))
+    with pytest.raises(bm.SpecError, match="data"):
+        studies.shrinkage("y ~ 1 + (1 | g)", {"y": [1.0]})
+    with pytest.raises(bm.SpecError, match="methods"):
+        studies.shrinkage("y ~ 1 + (1 | g)", frame, methods=("lasso",))
+    with pytest.raises(bm.SpecError, match="family"):
+        studies.shrinkage(bm.models.glm("y ~ 1 + (1 | g)", frame), family="poisson")
+
+
+# ---------------------------------------------------------------------------------------------
+# spec files
+# ---------------------------------------------------------------------------------------------
+SPEC = """
+[model]
+builder = "gaussian"
+y = "y"
+[data]
+source = "synthetic"
+n = 20
+seed = 3
+truth = { mu = 1.0, sigma = 2.0 }
+[fit]
+random_seed = 4
+"""
+
+
+def test_spec_files_request_the_mixed_studies(tmp_path):
+    from bayesmle import specfile
+
+    text = SPEC + """
+[studies.reml_bias]
+truth = { sd = 1.0, sigma = 0.5 }
+groups = 4
+group_size = 3
+reps = 3
+[studies.group_growth]
+truth = { mu = 0.0, sd = 1.0, sigma = 1.0 }
+sizes = [4, 8]
+reps = 2
+prior = { sd = "HalfNormal(2)", intercept = "Normal(1)" }
+[studies.shrinkage]
+methods = ["reml"]
+"""
+    path = tmp_path / "mixed.toml"
+    path.write_text(text)
+    spec = specfile.load(path)
+    args = spec.study_arguments("reml_bias")
+    assert args == {"truth": {"sd": 1.0, "sigma": 0.5}, "groups": 4, "group_size": 3,
+                    "reps": 3, "random_seed": 4}
+    gg = spec.study_arguments("group_growth")
+    assert gg["prior"] == {"sd": bm.HalfNormal(2.0), "intercept": bm.Normal(1.0)}
+    assert gg["sizes"] == [4, 8] and gg["random_seed"] == 4
+    assert studies.reml_bias(**args).table["n_ok"].tolist() == [3, 3, 3, 3]
+    sh = spec.study_arguments("shrinkage")  # the model is the spec's own
+    assert sh["formula"] is spec.model_spec() and "data" not in sh
+    with pytest.raises(bm.SpecError, match="no random effects"):
+        studies.shrinkage(**sh)
+
+
+@pytest.mark.parametrize("table,match", [
+    ("[studies.shrinkage]\nformula = 'y ~ (1 | g)'\n", "studies.shrinkage.formula"),
+    ("[studies.joint_mode]\nmodel = 'y ~ (1 | g)'\n", "studies.joint_mode.model"),
+    ("[studies.group_growth]\ntruth = { sd = 1.0, sigma = 1.0 }\nprior = { coef = 'Normal(1)' }\n",
+     "studies.group_growth.prior.coef"),
+    ("[studies.group_growth]\ntruth = { sd = 1.0, sigma = 1.0 }\nsizes = [1, 4]\n", "sizes"),
+])
+def test_spec_file_mixed_study_errors(tmp_path, table, match):
+    from bayesmle import specfile
+
+    path = tmp_path / "bad.toml"
+    path.write_text(SPEC + table)
+    with pytest.raises(bm.SpecError, match=match):
+        specfile.load(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# every argument, garbage in: a typed error (or a valid run), never a raw exception
+# ---------------------------------------------------------------------------------------------
+GARBAGE = [None, "x", -1, 0, 1.5, np.nan, np.inf, 1e308, 2**70, [1, 2], {"a": 1}, (), True,
+           1j, np.ones((2, 2, 2)), np.array([]), object()]
+
+
+def _small_design():
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(3), 3)
+    return one_way(rng.normal(size=9) + np.repeat([0.0, 1.0, 2.0], 3), codes)
+
+
+ENTRY = {
+    "reml_bias": (studies.reml_bias, {"truth": {"sd": 1.0, "sigma": 1.0}, "groups": 3,
+                                      "group_size": 2, "reps": 2, "random_seed": 0}),
+    "group_growth": (studies.group_growth, {"truth": {"sd": 1.0, "sigma": 1.0},
+                                            "grow": "groups", "sizes": [3], "base_groups": 3,
+                                            "base_size": 2, "reps": 2, "random_seed": 0}),
+    "joint_mode": (studies.joint_mode, {"model": _small_design(),
+                                        "sd_grid": [0.01, 0.1, 1.0]}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY))
+def test_every_argument_fails_typed(name):
+    import warnings
+
+    func, valid = ENTRY[name]
+    raw = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        func(**valid)
+        for arg in valid:
+            for junk in GARBAGE:
+                try:
+                    func(**{**valid, arg: junk})
+                except BayesMLEError:
+                    pass
+                except Exception as exc:  # noqa: BLE001 - the point of the test
+                    raw.append((arg, repr(junk)[:30], type(exc).__name__, str(exc)[:80]))
+    assert not raw, raw

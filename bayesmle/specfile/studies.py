@@ -2,12 +2,19 @@
 
 A study is named by its function in :mod:`bayesmle.studies` (``map_to_mle``, ``sparsity_path``,
 ``fisher``, ``bias``, ``coverage``, ``likelihood_surface``, ``overdispersion``,
-``predictive_gap``); the table holds its keyword arguments. Arguments that come from the
+``predictive_gap``, and for mixed models ``shrinkage``, ``joint_mode``, ``reml_bias``,
+``group_growth``); the table holds its keyword arguments. Arguments that come from the
 spec itself are filled in when not given: ``builder`` (with the spec's options), ``spec`` (the
 ModelSpec), ``data`` (the data arguments and the priors other than the coefficients'),
 ``simulate`` (the synthetic generator, or a bootstrap of the rows for other data),
 ``prior`` (the declared priors), ``true_params`` (the synthetic ``truth``),
 ``X``/``y``/``exposure`` and ``random_seed``.
+
+Some studies take these from the spec under other names (:data:`STUDY_CONTEXT`): the model of
+``shrinkage`` (its ``formula``) and of ``joint_mode`` (its ``model``) is the spec's mixed model
+itself, not settable in the file; ``reml_bias`` and ``group_growth`` simulate their own data
+from a ``truth = { mu = ..., sd = ..., sigma = ... }`` given in the file, and the ``prior`` of
+``group_growth`` is a table of priors keyed by ``intercept``, ``sd`` and ``sigma``.
 
 Numeric grids may be written as ``{ geomspace = [start, stop, num] }`` (also ``linspace``,
 ``logspace``); a ``prior`` argument is a table of priors like ``[priors]``.
@@ -25,15 +32,32 @@ import numpy as np
 
 from bayesmle.errors import SpecError
 from bayesmle.specfile._schema import Where, toml_value
+from bayesmle.specfile.priors import parse_prior
 
 __all__ = ["STUDIES", "StudyRequest", "study_function"]
 
 #: Study functions a spec may name (in :mod:`bayesmle.studies`).
 STUDIES = ("map_to_mle", "sparsity_path", "fisher", "bias", "coverage", "likelihood_surface",
-           "overdispersion", "predictive_gap")
+           "overdispersion", "predictive_gap", "shrinkage", "joint_mode", "reml_bias",
+           "group_growth")
 #: Arguments a spec provides itself.
 CONTEXT = ("builder", "spec", "data", "simulate", "prior", "true_params", "X", "y", "exposure",
            "offset", "random_seed")
+#: Per study, how its arguments meet the spec's context when they differ from the default
+#: (argument name = context name): an argument mapped to a context name is filled from it
+#: and cannot be set in the file; one mapped to None is never filled from the context (its
+#: default, or the file's value, stands).
+STUDY_CONTEXT: dict[str, dict[str, str | None]] = {
+    "shrinkage": {"formula": "spec", "data": None, "family": None, "priors": None},
+    "joint_mode": {"model": "spec", "data": None},
+    "reml_bias": {},
+    "group_growth": {"prior": None},
+}
+#: Arguments of a study that only the spec provides (its model): not settable in the file.
+_FROM_SPEC = {"shrinkage": ("formula", "data", "family", "priors"),
+              "joint_mode": ("model", "data")}
+#: Studies whose ``prior`` is a table of priors by parameter name (not the builder's).
+_NAMED_PRIORS = {"group_growth": ("intercept", "sd", "sigma")}
 #: Arguments that cannot be set from a file.
 _RUNTIME = ("executor",)
 _GRIDS = {"linspace": np.linspace, "geomspace": np.geomspace, "logspace": np.logspace}
@@ -100,6 +124,8 @@ def _check_sizes(args: dict[str, Any], where: Where, key: str) -> None:
 
     try:
         ns = check_ns(args["ns"], minimum=1) if "ns" in args else []
+        if "sizes" in args:  # group_growth: the growing number or size of groups
+            check_ns(args["sizes"], minimum=2, name="sizes")
         if key == "studies.predictive_gap":  # every replicate also simulates a test set
             from bayesmle.studies.predictive_gap import check_methods, check_n_test
 
@@ -158,11 +184,14 @@ class StudyRequest:
         key = f"studies.{name}"
         func = study_function(name, where)
         params = inspect.signature(func).parameters
-        settable = [p for p in params if p not in _RUNTIME]
+        fixed = _FROM_SPEC.get(name, ())
+        settable = [p for p in params if p not in _RUNTIME and p not in fixed]
         table = where.table(key, raw, settable)
         args: dict[str, Any] = {}
         for k, v in table.items():
-            if k == "prior":
+            if k == "prior" and name in _NAMED_PRIORS:
+                args[k] = _named_priors(v, where, f"{key}.prior", _NAMED_PRIORS[name])
+            elif k == "prior":
                 args[k] = parse_priors(v, f"{key}.prior")
             else:
                 args[k] = _grid(v, where, f"{key}.{k}")
@@ -179,13 +208,15 @@ class StudyRequest:
         func = study_function(self.name, where)
         params = inspect.signature(func).parameters
         out = dict(self.arguments)
+        names = STUDY_CONTEXT.get(self.name, {})
         for pname, param in params.items():
             if pname in out or pname in _RUNTIME or param.kind in (param.VAR_KEYWORD,
                                                                     param.VAR_POSITIONAL):
                 continue
-            if pname in context:
+            source = names.get(pname, pname)
+            if source is not None and source in context:
                 try:
-                    out[pname] = context[pname]()
+                    out[pname] = context[source]()
                 except SpecError:
                     if param.default is param.empty:
                         raise
@@ -199,6 +230,12 @@ class StudyRequest:
     def describe(self) -> str:
         """The file's arguments as ``key = value`` pairs (for reports)."""
         return ", ".join(f"{k} = {toml_value(_plain(v))}" for k, v in self.arguments.items())
+
+
+def _named_priors(value: Any, where: Where, key: str, names: tuple[str, ...]) -> dict:
+    """A table of priors by parameter name (``{ sd = "HalfNormal(1)" }``) for a study."""
+    table = where.table(key, value, names)
+    return {k: parse_prior(v, where, f"{key}.{k}") for k, v in table.items()}
 
 
 def _plain(value: Any) -> Any:

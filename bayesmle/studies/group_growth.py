@@ -225,7 +225,8 @@ def _check_grow(grow: Any) -> tuple[str, ...]:
         items = tuple(items)
     except TypeError:
         items = ()
-    if not items or any(g not in REGIMES for g in items) or len(set(items)) != len(items):
+    if (not items or not all(isinstance(g, str) and g in REGIMES for g in items)
+            or len(set(items)) != len(items)):
         raise SpecError(f"`grow` must name one or both regimes {REGIMES} (no repeats), got "
                         f"{grow!r}.")
     return items
