@@ -523,7 +523,27 @@ ENTRY = {
                                             "base_size": 2, "reps": 2, "random_seed": 0}),
     "joint_mode": (studies.joint_mode, {"model": _small_design(),
                                         "sd_grid": [0.01, 0.1, 1.0]}),
+    "shrinkage": (studies.shrinkage, {
+        "formula": "y ~ 1 + (1 | g)",
+        "data": pd.DataFrame({"y": _small_design().y, "g": np.repeat(list("abc"), 3)}),
+        "family": "gaussian", "priors": {"sigma": bm.HalfNormal(1.0)}, "methods": ("reml",),
+        "nuts_options": {"draws": 10}, "random_seed": 0}),
 }
+
+
+def test_replicate_studies_on_a_process_pool_equal_serial():
+    from concurrent.futures import ProcessPoolExecutor
+
+    args = {"truth": {"mu": 1.0, "sd": 0.5, "sigma": 1.0}, "sizes": [4, 8], "base_groups": 4,
+            "base_size": 3, "reps": 3, "random_seed": 8, "prior": {"sd": bm.Gamma(2.0, 1.0)}}
+    rb_args = {"truth": {"sd": 0.5, "sigma": 1.0}, "groups": 4, "group_size": 3, "reps": 4,
+               "random_seed": 8}
+    serial, rb_serial = studies.group_growth(**args), studies.reml_bias(**rb_args)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = studies.group_growth(**args, executor=pool)
+        rb_parallel = studies.reml_bias(**rb_args, executor=pool)
+    pd.testing.assert_frame_equal(serial.table, parallel.table)
+    pd.testing.assert_frame_equal(rb_serial.estimates, rb_parallel.estimates)
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY))

@@ -332,7 +332,8 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
                             f"formula {formula[:80]!r}, got {type(data).__name__}.")
         from bayesmle.models.glm import glm
 
-        spec = glm(formula, data, family=family or "gaussian", priors=priors)
+        spec = glm(formula, data, family="gaussian" if family is None else family,
+                   priors=priors)
     else:
         raise SpecError(f"`formula` must be a formula such as 'y ~ x + (1 | g)' or a "
                         f"mixed-model spec from bayesmle.models.glm, got "
