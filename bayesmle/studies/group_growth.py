@@ -1,4 +1,4 @@
-"""More groups or bigger groups? What each buys a random-intercept model (Neyman-Scott).
+"""More groups or bigger groups: what each buys a random-intercept model (Neyman-Scott).
 
 The model ``y_ij = mu + b_j + e_ij``, ``b_j ~ N(0, sd^2)``, ``e_ij ~ N(0, sigma^2)``, with ``J``
 groups of ``m`` observations, grown two ways:

@@ -1,4 +1,4 @@
-"""ML vs REML for the variance components of a balanced one-way random-effects model.
+"""ML vs REML: the variance components of a balanced one-way random-effects model.
 
 The model ``y_ij = mu + b_j + e_ij`` with ``J`` groups of ``m`` observations,
 ``b_j ~ N(0, sd^2)``, ``e_ij ~ N(0, sigma^2)``. With the between- and within-group mean squares
@@ -153,10 +153,12 @@ class RemlBiasResult(StudyResult):
     estimates : pandas.DataFrame
         Every replicate: ``replicate``, ``method``, ``sd2``, ``sigma2``, ``boundary``,
         ``status``.
-    bias_sd2, bias_sigma2 : pandas.Series
-        Bias of each method's estimate of ``sd^2`` and ``sigma^2`` (index: method).
-    boundary_share : pandas.Series
-        Share of boundary fits per method.
+    bias_sd2_mle, bias_sd2_reml : float
+        Bias of each method's estimate of ``sd^2``.
+    bias_sigma2_mle, bias_sigma2_reml : float
+        Bias of each method's estimate of ``sigma^2``.
+    boundary_share_mle, boundary_share_reml : float
+        Share of boundary (singular) fits per method.
 
     Examples
     --------
@@ -170,9 +172,12 @@ class RemlBiasResult(StudyResult):
     """
 
     estimates: pd.DataFrame | None = None
-    bias_sd2: pd.Series | None = None
-    bias_sigma2: pd.Series | None = None
-    boundary_share: pd.Series | None = None
+    bias_sd2_mle: float = float("nan")
+    bias_sd2_reml: float = float("nan")
+    bias_sigma2_mle: float = float("nan")
+    bias_sigma2_reml: float = float("nan")
+    boundary_share_mle: float = float("nan")
+    boundary_share_reml: float = float("nan")
 
     def plot(self):
         """Histograms of the ML and REML estimates of sd^2 and sigma^2 against the truth."""
@@ -244,7 +249,8 @@ def reml_bias(truth: Mapping[str, float], *, groups: int, group_size: int, reps:
     -------
     RemlBiasResult
         ``.table`` (bias, RMSE, MCSEs, boundary share per method and parameter),
-        ``.estimates``, ``.bias_sd2``, ``.bias_sigma2``, ``.boundary_share``, ``.plot()``.
+        ``.estimates``, ``.bias_sd2_mle`` and the other biases, ``.boundary_share_mle``,
+        ``.boundary_share_reml``, ``.plot()``.
 
     Raises
     ------
@@ -286,7 +292,8 @@ def reml_bias(truth: Mapping[str, float], *, groups: int, group_size: int, reps:
         settings={"truth": truth, "groups": groups, "group_size": group_size, "reps": reps,
                   "random_seed": random_seed},
         estimates=estimates,
-        bias_sd2=by.loc["sd2", "bias"].rename("bias_sd2"),
-        bias_sigma2=by.loc["sigma2", "bias"].rename("bias_sigma2"),
-        boundary_share=by.loc["sd2", "boundary_share"].rename("boundary_share"),
+        **{f"bias_{param}_{method}": float(by.loc[(param, method), "bias"])
+           for param in ("sd2", "sigma2") for method in _METHODS},
+        **{f"boundary_share_{method}": float(by.loc[("sd2", method), "boundary_share"])
+           for method in _METHODS},
     )
