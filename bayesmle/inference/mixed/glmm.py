@@ -248,4 +248,8 @@ def fit_glmm(design: MixedDesign, method: str = "mle", *, nagq: int = 1,
         x0 = start_x(design, st.rl, None)
     obj = Objective(st, nagq)
     opt = optimise(obj, x0, int(max_iter))
+    if not np.isfinite(opt["f"]):
+        return nan_fit(design, method, nagq, "the deviance could not be evaluated along the "
+                       f"optimiser's path ({opt['message']}); rescale the predictors or give "
+                       "start=.")
     return record(obj, opt, method)

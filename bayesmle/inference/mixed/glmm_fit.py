@@ -139,8 +139,7 @@ def optimise(obj: Objective, x0: np.ndarray, max_iter: int) -> dict:
         x = restart
         message = "restarted from inside a bound where the deviance fell"
     f, g = obj.safe(x)
-    return {"x": x, "f": f, "g": g, "lb": lb, "n_iter": n_iter,
-            "lbfgsb_ok": bool(res.success) or res.nit < max_iter, "message": message}
+    return {"x": x, "f": f, "g": g, "lb": lb, "n_iter": n_iter, "message": message}
 
 
 def _natural_jacobian(design: MixedDesign, theta: np.ndarray) -> np.ndarray:

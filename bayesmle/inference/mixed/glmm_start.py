@@ -57,6 +57,16 @@ def glm_beta(design: MixedDesign, rl: RowLik, max_iter: int = 100) -> np.ndarray
         ``X`` is rank deficient (the fixed effects are not identified).
     ConvergenceError
         Newton's method did not converge (the MLE should have been checked to exist).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle.models.mixed_design import MixedDesign
+    >>> from bayesmle.inference.mixed.glmm_family import row_lik
+    >>> d = MixedDesign(np.ones((4, 1)), ("Intercept",), np.array([0.0, 2.0, 1.0, 1.0]), (),
+    ...                 family="poisson", link="log")
+    >>> float(glm_beta(d, row_lik(d))[0])  # log of the mean count
+    0.0
     """
     X = np.asarray(design.X, dtype=float)
     p = X.shape[1]
@@ -64,6 +74,8 @@ def glm_beta(design: MixedDesign, rl: RowLik, max_iter: int = 100) -> np.ndarray
         raise DataError(f"`X` (columns {list(design.fixed_names)}) is rank deficient: rank "
                         f"{np.linalg.matrix_rank(X)} < {p} columns; drop a redundant column.")
     beta = np.zeros(p)
+    if p == 0:
+        return beta
     if rl.family == "poisson" and "Intercept" in design.fixed_names:
         beta[design.fixed_names.index("Intercept")] = np.log(max(np.mean(rl.y), 1e-3))
     f = -np.sum(rl.logpmf(X @ beta + rl.offset))
@@ -75,7 +87,7 @@ def glm_beta(design: MixedDesign, rl: RowLik, max_iter: int = 100) -> np.ndarray
             step = -np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
             break
-        if np.max(np.abs(step), initial=0.0) < 1e-12 * max(1.0, np.max(np.abs(beta))):
+        if np.max(np.abs(step), initial=0.0) < 1e-12 * max(1.0, float(np.max(np.abs(beta)))):
             return beta + step
         t = 1.0
         for _ in range(60):
@@ -95,6 +107,16 @@ def natural_to_theta(design: MixedDesign, sd: np.ndarray, corr: np.ndarray) -> n
 
     ``mixed_design.theta_from_components`` needs positive-definite blocks; an ``sd`` of 0 or a
     correlation of +-1 gives here the factor with a 0 on the diagonal (lme4's boundary).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle.models.mixed_design import MixedDesign, RandomBlock
+    >>> blk = RandomBlock("g", ("Intercept", "x"), ("a",), np.zeros(2, int), np.ones((2, 2)))
+    >>> d = MixedDesign(np.ones((2, 1)), ("Intercept",), np.zeros(2), (blk,),
+    ...                 family="bernoulli", link="logit")
+    >>> natural_to_theta(d, [2.0, 1.0], [1.0]).tolist()  # corr = 1: L22 = 0
+    [2.0, 1.0, 0.0]
     """
     sd = np.asarray(sd, dtype=float).reshape(-1)
     corr = np.asarray(corr, dtype=float).reshape(-1)
