@@ -20,7 +20,8 @@ The log-likelihood includes every normalising constant (``log C(m, y)``, ``-log 
 statsmodels' GLM ``llf`` and lme4's ``logLik``. With a single grouping factor the levels'
 random effects are independent given ``(theta, beta)`` (block-diagonal Newton steps, no size
 limit); with several (crossed or nested) factors the Hessian is a dense ``q x q`` matrix, at most
-:data:`~bayesmle.inference.mixed.glmm_laplace.MAX_DENSE_Q` random effects.
+:data:`~bayesmle.inference.mixed.glmm_laplace.MAX_DENSE_Q` (3,000) random effects (a
+SpecError beyond).
 """
 
 from __future__ import annotations
@@ -214,7 +215,10 @@ def fit_glmm(design: MixedDesign, method: str = "mle", *, nagq: int = 1,
     Returns
     -------
     MixedFit
-        ``coords = "theta_beta"``; ``converged`` False (with a message) when the projected
+        ``coords = "theta_beta"``; ``beta_cov`` the fixed-effects block of ``2 H^{-1}``, ``H``
+        the Hessian of the deviance in ``(theta, beta)`` (central differences of its exact
+        gradient) on the coordinates not held at a bound -- lme4's ``vcov`` with
+        ``use.hessian = TRUE``; ``converged`` False (with a message) when the projected
         gradient is not at rounding level or the Hessian on the free coordinates is not positive
         definite. When a fixed effect runs to infinity (separation) no optimum exists: every
         estimate is NaN, ``converged`` is False and ``message`` names the columns.
