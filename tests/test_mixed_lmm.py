@@ -499,3 +499,85 @@ def test_refusals(multi_design):
         gaussian_loglik(d, [0, 0, 0], np.ones(5), [1.5], 1.0)
     with pytest.raises(SpecError, match="theta"):
         profiled_deviance(lmm_system(d), [1.0])
+
+
+# -- observed information ---------------------------------------------------------------------
+def dense_loglik(design, beta, sd, corr, sigma, reml=False):
+    """log N(y; X beta, V) or the REML log-likelihood (beta at its GLS value), densely."""
+    Z = z_matrix(design).toarray()
+    V = sigma ** 2 * np.eye(design.n) + Z @ dense_cov(design, sd, corr) @ Z.T
+    if not reml:
+        return multivariate_normal(design.X @ beta, V).logpdf(design.y)
+    Vi = np.linalg.inv(V)
+    XtViX = design.X.T @ Vi @ design.X
+    e = design.y - design.X @ np.linalg.solve(XtViX, design.X.T @ Vi @ design.y)
+    return -0.5 * (np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1] + e @ Vi @ e
+                   + (design.n - design.p) * np.log(2 * np.pi))
+
+
+def second_differences(f, x, h=1e-4):
+    m = x.size
+    H = np.empty((m, m))
+    for i in range(m):
+        for j in range(m):
+            ei, ej = np.eye(m)[i] * h, np.eye(m)[j] * h
+            H[i, j] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                       + f(x - ei - ej)) / (4 * h * h)
+    return H
+
+
+@pytest.mark.parametrize("method", ["mle", "reml"])
+def test_cov_is_inverse_observed_information(method):
+    """``cov`` against the inverse of second differences of the dense (REML) log-likelihood."""
+    rng = np.random.default_rng(21)
+    n = 80
+    g = rng.integers(0, 8, n)
+    x = rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x])
+    u = rng.normal(size=(8, 2)) * [1.0, 0.5]
+    y = 1 + x + u[g, 0] + u[g, 1] * x + rng.normal(size=n)
+    design = one_factor(X, ("Intercept", "x"), y, g, X, ("Intercept", "x"))
+    fit = fit_lmm(design, method)
+    assert fit.converged and not fit.singular
+    p = design.p
+    if method == "mle":
+        z0 = fit.natural()
+
+        def f(z):
+            return dense_loglik(design, z[:p], z[p:p + 2], z[p + 2:p + 3], z[-1])
+
+        ref = np.linalg.inv(-second_differences(f, z0))
+        assert np.max(np.abs(fit.cov - ref) / np.sqrt(np.outer(np.diag(ref), np.diag(ref)))) \
+            < 1e-4
+    else:
+        z0 = fit.natural()[p:]
+
+        def f(z):
+            return dense_loglik(design, None, z[:2], z[2:3], z[-1], reml=True)
+
+        ref = np.linalg.inv(-second_differences(f, z0))
+        sub = fit.cov[p:, p:]
+        assert np.max(np.abs(sub - ref) / np.sqrt(np.outer(np.diag(ref), np.diag(ref)))) < 1e-4
+        assert np.array_equal(fit.cov[:p, :p], fit.beta_cov)
+        assert np.all(fit.cov[:p, p:] == 0)
+
+
+def test_offset_enters_the_mean(multi_design):
+    d = multi_design
+    offset = np.linspace(-1.0, 1.0, d.n)
+    with_offset = MixedDesign(d.X, d.fixed_names, d.y, d.blocks, offset=offset)
+    rng = np.random.default_rng(8)
+    beta, sd, corr, sigma = random_point(d, rng)
+    Z = z_matrix(d).toarray()
+    V = sigma ** 2 * np.eye(d.n) + Z @ dense_cov(d, sd, corr) @ Z.T
+    ref = multivariate_normal(d.X @ beta + offset, V).logpdf(d.y)
+    assert gaussian_loglik(with_offset, beta, sd, corr, sigma) == pytest.approx(ref, rel=1e-10)
+
+
+def test_memory_limit_is_a_typed_error(multi_design):
+    for fill in (-1.0, 1.0):  # dense, then sparse factor
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(lmm, "SPARSE_MAX_FILL", fill)
+            mp.setattr(lmm, "MEMORY_LIMIT_BYTES", 100)
+            with pytest.raises(SpecError, match="MEMORY_LIMIT_BYTES"):
+                lmm_system(multi_design)
