@@ -373,6 +373,23 @@ def test_loglik_at_the_boundary(multi_design):
     V2 = sigma ** 2 * np.eye(design.n) + Z @ dense_cov(design, sd2, [0.0]) @ Z.T
     ref2 = multivariate_normal(design.X @ beta, V2).logpdf(design.y)
     assert gaussian_loglik(design, beta, sd2, [np.nan], sigma) == pytest.approx(ref2, rel=1e-10)
+    # the gradient at sd = 0: the dense formula is smooth through sd = 0 (Sigma = D R D)
+    p, ns = design.p, sd.size
+    x0 = np.concatenate([beta, sd, [0.3], [sigma]])
+
+    def dense(x):
+        V = x[-1] ** 2 * np.eye(design.n) + Z @ dense_cov(design, x[p:p + ns], x[p + ns:-1]) @ Z.T
+        return multivariate_normal(design.X @ x[:p], V).logpdf(design.y)
+
+    h = 1e-5
+    fd = np.array([(dense(x0 + h * e) - dense(x0 - h * e)) / (2 * h) for e in np.eye(x0.size)])
+    _, grad = gaussian_loglik_grad(design, beta, sd, [0.3], sigma)
+    assert np.max(np.abs(grad - fd) / np.maximum(1.0, np.abs(fd))) < 1e-6
+    with pytest.MonkeyPatch.context() as mp:  # sparse factor: one-sided differences at sd = 0
+        mp.setattr(lmm, "SPARSE_MAX_FILL", 1.0)
+        system = lmm_system(design)
+    _, grad = gaussian_loglik_grad(design, beta, sd, [0.3], sigma, system=system)
+    assert np.max(np.abs(grad - fd) / np.maximum(1.0, np.abs(fd))) < 1e-5
 
 
 def dense_profiles(design, theta):

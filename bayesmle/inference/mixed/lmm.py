@@ -83,9 +83,11 @@ __all__ = [
 #: q = 1000 and 0.33 s at q = 2000 (O(q^3)).
 DENSE_MAX_Q = 2500
 #: Several grouping factors: the sparse LU is used when its factors hold at most this fraction
-#: of ``q^2`` entries at the starting theta (nested factors, or one large factor crossed with a
-#: small one: measured 0.2-0.5% and 5-13x faster per evaluation than dense at q = 2200-3000;
-#: two large crossed factors fill 5-8% and the dense factor with its analytic gradient wins).
+#: of ``q^2`` entries at the starting theta. Measured on one core: nested factors (200 x 10
+#: levels) and a large factor crossed with a small one (3,000 x 30) fill 0.2-0.5% and factorise
+#: 13-20x faster than dense, which pays for gradients by differences; two large crossed factors
+#: (800 x 200) fill 8% and the dense factor with its analytic gradient wins (0.07 s against
+#: 0.19 s per value and gradient).
 SPARSE_MAX_FILL = 0.01
 #: Largest memory a factor of ``A`` may take (dense: a few ``q x q`` arrays; sparse: the LU).
 MEMORY_LIMIT_BYTES = 2 * 2**30
@@ -99,6 +101,9 @@ DECREMENT_TOL = 1e-12
 _NEG_CURVATURE = 1e-8
 #: Restarts of L-BFGS-B after leaving a saddle point.
 _MAX_RESTARTS = 5
+
+#: Entries of the right-hand sides solved at once by the sparse factor (32 MB).
+_SOLVE_ENTRIES = 4_000_000
 
 _LOG2PI = math.log(2.0 * math.pi)
 _EPS = np.finfo(float).eps
@@ -440,6 +445,9 @@ class _DenseFactor:
 class _SparseFactor:
     """Several grouping factors, large ``q``: SuperLU of the sparse ``A`` (no pivoting)."""
 
+    #: Gradients by differences: the level blocks of ``S A^-1 S'`` need q solves, and SuperLU's
+    #: many-right-hand-side solve is slow (measured 0.6 s per gradient for a nested design with
+    #: q = 2,200, against 5 factorisations of 4 ms for central differences).
     analytic = False
 
     def __init__(self, system: LmmSystem, Ls: list[np.ndarray]):
@@ -462,32 +470,38 @@ class _SparseFactor:
     def solve(self, M: np.ndarray) -> np.ndarray:
         return self.lu.solve(np.ascontiguousarray(M))
 
-    def inv_blocks(self) -> list[np.ndarray]:
+    def _level_blocks(self, R: sp.csr_matrix) -> list[np.ndarray]:
+        """Per block, the level blocks of ``R A^-1 R'`` (``R`` sparse q x q).
+
+        By chunks of levels: ``A^-1`` applied to the chunk's columns of ``R'`` (q solves in all).
+        """
+        q = self.system.q
         out = []
         for b in range(len(self.system.ks)):
             idx = self.system.level_index(b)
             g, k = idx.shape
             blocks = np.empty((g, k, k))
-            per = max(1, 2048 // k)
+            per = max(1, min(512, _SOLVE_ENTRIES // q) // k)
             for start in range(0, g, per):
                 sub = idx[start:start + per]
-                E = np.zeros((self.system.q, sub.size))
-                E[sub.ravel(), np.arange(sub.size)] = 1.0
-                X = self.solve(E)  # columns of A^-1
                 m = sub.shape[0]
-                cols = X.reshape(self.system.q, m, k)
-                blocks[start:start + m] = cols[sub[:, :, None], np.arange(m)[:, None, None],
-                                               np.arange(k)[None, None, :]]
+                rows = R[sub.ravel()].toarray()  # (m k, q)
+                X = self.solve(rows.T)  # (q, m k)
+                blocks[start:start + m] = np.einsum("irh,hic->irc", rows.reshape(m, k, q),
+                                                    X.reshape(q, m, k))
             out.append(blocks)
         return out
 
+    def inv_blocks(self) -> list[np.ndarray]:
+        return self._level_blocks(sp.identity(self.system.q, format="csr"))
+
+
+def _factor_class(system: LmmSystem) -> type:
+    return {"blocked": _BlockedFactor, "dense": _DenseFactor}.get(system.kind, _SparseFactor)
+
 
 def _factor(system: LmmSystem, Ls: list[np.ndarray]):
-    if system.kind == "blocked":
-        return _BlockedFactor(system, Ls)
-    if system.kind == "dense":
-        return _DenseFactor(system, Ls)
-    return _SparseFactor(system, Ls)
+    return _factor_class(system)(system, Ls)
 
 
 # -- one evaluation ---------------------------------------------------------------------------
@@ -633,14 +647,14 @@ class _Criterion:
     def __init__(self, system: LmmSystem, reml: bool):
         self.system, self.reml = system, reml
         self.n_eval = 0
-        self.analytic = system.kind != "sparse"
+        self.analytic = _factor_class(system).analytic
         #: Hessian step, and the projected gradient below which polishing stops (relative to
         #: max(1, |f|)): a differenced gradient is accurate to ~1e-10 |f| only.
         self.hess_step = 1e-5 if self.analytic else 1e-4
         self.grad_floor = 1e-12 if self.analytic else 1e-9
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
-        return _fd_hessian(self.grad, theta, self.hess_step)
+        return _fd_hessian(self.grad, theta, self.hess_step * np.maximum(1.0, np.abs(theta)))
 
     def value(self, theta: np.ndarray) -> float:
         self.n_eval += 1
@@ -651,7 +665,8 @@ class _Criterion:
         theta = np.asarray(theta, dtype=float)
         if not self.analytic:
             f = self.value(theta)
-            return f, _central_gradient(self.value, theta)
+            return f, _fd_gradient(self.value, theta,
+                                   _GRAD_STEP * np.maximum(1.0, np.abs(theta)))
         self.n_eval += 1
         Ls = _lambda_from_theta(self.system, theta)
         ev = _evaluate(self.system, Ls, reml=self.reml, grad=True)
@@ -661,29 +676,49 @@ class _Criterion:
         return self.fg(theta)[1]
 
 
-def _central_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of a value (step ~ eps^(1/3): truncation and rounding balanced)."""
+#: Relative step of differenced gradients (~ eps^(1/3): truncation and rounding balanced).
+_GRAD_STEP = 6e-6
+
+
+def _fd_gradient(f, x: np.ndarray, h: np.ndarray, lo: np.ndarray | None = None,
+                 hi: np.ndarray | None = None) -> np.ndarray:
+    """Differences of a value: central, or second-order one-sided next to a bound."""
+    lo = np.full(x.size, -np.inf) if lo is None else lo
+    hi = np.full(x.size, np.inf) if hi is None else hi
     g = np.empty_like(x)
+    f0 = None
     for i in range(x.size):
-        h = 6e-6 * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        g[i] = (f(xp) - f(xm)) / (2.0 * h)
+        e = np.zeros_like(x)
+        e[i] = h[i]
+        if x[i] - h[i] >= lo[i] and x[i] + h[i] <= hi[i]:
+            g[i] = (f(x + e) - f(x - e)) / (2.0 * h[i])
+            continue
+        f0 = f(x) if f0 is None else f0
+        if x[i] + 2 * h[i] <= hi[i]:
+            g[i] = (-3.0 * f0 + 4.0 * f(x + e) - f(x + 2 * e)) / (2.0 * h[i])
+        else:
+            g[i] = (3.0 * f0 - 4.0 * f(x - e) + f(x - 2 * e)) / (2.0 * h[i])
     return g
 
 
-def _fd_hessian(grad, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
-    """Central differences of a gradient, symmetrised (``step`` 1e-4 for a differenced one)."""
+def _fd_hessian(grad, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Central differences of a gradient with steps ``h``, symmetrised."""
     m = x.size
     H = np.empty((m, m))
     for i in range(m):
-        h = step * max(1.0, abs(x[i]))
         xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        H[:, i] = (grad(xp) - grad(xm)) / (2.0 * h)
+        xp[i] += h[i]
+        xm[i] -= h[i]
+        H[:, i] = (grad(xp) - grad(xm)) / (2.0 * h[i])
     return 0.5 * (H + H.T)
+
+
+def _natural_bounds(n_beta: int, n_sd: int, n_corr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``[beta, sd, corr, sigma]`` (sigma > 0 is kept by relative steps)."""
+    inf = np.inf
+    lo = np.concatenate([np.full(n_beta, -inf), np.zeros(n_sd), -np.ones(n_corr), [0.0]])
+    hi = np.concatenate([np.full(n_beta + n_sd, inf), np.ones(n_corr), [inf]])
+    return lo, hi
 
 
 def profiled_deviance(system: LmmSystem, theta: Any, *, reml: bool = False) -> float:
@@ -892,10 +927,10 @@ def gaussian_loglik_grad(design: MixedDesign, beta: Any, sd: Any, corr: Any, sig
                          system: LmmSystem | None = None) -> tuple[float, np.ndarray]:
     """:func:`gaussian_loglik` and its gradient in ``[beta, sd, corr, sigma]``.
 
-    Analytic for one grouping factor and for dense systems (several factors, ``q <=
-    DENSE_MAX_Q``); central differences for sparse systems. At an ``sd`` of 0 the gradient is
-    the one-sided derivative (the formula is smooth in ``sd`` through 0); the entries of a
-    correlation whose sd is 0 are 0.
+    Analytic for one grouping factor and for dense systems; differences of the exact value for
+    sparse systems (central, second-order one-sided at ``sd = 0`` or ``corr = +-1``). At an
+    ``sd`` of 0 the analytic gradient is the derivative of the formula, which is smooth in
+    ``sd`` through 0; the entries of a correlation whose sd is 0 are 0.
 
     Returns
     -------
@@ -929,7 +964,10 @@ def gaussian_loglik_grad(design: MixedDesign, beta: Any, sd: Any, corr: Any, sig
             return gaussian_loglik(design, x[:p], x[p:p + n_sd], x[p + n_sd:-1], x[-1],
                                    system=system)
 
-        return f(x0), _central_gradient(f, x0)
+        lo, hi = _natural_bounds(p, n_sd, x0.size - p - n_sd - 1)
+        scale = np.concatenate([np.maximum(1.0, np.abs(b)), np.maximum(x0[p:p + n_sd], s),
+                                np.ones(x0.size - p - n_sd - 1), [s]])
+        return f(x0), _fd_gradient(f, x0, _GRAD_STEP * scale, lo, hi)
     value, g_blocks, g_beta, g_s = _natural_eval(system, design, b, Sigmas, s, False, True)
     g_sd, g_corr = _chain_sd_corr(design, Sigmas, g_blocks)
     grad = np.concatenate([g_beta, g_sd, g_corr, [g_s]])
@@ -947,7 +985,10 @@ def _reml_natural(system: LmmSystem, design: MixedDesign, x: np.ndarray
             return _natural_eval(system, design, None,
                                  _natural_blocks(design, z[:n_sd], z[n_sd:-1]), float(z[-1]),
                                  True, False)[0]
-        return f(x), _central_gradient(f, x)
+        lo, hi = _natural_bounds(0, n_sd, x.size - n_sd - 1)
+        scale = np.concatenate([np.maximum(sd, sigma), np.ones(x.size - n_sd - 1),
+                                [sigma]])
+        return f(x), _fd_gradient(f, x, _GRAD_STEP * scale, lo, hi)
     value, g_blocks, _, g_s = _natural_eval(system, design, None, Sigmas, sigma, True, True)
     g_sd, g_corr = _chain_sd_corr(design, Sigmas, g_blocks)
     return value, np.concatenate([g_sd, g_corr, [g_s]])
@@ -1159,7 +1200,10 @@ def _natural_cov(system: LmmSystem, design: MixedDesign, reml: bool, beta: np.nd
     cov = np.full((m, m), np.nan)
     var_x = np.concatenate([sd, np.nan_to_num(corr), [sigma]])
     keep_var = np.concatenate([~leave_out, [True]])
+    # Steps on each coordinate's own scale, inside its bounds (interior sd >= 1e-4 sigma).
     step = 1e-5 if system.kind != "sparse" else 1e-4
+    var_h = step * np.concatenate([sd, np.minimum(1.0, 0.5 * (1.0 - np.abs(np.nan_to_num(
+        corr))) / step), [sigma]])
     if reml:
         def grad(z: np.ndarray) -> np.ndarray:
             x = var_x.copy()
@@ -1169,7 +1213,7 @@ def _natural_cov(system: LmmSystem, design: MixedDesign, reml: bool, beta: np.nd
         cov[:p, :p] = beta_cov
         cov[:p, p:] = np.where(keep_var, 0.0, np.nan)[None, :]
         cov[p:, :p] = cov[:p, p:].T
-        sub = _inverse_half(_fd_hessian(grad, z0, step))
+        sub = _inverse_half(_fd_hessian(grad, z0, var_h[keep_var]))
         kv = np.flatnonzero(keep_var) + p
         cov[np.ix_(kv, kv)] = sub
         return cov
@@ -1183,7 +1227,8 @@ def _natural_cov(system: LmmSystem, design: MixedDesign, reml: bool, beta: np.nd
                                     x[p + sd.size:-1], x[-1], system=system)
         return -2.0 * g[keep]
 
-    sub = _inverse_half(_fd_hessian(grad_ml, full_x[keep], step))
+    beta_h = step * np.maximum(np.abs(beta), np.sqrt(np.diag(beta_cov)))
+    sub = _inverse_half(_fd_hessian(grad_ml, full_x[keep], np.concatenate([beta_h, var_h])[keep]))
     kk = np.flatnonzero(keep)
     cov[np.ix_(kk, kk)] = sub
     return cov
