@@ -476,6 +476,35 @@ def test_boundary_fit_is_ols():
     assert np.all(np.isnan(fit.cov[p])) and np.all(np.isfinite(fit.cov[:p, :p]))
 
 
+def test_correlation_at_one():
+    """Slopes proportional to intercepts: the ML covariance is singular with corr = 1. The fit's
+    exact log-likelihood (dense) is at least that of statsmodels' best optimum, recomputed
+    densely at its parameters (statsmodels' own llf is inaccurate near a singular cov_re)."""
+    rng = np.random.default_rng(1)
+    G, per = 12, 10
+    g = np.repeat(np.arange(G), per)
+    x = rng.normal(size=G * per)
+    u0 = rng.normal(size=G)
+    y = 1 + x + u0[g] + 0.5 * u0[g] * x + rng.normal(size=G * per)
+    X = np.column_stack([np.ones_like(x), x])
+    design = one_factor(X, ("Intercept", "x"), y, g, X, ("Intercept", "x"))
+    fit = fit_lmm(design, "mle")
+    assert fit.converged, fit.message
+    assert fit.singular and fit.boundary == ("corr[g]",) and fit.corr[0] == pytest.approx(1.0)
+    ours = dense_loglik(design, fit.beta, fit.sd, fit.corr, fit.sigma)
+    assert fit.loglik == pytest.approx(ours, rel=1e-12)
+    model = MixedLM(y, X, g, X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = model.fit(reml=False, method="nm", maxiter=20000, xtol=1e-12, ftol=1e-14)
+    sd, corr = sm_components(ref)
+    theirs = dense_loglik(design, np.asarray(ref.fe_params), sd, corr, np.sqrt(ref.scale))
+    assert ours >= theirs - 1e-12 * abs(theirs)
+    assert rel(fit.natural()[[0, 1, 2, 3, 5]], np.r_[ref.fe_params, sd, np.sqrt(ref.scale)]) < 1e-4
+    assert np.all(np.isnan(fit.cov[4])) and np.all(np.isnan(fit.cov[:, 4]))
+    assert np.isfinite(np.delete(np.delete(fit.cov, 4, 0), 4, 1)).all()
+
+
 def test_blups_closed_form():
     """Random intercept: b_g = n_g s^2 / (n_g s^2 + sigma^2) * mean_g(y - X beta) and
     var(b_g | y) = s^2 sigma^2 / (n_g s^2 + sigma^2), unbalanced groups."""
