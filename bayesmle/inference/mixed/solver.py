@@ -212,14 +212,6 @@ def _point(spec: ModelSpec, design: MixedDesign, mf: MixedFit, method: str, *, s
     if cov.shape != (order.size, order.size):
         raise ConvergenceError(f"internal: covariance of shape {cov.shape} for {order.size} "
                                "reported values")
-    p = design.p
-    cov = cov.copy()
-    if design.family == "gaussian" and method in ("mle", "reml") and mf.beta_cov.size:
-        # lme4's vcov (expected information: the fixed effects are orthogonal to the
-        # variance components) -- statsmodels' and lme4's fixed-effect standard errors.
-        cov[:p, :] = 0.0
-        cov[:, :p] = 0.0
-        cov[:p, :p] = mf.beta_cov
     cov = cov[np.ix_(order, order)]
     diag = np.diag(cov)
     se_flat = np.sqrt(np.where(diag >= 0, diag, np.nan))
