@@ -109,10 +109,12 @@ def _ml_random_intercept(design):
         ll = -0.5 * n * (np.log(2 * np.pi * s2) + 1) - 0.5 * np.linalg.slogdet(W)[1]
         return ll, beta, np.sqrt(s2)
 
-    res = scipy.optimize.minimize_scalar(lambda g: -profile(g)[0], bounds=(0.0, 10.0),
-                                         method="bounded", options={"xatol": 1e-12})
-    ll, beta, sigma = profile(res.x)
-    return beta, res.x * sigma, sigma, ll
+    coarse = scipy.optimize.minimize_scalar(lambda g: -profile(g)[0], bounds=(0.0, 10.0),
+                                            method="bounded")
+    assert 0.01 < coarse.x < 9.99  # an interior optimum: polish it as a root of the gradient
+    gamma = _scipy_optimum(lambda v: -profile(v[0])[0], np.array([coarse.x]))[0]
+    ll, beta, sigma = profile(gamma)
+    return beta, gamma * sigma, sigma, ll
 
 
 def _grad5(fun, v, h=1e-4):
@@ -172,13 +174,13 @@ def test_flat_priors_give_the_ml_optimum(ri, ri_flat):
     fit = ri_flat
     assert fit.converged, fit.message
     assert fit.method == "map" and fit.coords == "natural" and fit.boundary == ()
-    np.testing.assert_allclose(fit.beta, beta, rtol=1e-6)
-    np.testing.assert_allclose(fit.sd, [sd], rtol=1e-6)
-    assert fit.sigma == pytest.approx(sigma, rel=1e-6)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-8)
+    np.testing.assert_allclose(fit.sd, [sd], rtol=1e-8)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-8)
     assert fit.loglik == pytest.approx(ll, abs=1e-9)
     assert fit.logp == fit.loglik and fit.criterion == pytest.approx(-2 * ll, abs=1e-8)
     np.testing.assert_allclose(fit.natural(), fit.x)
-    np.testing.assert_allclose(fit.theta, [sd / sigma], rtol=1e-6)
+    np.testing.assert_allclose(fit.theta, [sd / sigma], rtol=1e-8)
 
 
 def test_flat_map_covariance_is_the_inverse_observed_information(ri, ri_flat):
@@ -207,10 +209,10 @@ def test_flat_priors_with_a_random_slope_give_the_ml_optimum(slope_design):
     v = _scipy_optimum(negll, np.array([0.0, -0.5, 0.0, -0.5]))
     sd, corr, sigma = np.exp(v[:2]), np.tanh(v[2:3]), np.exp(v[3])
     beta = _gls(d, _dense_V(d, sd, corr, sigma))
-    np.testing.assert_allclose(fit.beta, beta, rtol=1e-6)
-    np.testing.assert_allclose(fit.sd, sd, rtol=1e-6)
-    np.testing.assert_allclose(fit.corr, corr, rtol=1e-6)
-    assert fit.sigma == pytest.approx(sigma, rel=1e-6)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-8)
+    np.testing.assert_allclose(fit.sd, sd, rtol=1e-8)
+    np.testing.assert_allclose(fit.corr, corr, rtol=1e-8)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-8)
     # lme4's theta: the Cholesky factor of the covariance relative to sigma
     L = np.linalg.cholesky(np.outer(sd, sd) * _corr_matrix(corr, 2)) / sigma
     np.testing.assert_allclose(fit.theta, [L[0, 0], L[1, 0], L[1, 1]], rtol=1e-5)
@@ -236,7 +238,7 @@ def test_analytic_gradient_path_gives_the_same_optimum(ri):
     beta, sd, sigma, _ = _ml_random_intercept(ri)
     fit = fit_marginal(ri, None, dense_loglik, loglik_grad=value_and_grad)
     assert fit.converged, fit.message
-    np.testing.assert_allclose(fit.natural(), np.r_[beta, sd, sigma], rtol=1e-6)
+    np.testing.assert_allclose(fit.natural(), np.r_[beta, sd, sigma], rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,10 +267,10 @@ def test_normal_and_gamma_priors_give_the_map(slope_design):
     v = _scipy_optimum(neg_post, np.array([0.0, -0.5, 0.0, -0.5]))
     sd, corr, sigma = np.exp(v[:2]), np.tanh(v[2:3]), np.exp(v[3])
     beta = _gls(d, _dense_V(d, sd, corr, sigma), prec, mean)
-    np.testing.assert_allclose(fit.beta, beta, rtol=1e-6)
-    np.testing.assert_allclose(fit.sd, sd, rtol=1e-6)
-    np.testing.assert_allclose(fit.corr, corr, rtol=1e-6)
-    assert fit.sigma == pytest.approx(sigma, rel=1e-6)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-8)
+    np.testing.assert_allclose(fit.sd, sd, rtol=1e-8)
+    np.testing.assert_allclose(fit.corr, corr, rtol=1e-8)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-8)
     ll = dense_loglik(d, fit.beta, fit.sd, fit.corr, fit.sigma)
     assert fit.loglik == pytest.approx(ll, abs=1e-9)
     assert fit.logp == pytest.approx(ll + log_prior(fit.beta, fit.sd, fit.corr, fit.sigma),
@@ -329,10 +331,10 @@ def test_gamma_two_prior_keeps_the_sd_inside(alike):
 
     v = _scipy_optimum(neg_post, np.array([-1.0, -0.5]))
     sd, sigma = np.exp(v)
-    np.testing.assert_allclose(fit.sd, [sd], rtol=1e-6)
-    assert fit.sigma == pytest.approx(sigma, rel=1e-6)
+    np.testing.assert_allclose(fit.sd, [sd], rtol=1e-8)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-8)
     np.testing.assert_allclose(fit.beta, _gls(alike, _dense_V(alike, [sd], [], sigma)),
-                               rtol=1e-6, atol=1e-9)
+                               rtol=1e-8, atol=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ def test_laplace_mode_against_scipy_on_the_phi_density(slope_design):
                 + v[2] + v[3] + v[5] + np.log1p(-corr ** 2))
 
     v = _scipy_optimum(lambda v: -log_density(v), np.array([1.0, 0.5, 0.0, -0.5, 0.0, -0.5]))
-    np.testing.assert_allclose(fit.x, v, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fit.x, v, rtol=1e-8, atol=1e-8)
     H = _fd_hessian(lambda v: -log_density(v), fit.x, h=1e-4)
     np.testing.assert_allclose(fit.hess, H, rtol=1e-4, atol=1e-4)
     assert fit.criterion == pytest.approx(-2 * log_density(fit.x), abs=1e-8)
@@ -425,6 +427,96 @@ def test_laplace_mode_against_scipy_on_the_phi_density(slope_design):
     J = np.diag(np.r_[1.0, 1.0, np.exp(fit.x[2:4]), 1 - np.tanh(fit.x[4]) ** 2,
                       np.exp(fit.x[5])])
     np.testing.assert_allclose(fit.cov, J @ np.linalg.inv(H) @ J.T, rtol=1e-4, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def three():
+    """One block (1 + x + z | g): a 3 x 3 correlation matrix."""
+    rng = np.random.default_rng(31)
+    groups, per = 10, 6
+    n = groups * per
+    codes = np.repeat(np.arange(groups), per)
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    V = np.column_stack([np.ones(n), x, z])
+    b = rng.normal(size=(groups, 3)) @ np.diag([0.8, 0.5, 0.4])
+    y = 1.0 + 0.5 * x + np.sum(V * b[codes], axis=1) + rng.normal(scale=0.6, size=n)
+    block = RandomBlock("g", ("Intercept", "x", "z"), tuple(f"g{i}" for i in range(groups)),
+                        codes, V)
+    return MixedDesign(V[:, :2], ("Intercept", "x"), y, (block,))
+
+
+@pytest.mark.parametrize("jacobian", [False, True])
+def test_three_by_three_block_with_lkj_prior_against_scipy(three, jacobian):
+    d = three
+    priors = {"sd": Gamma(2.0, 1.0), "corr": LKJ(2.0), "sigma": HalfNormal(2.0)}
+    fit = fit_marginal(d, priors, dense_loglik, jacobian=jacobian)
+    assert fit.converged, fit.message
+
+    def unpack(v):  # partial correlations -> correlations, by hand for k = 3
+        p12, p13, p23 = np.tanh(v[5:8])
+        corr = np.array([p12, p13, p23 * np.sqrt((1 - p12 ** 2) * (1 - p13 ** 2)) + p12 * p13])
+        return v[:2], np.exp(v[2:5]), corr, np.exp(v[8]), (p12, p13, p23)
+
+    def log_density(v):
+        beta, sd, corr, sigma, (p12, p13, p23) = unpack(v)
+        out = (dense_loglik(d, beta, sd, corr, sigma)
+               + stats.gamma.logpdf(sd, 2.0).sum() + stats.halfnorm.logpdf(sigma, scale=2.0)
+               + np.linalg.slogdet(_corr_matrix(corr, 3))[1])  # LKJ(2): det(R)^(2 - 1)
+        if jacobian:  # d corr / d p is triangular with diagonal 1, 1, sqrt((1-p12^2)(1-p13^2))
+            out += (np.sum(v[2:5]) + v[8] + np.log1p(-p12 ** 2) + np.log1p(-p13 ** 2)
+                    + np.log1p(-p23 ** 2) + 0.5 * np.log1p(-p12 ** 2)
+                    + 0.5 * np.log1p(-p13 ** 2))
+        return out
+
+    v = _scipy_optimum(lambda v: -log_density(v), np.r_[1.0, 0.5, np.full(3, -0.5),
+                                                         np.zeros(3), -0.5])
+    beta, sd, corr, sigma, _ = unpack(v)
+    np.testing.assert_allclose(fit.natural(), np.r_[beta, sd, corr, sigma], rtol=1e-8,
+                               atol=1e-9)
+    if jacobian:
+        np.testing.assert_allclose(fit.x, v, rtol=1e-8, atol=1e-9)
+
+
+def test_singular_random_slope_puts_the_correlation_on_the_boundary():
+    """ML of a random slope the data do not support: lme4 reports corr = +-1."""
+    rng = np.random.default_rng(3)
+    groups, per = 6, 5
+    n = groups * per
+    codes = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + rng.normal(size=groups)[codes] + rng.normal(scale=0.5, size=n)
+    d = _design(0, groups=groups, per=per, slope=True, x=x, y=y)
+    fit = fit_marginal(d, {}, dense_loglik)
+    assert fit.converged, fit.message
+    assert fit.boundary == ("corr[g]",) and abs(fit.corr[0]) == 1.0 and fit.singular
+    sign = np.sign(fit.corr[0])
+
+    # reference in lme4's theta = (L11, L21, L22) relative to sigma, with L22 = 0 (rank one):
+    # beta and sigma profiled in closed form, (L11, L21) by SciPy
+    def profile(t, l22=0.0):
+        L = np.array([[t[0], 0.0], [t[1], l22]])
+        C = L @ L.T
+        same = codes[:, None] == codes[None, :]
+        W = np.eye(n) + same * (d.X @ C @ d.X.T)
+        beta = _gls(d, W)
+        r = y - d.X @ beta
+        s2 = r @ np.linalg.solve(W, r) / n
+        return -0.5 * n * (np.log(2 * np.pi * s2) + 1) - 0.5 * np.linalg.slogdet(W)[1], beta, s2
+
+    t = _scipy_optimum(lambda t: -profile(t)[0], np.array([1.0, 0.2 * sign]))
+    ll, beta, s2 = profile(t)
+    sigma = np.sqrt(s2)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-8)
+    np.testing.assert_allclose(fit.sd, np.abs(t) * sigma, rtol=1e-8)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-8)
+    assert fit.corr[0] == np.sign(t[0] * t[1])
+    assert fit.loglik == pytest.approx(ll, abs=1e-9)
+    # and the boundary is the optimum: moving L22 off 0 lowers the profiled likelihood
+    for l22 in (1e-3, 1e-2, 1e-1):
+        assert profile(t, l22)[0] < ll
+    np.testing.assert_allclose(fit.theta, [abs(t[0]), np.sign(t[0]) * t[1], 0.0], rtol=1e-5,
+                               atol=1e-12)
+    assert np.all(np.isnan(fit.cov[4])) and np.all(np.isfinite(fit.cov[:4, :4]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,8 +572,8 @@ def test_poisson_glmm_map_against_scipy(poisson):
                  + stats.gamma.logpdf(sd, 2.0))
 
     v = _scipy_optimum(neg_post, np.array([0.3, 0.2, np.log(0.5)]))
-    np.testing.assert_allclose(fit.beta, v[:2], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(fit.sd, np.exp(v[2:]), rtol=1e-6)
+    np.testing.assert_allclose(fit.beta, v[:2], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(fit.sd, np.exp(v[2:]), rtol=1e-8)
     assert fit.theta.tolist() == pytest.approx(fit.sd.tolist())  # no residual scale
 
 

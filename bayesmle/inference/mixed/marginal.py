@@ -669,6 +669,8 @@ class _State:
     n_iter: int = 0
     message: str = ""
     certified: bool = False
+    H_at: np.ndarray | None = None  # where H was computed
+    g_at: np.ndarray | None = None  # where g was computed
 
 
 def _noise(F: float) -> float:
@@ -725,26 +727,31 @@ class _Fitter:
         return best["w"]
 
     # -- stage 2: Newton ---------------------------------------------------------------------
-    def _derivs(self, st: _State) -> None:
+    def _hess(self, st: _State) -> None:
+        """Hessian of ``F`` on the free coordinates at ``st.w`` (``st.F`` must be current).
+
+        Steps are ``(48 eps |F|)^(1/4)`` posterior standard deviations, estimated from the
+        curvature itself (a second pass the first time, or when they change a lot).
+        """
         obj = self.obj
-        st.free = self.free(st.active, st.corr_inf)
         idx = np.flatnonzero(st.free)
-        st.F = obj.value(st.w)
-        mag = max(1.0, abs(st.F))
-        eta_h = (48 * _EPS * mag) ** 0.25
-        eta_g = (11 * _EPS * mag) ** 0.2
-        for _ in range(2):  # second pass with steps from the first pass's curvature
+        eta_h = (48 * _EPS * max(1.0, abs(st.F))) ** 0.25
+        for _ in range(2):
             st.H = obj.hess(st.w, eta_h * self.scale, idx)
             d = np.diag(st.H)
             ok = np.isfinite(d) & (d > 0)
             new = self.scale.copy()
             new[idx[ok]] = 1.0 / np.sqrt(d[ok])
             new = np.where(obj.log_coord | self._z_mask(), np.minimum(new, 1.0), new)
-            if np.allclose(new[idx], self.scale[idx], rtol=0.5):
-                self.scale = new
-                break
+            settled = np.allclose(new[idx], self.scale[idx], rtol=0.5)
             self.scale = new
-        st.g = obj.grad(st.w, eta_g * self.scale, idx, order=4)
+            if settled:
+                break
+        st.H_at = st.w.copy()
+
+    def _grad(self, w: np.ndarray, F: float, idx: np.ndarray) -> np.ndarray:
+        eta_g = (11 * _EPS * max(1.0, abs(F))) ** 0.2
+        return self.obj.grad(w, eta_g * self.scale, idx, order=4)
 
     def _z_mask(self) -> np.ndarray:
         out = np.zeros(self.lay.m, dtype=bool)
@@ -769,23 +776,41 @@ class _Fitter:
         return -g
 
     def newton(self, st: _State, max_newton: int = 40) -> _State:
+        """Newton steps on the free coordinates, the Hessian reused while it keeps working.
+
+        The Hessian is recomputed when the free set changes or when the Newton decrement did
+        not fall ten-fold since the previous iteration (a stale Hessian), and at the end.
+        """
         obj = self.obj
         st.message = "maximum number of Newton iterations reached"
-        fresh = False
+        st.H_at = st.g_at = None
+        prev_dec = np.inf
         for _ in range(max_newton):
-            self._derivs(st)
-            fresh = True
-            idx = np.flatnonzero(st.free)
+            free = self.free(st.active, st.corr_inf)
+            if st.H_at is not None and not np.array_equal(free, st.free):
+                st.H_at = None
+            st.free = free
+            idx = np.flatnonzero(free)
             if idx.size == 0:
                 st.message = "no free coordinates"
                 break
-            gf = st.g[idx]
+            st.F = obj.value(st.w)
+            if st.H_at is None:
+                self._hess(st)
+            st.g, st.g_at = self._grad(st.w, st.F, idx), st.w.copy()
             d = np.zeros(self.lay.m)
-            d[idx] = self._direction(st.H, gf)
-            dec = -float(gf @ d[idx])
+            d[idx] = self._direction(st.H, st.g[idx])
+            dec = -float(st.g[idx] @ d[idx])
+            stale = not np.array_equal(st.H_at, st.w)
+            if stale and not (np.isfinite(dec) and 0 < dec <= 0.1 * prev_dec):
+                # the reused Hessian no longer gives Newton's convergence: refresh it
+                self._hess(st)
+                d[idx] = self._direction(st.H, st.g[idx])
+                dec = -float(st.g[idx] @ d[idx])
             if not np.isfinite(dec) or dec <= 0:
                 st.message = "converged: no further decrease possible"
                 break
+            prev_dec = dec
             self.n_iter += 1
             st.n_iter += 1
             # the bound sd >= 0: the largest step that keeps bounded coordinates feasible
@@ -795,13 +820,11 @@ class _Fitter:
             if dec <= _noise(st.F):
                 # below the resolution of F: keep a full step only if it shrinks the gradient
                 trial = self._step(st, d, t, t_max)
-                trial_idx = np.flatnonzero(trial.free)
-                self._derivs(trial)
-                if np.array_equal(trial_idx, idx) and np.isfinite(trial.F):
-                    dn = self._direction(trial.H, trial.g[idx])
-                    if -float(trial.g[idx] @ dn) <= 0.1 * dec:
+                if np.array_equal(self.free(trial.active, trial.corr_inf), st.free):
+                    g_t = self._grad(trial.w, st.F, idx)
+                    d_t = self._direction(st.H, g_t[idx])
+                    if np.all(np.isfinite(g_t)) and -float(g_t[idx] @ d_t) <= 0.1 * dec:
                         st.w, st.active = trial.w, trial.active
-                        fresh = False
                         continue
                 st.message = "converged: at the limit of floating-point resolution"
                 break
@@ -817,9 +840,17 @@ class _Fitter:
                 st.message = "line search failed"
                 break
             st.w, st.active = trial.w, trial.active
-            fresh = False
-        if not fresh:
-            self._derivs(st)
+        # the reported derivatives are those at the final point
+        st.free = self.free(st.active, st.corr_inf)
+        idx = np.flatnonzero(st.free)
+        st.F = obj.value(st.w)
+        if not np.array_equal(st.g_at, st.w):
+            st.g = self._grad(st.w, st.F, idx) if idx.size else np.zeros(self.lay.m)
+            st.g_at = st.w.copy()
+        if idx.size and not np.array_equal(st.H_at, st.w):
+            self._hess(st)
+        elif not idx.size:
+            st.H = np.zeros((0, 0))
         st.certified = self._certified(st)
         return st
 
