@@ -477,15 +477,26 @@ def test_three_by_three_block_with_lkj_prior_against_scipy(three, jacobian):
         np.testing.assert_allclose(fit.x, v, rtol=1e-8, atol=1e-9)
 
 
-def test_singular_random_slope_puts_the_correlation_on_the_boundary():
-    """ML of a random slope the data do not support: lme4 reports corr = +-1."""
+def _no_slope_variation():
     rng = np.random.default_rng(3)
     groups, per = 6, 5
     n = groups * per
     codes = np.repeat(np.arange(groups), per)
     x = rng.normal(size=n)
     y = 1 + 0.5 * x + rng.normal(size=groups)[codes] + rng.normal(scale=0.5, size=n)
-    d = _design(0, groups=groups, per=per, slope=True, x=x, y=y)
+    return _design(0, groups=groups, per=per, slope=True, x=x, y=y)
+
+
+@pytest.mark.parametrize("make", [
+    _no_slope_variation,
+    # an intercept sd that first heads to 0: at sd = 0 the held correlation must be freed
+    # to see that a rank-one covariance with a small intercept sd is better
+    lambda: _design(108, groups=6, per=4, slope=True),
+], ids=["no-slope-variation", "small-intercept-sd"])
+def test_singular_random_slope_puts_the_correlation_on_the_boundary(make):
+    """ML of a random slope the data do not support: lme4 reports corr = +-1."""
+    d = make()
+    n, codes, y = d.n, d.blocks[0].codes, d.y
     fit = fit_marginal(d, {}, dense_loglik)
     assert fit.converged, fit.message
     assert fit.boundary == ("corr[g]",) and abs(fit.corr[0]) == 1.0 and fit.singular

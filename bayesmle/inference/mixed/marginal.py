@@ -237,12 +237,13 @@ def natural_draws(design: MixedDesign, phi_draws) -> np.ndarray:
     """
     lay, phi = _as_draws(design, phi_draws, "phi_draws", 2)
     nat = phi.copy()
-    nat[:, lay.sd] = np.exp(phi[:, lay.sd])
-    for block in lay.corr_blocks:
-        sl = lay.block_corr(block)
-        nat[:, sl] = _corr_from_z(phi[:, sl], block[0])
-    if lay.has_sigma:
-        nat[:, lay.sigma] = np.exp(phi[:, lay.sigma])
+    with np.errstate(over="ignore"):  # a draw far in the tail overflows to inf, as exp does
+        nat[:, lay.sd] = np.exp(phi[:, lay.sd])
+        for block in lay.corr_blocks:
+            sl = lay.block_corr(block)
+            nat[:, sl] = _corr_from_z(phi[:, sl], block[0])
+        if lay.has_sigma:
+            nat[:, lay.sigma] = np.exp(phi[:, lay.sigma])
     return nat
 
 
@@ -881,18 +882,41 @@ class _Fitter:
         return True
 
     # -- boundaries (jacobian=False) ---------------------------------------------------------
-    def forward_slope(self, st: _State, i: int) -> float:
+    def _held_starts(self, st: _State, i: int) -> list[np.ndarray]:
+        """Values of the correlations a released sd ``i`` brings back into play.
+
+        Under a flat correlation prior, the correlations of a block with an sd at 0 are not
+        identified and are held; the first-order change of the objective when the sd moves
+        inside is linear in them. For a 2 x 2 block both signs are tried (``z = +-1.5``, a
+        correlation of +-0.9); for larger blocks the held values are kept.
+        """
+        active = st.active.copy()
+        active[i] = False
+        freed = self.undefined(st.active) & ~self.undefined(active)
+        if not np.any(freed):
+            return [st.w]
+        j = np.flatnonzero(freed)
+        if j.size == 1:  # a 2 x 2 block
+            out = []
+            for z in (1.5, -1.5):
+                w = st.w.copy()
+                w[j] = z
+                out.append(w)
+            return out
+        return [st.w]
+
+    def forward_slope(self, st: _State, i: int, w: np.ndarray | None = None) -> float:
         """``(F(w + h e_i) - F(w)) / h`` for an sd at 0, ``h = 1e-3`` of its reference scale."""
         h = 1e-3 * self.sd_ref[i]
-        w = st.w.copy()
+        w = (st.w if w is None else w).copy()
+        F0 = self.obj.value(w)
         w[i] = h
-        return (self.obj.value(w) - st.F) / h
+        return (self.obj.value(w) - F0) / h
 
-    def settle(self, st: _State) -> _State:
-        """Decide which standard deviations (and 2 x 2 correlations) sit on the boundary."""
-        obj = self.obj
-        # an sd near 0: is the boundary at least as good?
-        near = np.flatnonzero(obj.bounded & st.free & (st.w < NEAR_ZERO * self.sd_ref))
+    def _snap_sds(self, st: _State) -> tuple[_State, bool]:
+        """An sd near 0: move it to the boundary if that is at least as good."""
+        changed = False
+        near = np.flatnonzero(self.obj.bounded & st.free & (st.w < NEAR_ZERO * self.sd_ref))
         for i in near[np.argsort(st.w[near] / self.sd_ref[near])]:
             if not st.free[i]:
                 continue
@@ -902,38 +926,60 @@ class _Fitter:
             active[i] = True
             trial = self.newton(_State(w=w, active=active, corr_inf=st.corr_inf.copy()))
             if trial.F <= st.F + _noise(st.F):
-                st = trial
-        # a 2 x 2 correlation running to +-1 under a flat prior
-        if obj.pri.corr_flat:
-            for block in self.lay.corr_blocks:
-                sl = self.lay.block_corr(block)
-                if block[0] != 2 or not st.free[sl.start] or abs(st.w[sl.start]) <= 5.0:
-                    continue
-                w = st.w.copy()
-                w[sl.start] = np.sign(w[sl.start]) * np.inf
-                corr_inf = st.corr_inf.copy()
-                corr_inf[sl.start] = True
-                trial = self.newton(_State(w=w, active=st.active.copy(), corr_inf=corr_inf))
-                if trial.F <= st.F + _noise(st.F):
-                    st = trial
-        # an sd at 0 that would rather be inside: release it once
-        for i in np.flatnonzero(st.active):
-            if self.forward_slope(st, i) * 1e-3 * self.sd_ref[i] >= -_noise(st.F):
+                st, changed = trial, True
+        return st, changed
+
+    def _snap_corr(self, st: _State) -> tuple[_State, bool]:
+        """A 2 x 2 correlation running to +-1 under a flat prior: put it on the boundary."""
+        changed = False
+        if not self.obj.pri.corr_flat:
+            return st, changed
+        for block in self.lay.corr_blocks:
+            j = self.lay.block_corr(block).start
+            if block[0] != 2 or not st.free[j] or abs(st.w[j]) <= 5.0:
                 continue
             w = st.w.copy()
-            w[i] = NEAR_ZERO * self.sd_ref[i]
-            active = st.active.copy()
-            active[i] = False
-            trial = self.newton(_State(w=w, active=active, corr_inf=st.corr_inf.copy()))
-            if trial.F < st.F - _noise(st.F):
-                st = trial
+            w[j] = np.sign(w[j]) * np.inf
+            corr_inf = st.corr_inf.copy()
+            corr_inf[j] = True
+            trial = self.newton(_State(w=w, active=st.active.copy(), corr_inf=corr_inf))
+            if trial.F <= st.F + _noise(st.F):
+                st, changed = trial, True
+        return st, changed
+
+    def _release(self, st: _State) -> tuple[_State, bool]:
+        """An sd at 0 that would rather be inside: start it inside and compare."""
+        changed = False
+        for i in np.flatnonzero(st.active):
+            if not st.active[i]:
+                continue
+            for w in self._held_starts(st, i):
+                w = w.copy()
+                w[i] = NEAR_ZERO * self.sd_ref[i]
+                active = st.active.copy()
+                active[i] = False
+                trial = self.newton(_State(w=w, active=active, corr_inf=st.corr_inf.copy()))
+                if trial.F < st.F - _noise(st.F):
+                    st, changed = trial, True
+                    break
+        return st, changed
+
+    def settle(self, st: _State) -> _State:
+        """Decide which standard deviations (and 2 x 2 correlations) sit on the boundary."""
+        for _ in range(4):
+            st, a = self._snap_sds(st)
+            st, b = self._snap_corr(st)
+            st, c = self._release(st)
+            if not (a or b or c):
+                break
         return st
 
     def boundary_ok(self, st: _State) -> tuple[bool, str]:
         """KKT at the boundary and identification of held coordinates."""
         notes = []
         for i in np.flatnonzero(st.active):
-            if self.forward_slope(st, i) * 1e-3 * self.sd_ref[i] < -_noise(st.F):
+            slope = min(self.forward_slope(st, i, w) for w in self._held_starts(st, i))
+            if slope * 1e-3 * self.sd_ref[i] < -_noise(st.F):
                 notes.append("the objective decreases when a standard deviation at 0 moves "
                               "inside")
         held = self.undefined(st.active) & ~st.corr_inf
