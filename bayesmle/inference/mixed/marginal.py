@@ -41,6 +41,15 @@ part is analytic. A fit is certified converged only when the Hessian is positive
 the free coordinates and every gradient component times the posterior standard deviation of its
 coordinate is below ``1e-6``; a component at ``sd = 0`` must not decrease the objective when
 moved inside.
+
+Boundaries (``jacobian=False``): an sd that ends below 1% of its reference scale (the RMS
+least-squares residual, 1 for other families, over the RMS of its column) is tried at 0, a
+2 x 2 correlation past ``|z| = 5`` under a flat prior is tried at +-1, and an sd at 0 is tried
+inside again; each trial is polished and kept if its objective is no worse (at 0, +-1) or
+better (inside). Under a flat correlation prior the correlations of a block with an sd at 0 are
+not identified: they are held, reported as NaN, and tried at both signs when the sd is tried
+inside. For blocks of three or more columns a correlation at +-1 is not handled (the fit is then
+not certified).
 """
 
 from __future__ import annotations
