@@ -14,6 +14,7 @@ CASES = (
     (5, "nuts"),
     (6, "dask_fisher"),
     (7, "memory"),
+    (9, "mixed_lmm"),
 )
 #: Cases run only when asked for by name or number (``--cases backends``).
 OPTIONAL = ((8, "backends"),)

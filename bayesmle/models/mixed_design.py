@@ -217,7 +217,11 @@ def components(design: MixedDesign, theta: np.ndarray, scale: float = 1.0
 
 def theta_from_components(design: MixedDesign, sd: np.ndarray, corr: np.ndarray,
                           scale: float = 1.0) -> np.ndarray:
-    """Inverse of :func:`components` for positive-definite blocks (the Cholesky factor)."""
+    """Inverse of :func:`components`: ``L_b = diag(sd / scale) chol(R_b)``.
+
+    Valid on the boundary too: a standard deviation of 0 gives a zero row, a correlation of
+    +-1 a zero pivot (the Cholesky factor of a positive *semi*-definite matrix).
+    """
     sd, corr = np.asarray(sd, dtype=float), np.asarray(corr, dtype=float)
     theta, s_at, c_at = [], 0, 0
     for block in design.blocks:
@@ -231,9 +235,24 @@ def theta_from_components(design: MixedDesign, sd: np.ndarray, corr: np.ndarray,
             R[iu] = corr[c_at:c_at + m]
             R.T[iu] = corr[c_at:c_at + m]
             c_at += m
-        L = np.linalg.cholesky(np.outer(s, s) * R + 1e-300 * np.eye(k)) if k > 1 else \
-            np.array([[s[0]]])
+        L = s[:, None] * _semidefinite_cholesky(R)
         for j in range(k):
             for i in range(j, k):
                 theta.append(L[i, j])
     return np.asarray(theta)
+
+
+def _semidefinite_cholesky(R: np.ndarray) -> np.ndarray:
+    """Lower-triangular ``L`` with ``L L' = R`` for a positive semi-definite ``R``.
+
+    Zero pivots (a correlation of +-1) give a zero column below them instead of failing.
+    """
+    k = R.shape[0]
+    L = np.zeros((k, k))
+    for j in range(k):
+        d = R[j, j] - L[j, :j] @ L[j, :j]
+        L[j, j] = np.sqrt(max(d, 0.0))
+        for i in range(j + 1, k):
+            if L[j, j] > 1e-12:
+                L[i, j] = (R[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
+    return L

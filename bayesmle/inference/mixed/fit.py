@@ -37,7 +37,8 @@ class MixedFit:
     logp : float
         ``loglik`` plus the log prior densities (Jacobian-free); equals ``loglik`` for ML/REML.
     beta_cov : ndarray (p, p)
-        Covariance of the fixed effects as lme4 ``vcov()`` / statsmodels ``cov_params()`` report it.
+        Covariance of the fixed effects: for REML lme4's ``vcov()`` (variance parameters held
+        at their estimates); otherwise the fixed-effects block of ``cov``.
     cov : ndarray (m, m)
         Covariance of the natural vector from the observed information of the criterion (NaN rows
         and columns for components on the boundary).
@@ -45,8 +46,9 @@ class MixedFit:
         The optimiser's coordinates at the end (``coords`` says which), gradient and Hessian of
         the minimised criterion there.
     coords : str
-        ``"theta"`` (profiled Gaussian), ``"theta_beta"`` (GLMM Laplace) or ``"phi"``
-        (unconstrained natural: beta, log sd, correlation transform, log sigma).
+        ``"theta"`` (profiled Gaussian), ``"theta_beta"`` (GLMM Laplace), ``"natural"``
+        (marginal MAP: beta, sd, corr, sigma) or ``"phi"`` (unconstrained natural: beta, log
+        sd, correlation transform, log sigma).
     converged : bool
     grad_norm : float
         Infinity norm of the projected gradient at the end.

@@ -162,6 +162,10 @@ def _free_mask(design: MixedDesign, mf: MixedFit) -> np.ndarray:
         lower = theta_lower_bounds(design)
         at = np.isfinite(lower) & (np.asarray(mf.x[:lower.size]) <= lower + 1e-12)
         free[:lower.size] = ~at
+    elif mf.coords == "natural":  # [beta, sd, corr, sigma]: sd >= 0, |corr| <= 1 held
+        p, n_sd, n_corr = design.p, len(design.sd_labels()), len(design.corr_labels())
+        free[p:p + n_sd] = mf.x[p:p + n_sd] > 0.0
+        free[p + n_sd:p + n_sd + n_corr] = np.abs(mf.x[p + n_sd:p + n_sd + n_corr]) < 1.0
     return free
 
 
@@ -212,14 +216,6 @@ def _point(spec: ModelSpec, design: MixedDesign, mf: MixedFit, method: str, *, s
     if cov.shape != (order.size, order.size):
         raise ConvergenceError(f"internal: covariance of shape {cov.shape} for {order.size} "
                                "reported values")
-    p = design.p
-    cov = cov.copy()
-    if design.family == "gaussian" and method in ("mle", "reml") and mf.beta_cov.size:
-        # lme4's vcov (expected information: the fixed effects are orthogonal to the
-        # variance components) -- statsmodels' and lme4's fixed-effect standard errors.
-        cov[:p, :] = 0.0
-        cov[:, :p] = 0.0
-        cov[:p, :p] = mf.beta_cov
     cov = cov[np.ix_(order, order)]
     diag = np.diag(cov)
     se_flat = np.sqrt(np.where(diag >= 0, diag, np.nan))
@@ -255,7 +251,7 @@ def fit_mixed(spec: ModelSpec, method: str, *, start=None, max_iter: int = 500,
     nagq = _check_nagq(design, nagq)
     mf = _estimate(spec, design, method, nagq=nagq, start=_start(spec, design, start),
                    max_iter=max_iter)
-    solver = "mixed_marginal" if mf.coords == "phi" else (
+    solver = "mixed_marginal" if mf.coords in ("phi", "natural") else (
         "mixed_lmm" if design.family == "gaussian" else "mixed_glmm")
     return _point(spec, design, mf, method, strict=strict,
                   seconds=time.perf_counter() - t0, solver=solver)
