@@ -400,6 +400,24 @@ def test_shrinkage_poisson_no_pooling_and_a_group_without_an_mle():
     assert plain.complete_pooling == pytest.approx(np.log(frame["y"].mean()), abs=1e-12)
 
 
+def test_shrinkage_bernoulli_without_covariates_is_the_logit_of_each_group_mean():
+    rng = np.random.default_rng(8)
+    g = np.repeat([f"s{j}" for j in range(6)], 8)
+    y = (rng.random(g.size) < np.repeat([0.2, 0.4, 0.5, 0.6, 0.7, 0.5], 8)).astype(int)
+    y[g == "s4"] = 1  # all successes: no MLE of its own
+    frame = pd.DataFrame({"y": y, "g": g})
+    res = studies.shrinkage("y ~ 1 + (1 | g)", frame, family="bernoulli", methods=("mle",))
+    t = res.table.set_index("level")
+    means = frame.groupby("g")["y"].mean()[t.index]
+    edge = (means == 0) | (means == 1)  # s4, and any group all 0 or all 1 by chance
+    assert edge["s4"] and edge.sum() < len(edge)
+    np.testing.assert_allclose(t.loc[~edge, "no_pooling"], stats.logistic.ppf(means[~edge]),
+                               atol=1e-12)
+    assert t.loc[edge, "no_pooling"].isna().all()
+    assert t.loc[edge, "note"].str.contains("infinite").all()
+    assert res.complete_pooling == pytest.approx(stats.logistic.ppf(y.mean()), abs=1e-12)
+
+
 def test_shrinkage_nuts_partial_pooling_is_the_posterior_mean(balanced_frame):
     frame, _ = balanced_frame
     priors = {"sd": bm.HalfNormal(2.0), "sigma": bm.HalfNormal(2.0)}

@@ -276,7 +276,8 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
     ----------
     formula : str or ModelSpec
         A mixed-model formula with a random intercept, e.g. ``"y ~ x + (1 | g)"`` (fitted on
-        ``data`` by :func:`bayesmle.models.glm`), or a mixed-model spec from it.
+        ``data`` by :func:`bayesmle.models.glm`), or a mixed-model spec from it -- the way to
+        give binomial ``trials``, an ``exposure``/``offset`` or a non-default ``link``.
     data : pandas.DataFrame, optional
         The data of a formula (not used with a spec).
     family : {"gaussian", "bernoulli", "binomial", "poisson"}, optional
