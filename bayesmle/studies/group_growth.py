@@ -211,7 +211,8 @@ class GroupGrowthResult(StudyResult):
                          label=f"fixed effects sqrt(SSW/n)/σ, {what}")
             ax2.plot(x, part["mle_ratio"], style, ms=4, color="tab:blue",
                      label=f"marginal MLE σ̂/σ, {what}")
-            ax2.plot(x, part["theory_ratio"], ":", color="k", lw=1)
+            ax2.plot(x, part["theory_ratio"], ":", color="k", lw=1,
+                     label="theory sqrt((m−1)/m)" if regime == ns["regime"].iloc[0] else None)
         ax2.axhline(1.0, color="0.5", lw=1)
         ax2.set(xscale="log", xlabel="the growing size (J or m)", ylabel="mean σ̂ / σ",
                 title="Neyman–Scott: fixed effects → σ sqrt((m−1)/m)")
