@@ -187,7 +187,7 @@ def fold_prior_overrides(priors: Mapping[str, Prior], key: str, names: list[str]
     >>> from bayesmle.models.glm import fold_prior_overrides
     >>> fold_prior_overrides({"sd": bm.HalfNormal(1.0), "sd[g:x]": bm.HalfNormal(0.1)},
     ...                      "sd", ["g", "g:x"], what="standard deviations")
-    HalfNormal(sigma=[1, 0.1])
+    HalfNormal(sigma=[1. , 0.1])
     """
     base = priors.get(key)
     overrides = {n: priors[f"{key}[{n}]"] for n in names if f"{key}[{n}]" in priors}

@@ -157,8 +157,8 @@ def _scan(text: str, formula: str) -> list[tuple[int, str, int]]:
             continue
         if c in _CLOSE:
             if not stack or stack[-1] != _CLOSE[c]:
-                raise _fail(formula, f"the bracket `{c}` at character {i + 1} of the right-hand "
-                                     f"side has no matching opening bracket.", "")
+                raise _fail(formula, f"the bracket `{c}` in `{_short(text, 60)}` has no "
+                                     f"matching opening bracket.", "")
             stack.pop()
             out.append((i, c, len(stack)))
             continue
