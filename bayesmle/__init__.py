@@ -24,6 +24,7 @@ from bayesmle.inference import (
 )
 from bayesmle.models import ModelSpec
 from bayesmle.priors import (
+    LKJ,
     Beta,
     Exponential,
     Flat,
@@ -54,6 +55,7 @@ __all__ = [
     "HalfFlat",
     "HalfNormal",
     "ImproperPosteriorError",
+    "LKJ",
     "Laplace",
     "LaplaceResult",
     "MLENotFoundError",

@@ -77,7 +77,7 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
         ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
         ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
-        (0.8), ``progressbar``. ``prior``: ``draws`` (1000), ``random_seed``.
+        (0.8; 0.95 for mixed models), ``progressbar``. ``prior``: ``draws`` (1000), ``random_seed``.
 
     Returns
     -------

@@ -35,11 +35,12 @@ from bayesmle.formula_check import (
     model_matrix,
 )
 from bayesmle.models.observations import Rows
+from bayesmle.models.random_terms import has_random_terms
 from bayesmle.models.regression_model import LINKS
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
 
-__all__ = ["FAMILIES", "glm", "glm_links"]
+__all__ = ["FAMILIES", "column_arg", "fold_prior_overrides", "glm", "glm_links", "na_rows"]
 
 #: The families ``glm`` fits (``regression_model.LINKS`` lists the links of each).
 FAMILIES: tuple[str, ...] = ("gaussian", "bernoulli", "binomial", "poisson", "negative_binomial",
@@ -110,9 +111,17 @@ def _split(formula: Any, data: pd.DataFrame, trusted: bool) -> tuple[str, str]:
     return lhs, rhs
 
 
-def _column_arg(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray | None,
+def column_arg(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray | None,
                                                                      str | None]:
-    """A data argument given as a column name of ``data`` or an array: (values, column)."""
+    """A data argument given as a column name of ``data`` or an array: (values, column).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesmle.models.glm import column_arg
+    >>> column_arg("trials", "n", pd.DataFrame({"n": [3, 4]}))
+    (array([3, 4]), 'n')
+    """
     if value is None:
         return None, None
     if isinstance(value, str):
@@ -127,7 +136,16 @@ def _column_arg(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray |
     return arr, None
 
 
-def _na_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def na_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` with a missing value in ``columns``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesmle.models.glm import na_rows
+    >>> na_rows(pd.DataFrame({"x": [1.0, None], "g": ["a", "b"]}), ["x", "g"]).tolist()
+    [False, True]
+    """
     if not columns:
         return np.zeros(len(frame), dtype=bool)
     return np.array(frame[columns].isna().any(axis=1).to_numpy(), dtype=bool)
@@ -151,50 +169,67 @@ def _design(rhs: str, frame: pd.DataFrame, trusted: bool, formula: str
 # ---------------------------------------------------------------------------------------------
 # Priors by term name
 # ---------------------------------------------------------------------------------------------
-def _coef_prior(priors: Mapping[str, Prior], names: list[str], categorical: bool
-                ) -> Prior | None:
-    """One prior for every slope from ``coef`` and the ``coef[<column>]`` overrides."""
-    base = priors.get("coef")
-    overrides = {n: priors[f"coef[{n}]"] for n in names if f"coef[{n}]" in priors}
+def fold_prior_overrides(priors: Mapping[str, Prior], key: str, names: list[str], *,
+                         what: str = "slopes", one: str = "slope", default: str = "Flat()",
+                         per_row: bool = False) -> Prior | None:
+    """One prior for the array parameter ``key`` from ``key`` and its ``key[<name>]`` overrides.
+
+    The overrides must be of the prior family of ``key`` (one prior family per parameter):
+    they become per-element parameter values of one prior (``coef`` = ``Normal(1.0)`` with
+    ``coef[x2]`` = ``Normal(5.0)`` is ``Normal([1.0, 5.0])``). ``what`` / ``one`` name the
+    elements in messages (``"slopes"`` / ``"slope"``), ``default`` the prior an element gets
+    when ``key`` is not given; ``per_row`` gives the parameters a trailing axis (the
+    ``(d, K-1)`` coefficients of a categorical model). None when neither is given.
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> from bayesmle.models.glm import fold_prior_overrides
+    >>> fold_prior_overrides({"sd": bm.HalfNormal(1.0), "sd[g:x]": bm.HalfNormal(0.1)},
+    ...                      "sd", ["g", "g:x"], what="standard deviations")
+    HalfNormal(sigma=[1. , 0.1])
+    """
+    base = priors.get(key)
+    overrides = {n: priors[f"{key}[{n}]"] for n in names if f"{key}[{n}]" in priors}
     if not overrides:
         return base
     kinds = {type(p).__name__ for p in overrides.values()}
     if base is None:
         if len(overrides) < len(names):
             raise PriorError(
-                f"Priors were given for {sorted(f'coef[{n}]' for n in overrides)} but not for "
-                f"the other slopes, whose default is Flat(); one prior family per `coef` is "
-                f"supported, so also give `coef` (e.g. priors={{'coef': "
-                f"{next(iter(overrides.values()))!r}, ...}}) for the other slopes.")
+                f"Priors were given for {sorted(f'{key}[{n}]' for n in overrides)} but not for "
+                f"the other {what}, whose default is {default}; one prior family per `{key}` "
+                f"is supported, so also give `{key}` (e.g. priors={{'{key}': "
+                f"{next(iter(overrides.values()))!r}, ...}}) for the other {what}.")
         base = next(iter(overrides.values()))
     kinds.add(type(base).__name__)
     if len(kinds) > 1:
         raise PriorError(
-            f"The slopes' priors mix the families {sorted(kinds)} (`coef` and the "
-            f"`coef[<column>]` overrides); one prior family per `coef` is supported (the "
-            f"overrides become per-coefficient parameters of one prior). Give every slope a "
+            f"The {what}' priors mix the families {sorted(kinds)} (`{key}` and the "
+            f"`{key}[<name>]` overrides); one prior family per `{key}` is supported (the "
+            f"overrides become per-{one} parameters of one prior). Give every {one} a "
             f"prior of the same family.")
     if base.is_flat:
         return base
     d = len(names)
     values: dict[str, np.ndarray] = {}
-    for key, value in base.params().items():
+    for name, value in base.params().items():
         arr = np.asarray(value, dtype=float)
         if arr.shape not in ((), (d,)):
-            raise PriorError(f"`coef` = {base!r} has parameters of shape {arr.shape}; with "
-                             f"`coef[<column>]` overrides give scalars or one value per slope "
+            raise PriorError(f"`{key}` = {base!r} has parameters of shape {arr.shape}; with "
+                             f"`{key}[<name>]` overrides give scalars or one value per {one} "
                              f"({d}).")
-        values[key] = np.array(np.broadcast_to(arr, (d,)), dtype=float)
+        values[name] = np.array(np.broadcast_to(arr, (d,)), dtype=float)
     for i, name in enumerate(names):
         if name not in overrides:
             continue
-        for key, value in overrides[name].params().items():
+        for param, value in overrides[name].params().items():
             arr = np.asarray(value, dtype=float)
             if arr.shape != ():
-                raise PriorError(f"`coef[{name}]` = {overrides[name]!r} must have scalar "
-                                 f"parameters (it is the prior of one slope).")
-            values[key][i] = float(arr)
-    if categorical:  # coef has shape (d, K-1): one value per predictor row
+                raise PriorError(f"`{key}[{name}]` = {overrides[name]!r} must have scalar "
+                                 f"parameters (it is the prior of one {one}).")
+            values[param][i] = float(arr)
+    if per_row:
         values = {k: v[:, None] for k, v in values.items()}
     return type(base)(**values)
 
@@ -221,7 +256,7 @@ def _builder_priors(priors: Any, names: list[str], intercept: bool, family: str
             raise PriorError(f"`priors[{key!r}]` must be a prior such as bm.Normal(1.0), got "
                              f"{type(value).__name__}.")
     out: dict[str, Prior] = {}
-    coef = _coef_prior(priors, names, family == "categorical")
+    coef = fold_prior_overrides(priors, "coef", names, per_row=family == "categorical")
     if coef is not None:
         out["prior"] = coef
     if "intercept" in priors:
@@ -285,7 +320,7 @@ class FormulaRows:
             raise DataError(f"The new data lack the column(s) {missing}; the formula "
                             f"{spec.options.get('formula', '')!r} needs {needed} (and "
                             f"optionally the response {self.response!r}).")
-        bad = _na_rows(data, needed)
+        bad = na_rows(data, needed)
         if bad.any():
             rows = [str(v) for v in data.index[bad][:10]]
             raise DataError(f"The new data have missing values in the columns {needed}, "
@@ -359,7 +394,7 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
         trials: Any = None, exposure: Any = None, offset: Any = None,
         priors: Mapping[str, Prior] | None = None, trusted: bool = False,
         na_action: str = "raise") -> ModelSpec:
-    r"""A generalised linear model from a formula and a DataFrame.
+    r"""A generalised linear (mixed) model from a formula and a DataFrame.
 
     Parameters
     ----------
@@ -370,7 +405,11 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
         ``intercept`` (``0 +`` or ``- 1`` drops it). Unless ``trusted``, the formula is
         checked against an allowlist of transforms before anything in it is evaluated
         (:func:`bayesmle.formula_check.check_formula`). An ``offset(...)`` term is refused:
-        give ``offset=`` or ``exposure=`` instead.
+        give ``offset=`` or ``exposure=`` instead. Random-effects terms in lme4's syntax
+        (``"y ~ x + (1 + x | g)"``, ``(1 | a/b)``, ``(x || g)``) make it a mixed model, built
+        by :func:`bayesmle.models.mixed.mixed_glm` (families ``"gaussian"``,
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"``; see there for its priors ``"sd"``,
+        ``"corr"``).
     data : pandas.DataFrame
         The data; the formula's names are its columns.
     family : str, default "gaussian"
@@ -451,6 +490,14 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
     Traceback (most recent call last):
         ...
     bayesmle.errors.SpecError: `formula` = "y ~ x + __import__('os').getcwd()": the term ...
+
+    A random intercept per level of ``g`` (a mixed model; its standard deviation is ``sd[g]``):
+
+    >>> mixed = glm("y ~ x + (1 | g)", frame, priors={"sd": bm.HalfNormal(1.0)})
+    >>> mixed.params, mixed.solver
+    (('intercept', 'coef', 'sd', 'sigma'), 'mixed')
+    >>> mixed.labels("sd", (1,))
+    ['sd[g]']
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"`data` must be a pandas DataFrame whose columns the formula names, "
@@ -460,6 +507,12 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
     if not isinstance(na_action, str) or na_action not in _NA_ACTIONS:
         raise SpecError(f"`na_action` = {na_action!r} is not valid. Valid: "
                         f"{list(_NA_ACTIONS)}.")
+    if has_random_terms(formula):  # lme4's (terms | group): a mixed model
+        from bayesmle.models.mixed import mixed_glm
+
+        return mixed_glm(formula, data, family=family, link=link, trials=trials,
+                         exposure=exposure, offset=offset, priors=priors, trusted=trusted,
+                         na_action=na_action)
     family, link = _family_link(family, link)
     lhs, rhs = _split(formula, data, trusted)
 
@@ -475,7 +528,7 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
         raise DataError("family='binomial' needs `trials`: a column name of `data` or an array "
                         "of the number of trials per row (the formula's left side is the "
                         "successes). For 0/1 outcomes use family='bernoulli'.")
-    args = {name: _column_arg(name, value, data) for name, value in given.items()
+    args = {name: column_arg(name, value, data) for name, value in given.items()
             if value is not None}
     named = [column for _, column in args.values() if column is not None]
 
@@ -483,7 +536,7 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
     X, intercept, model_spec = _design(rhs, frame, trusted, formula)
     variables = [c for c in frame.columns if c in model_spec.required_variables]
     used = list(dict.fromkeys([lhs, *variables, *named]))
-    bad = _na_rows(data, used)
+    bad = na_rows(data, used)
     for values, column in args.values():
         if column is None and values.dtype.kind == "f":
             bad |= np.isnan(values)

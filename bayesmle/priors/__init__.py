@@ -4,12 +4,14 @@ Nothing else in bayesmle knows PyMC's distribution classes for priors. A prior's
 parameters are registered as ``pm.Data`` (named ``"<key>__prior_<param>"``) so that changing a
 prior's values -- a sweep over the Laplace scale, say -- reuses the compiled model.
 
-Three supports are covered:
+Four supports are covered:
 
 * location / coefficient parameters (real line): :class:`Flat`, :class:`Normal`, :class:`Laplace`;
 * scale and rate parameters (positive): :class:`HalfFlat`, :class:`HalfNormal`,
   :class:`HalfCauchy`, :class:`Exponential`, :class:`Gamma`;
-* probabilities (unit interval): :class:`Beta` (``Beta(1, 1)`` is the flat prior).
+* probabilities (unit interval): :class:`Beta` (``Beta(1, 1)`` is the flat prior);
+* correlation matrices (the correlations of a mixed model's random effects): :class:`LKJ`
+  (``LKJ(1)``, uniform over correlation matrices, is the flat prior).
 
 Parameters may be scalars or arrays (one value per coefficient); they broadcast against the
 shape of the parameter they are attached to.
@@ -30,6 +32,7 @@ the optimiser handles exactly (see :mod:`bayesmle.inference.engine`).
 
 from bayesmle.priors.base import Beta, Flat, HalfFlat, L1Part, Prior, Support, flat_prior_for
 from bayesmle.priors.families import (
+    LKJ,
     Exponential,
     Gamma,
     HalfCauchy,
@@ -37,9 +40,11 @@ from bayesmle.priors.families import (
     Laplace,
     Normal,
     check_support,
+    lkj_log_normaliser,
 )
 
 __all__ = [
+    "LKJ",
     "L1Part",
     "Beta",
     "Exponential",
@@ -54,4 +59,5 @@ __all__ = [
     "Support",
     "check_support",
     "flat_prior_for",
+    "lkj_log_normaliser",
 ]

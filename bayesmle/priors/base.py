@@ -18,7 +18,8 @@ from bayesmle.errors import PriorError
 
 __all__ = ["Beta", "Flat", "HalfFlat", "L1Part", "Prior", "Support", "flat_prior_for"]
 
-Support = Literal["real", "positive", "unit"]
+#: What a parameter is: a real number, a positive one, a probability, or a correlation matrix.
+Support = Literal["real", "positive", "unit", "correlation"]
 
 
 def _fmt(value: np.ndarray) -> str:
@@ -295,13 +296,18 @@ class Beta(Prior):
 
 
 def flat_prior_for(support: Support) -> Prior:
-    """The flat prior on a support: Flat, HalfFlat or Beta(1, 1).
+    """The flat prior on a support: Flat, HalfFlat, Beta(1, 1) or LKJ(1).
+
+    ``LKJ(1)`` is the uniform distribution over correlation matrices (proper: the set is
+    bounded), as ``Beta(1, 1)`` is over probabilities.
 
     Examples
     --------
     >>> from bayesmle.priors import flat_prior_for
     >>> flat_prior_for("real"), flat_prior_for("positive"), flat_prior_for("unit")
     (Flat(), HalfFlat(), Beta(a=1, b=1))
+    >>> flat_prior_for("correlation")
+    LKJ(eta=1)
     """
     match support:
         case "real":
@@ -310,4 +316,9 @@ def flat_prior_for(support: Support) -> Prior:
             return HalfFlat()
         case "unit":
             return Beta(1.0, 1.0)
-    raise PriorError(f"Unknown support {support!r}; valid supports are 'real', 'positive', 'unit'.")
+        case "correlation":
+            from bayesmle.priors.families import LKJ  # families builds on this module
+
+            return LKJ(1.0)
+    raise PriorError(f"Unknown support {support!r}; valid supports are 'real', 'positive', "
+                     f"'unit', 'correlation'.")

@@ -4,6 +4,10 @@ A builder's positional arguments (``y``, ``X``, ``successes``, ``trials``) and `
 ``offset`` are *data* arguments, given in ``[model]`` as column names; ``prior`` (the
 coefficients' prior, key ``coef`` in ``[priors]``) and ``<param>_prior`` are priors; any other
 keyword (``intercept``, ``noise``, a known ``sigma``) is an option.
+
+``builder = "glm"`` with random-effects terms in its formula (``"y ~ x + (1 | g)"``) is a mixed
+model: :func:`mixed_glm_frame` (name :data:`MIXED`) takes the whole data frame and the formula,
+family, link and trials column as options.
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bayesmle import models
+import pandas as pd
 
-__all__ = ["BUILDERS", "BuilderInfo", "builder_info"]
+from bayesmle import models
+from bayesmle.models.spec import ModelSpec
+from bayesmle.priors import Prior
+
+__all__ = ["BUILDERS", "MIXED", "BuilderInfo", "builder_info", "mixed_builder_info",
+           "mixed_glm_frame"]
 
 #: The bundled builders by name.
 BUILDERS: dict[str, Callable] = {
@@ -47,7 +56,50 @@ class BuilderInfo:
 
 def builder_info(name: str) -> BuilderInfo:
     """Introspect the bundled builder ``name`` (a key of :data:`BUILDERS`)."""
-    func = BUILDERS[name]
+    return _info(name, BUILDERS[name])
+
+
+#: The builder name of a spec file's mixed model (``builder = "glm"`` with random terms).
+MIXED = "mixed_glm"
+
+
+def mixed_glm_frame(data: pd.DataFrame, exposure: Any = None, offset: Any = None, *,
+                    formula: str = "", family: str = "gaussian", link: str = "",
+                    trials: str = "", prior: Prior | None = None,
+                    intercept_prior: Prior | None = None, sd_prior: Prior | None = None,
+                    corr_prior: Prior | None = None, sigma_prior: Prior | None = None
+                    ) -> ModelSpec:
+    """A spec file's mixed model: :func:`bayesmle.models.mixed.mixed_glm` on the data frame.
+
+    ``[priors]`` keys ``coef``, ``intercept``, ``sd``, ``corr`` and ``sigma`` arrive as the
+    keywords ``prior``, ``intercept_prior``, ... (the builders' convention); ``trials`` is a
+    column name, ``exposure`` / ``offset`` the columns' values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import bayesmle as bm
+    >>> from bayesmle.specfile.builders import mixed_glm_frame
+    >>> frame = pd.DataFrame({"y": np.arange(8.0) % 3, "g": list("aabbccdd")})
+    >>> mixed_glm_frame(frame, formula="y ~ (1 | g)", sd_prior=bm.HalfNormal(1.0)).params
+    ('intercept', 'sd', 'sigma')
+    """
+    from bayesmle.models.mixed import mixed_glm
+
+    given = {"coef": prior, "intercept": intercept_prior, "sd": sd_prior, "corr": corr_prior,
+             "sigma": sigma_prior}
+    return mixed_glm(formula, data, family=family, link=link or None, trials=trials or None,
+                     exposure=exposure, offset=offset,
+                     priors={k: v for k, v in given.items() if v is not None})
+
+
+def mixed_builder_info() -> BuilderInfo:
+    """The :class:`BuilderInfo` of :func:`mixed_glm_frame` (builder name :data:`MIXED`)."""
+    return _info(MIXED, mixed_glm_frame)
+
+
+def _info(name: str, func: Callable) -> BuilderInfo:
     data, required, priors, options = [], [], {}, {}
     for p in inspect.signature(func).parameters.values():
         if p.kind is p.POSITIONAL_OR_KEYWORD or p.name in _DATA_KEYWORDS:

@@ -16,8 +16,15 @@ from bayesmle.errors import SpecError
 from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
 from bayesmle.models.glm import FAMILIES, glm_links
+from bayesmle.models.random_terms import has_random_terms, parse_mixed_formula
 from bayesmle.specfile._schema import Where
-from bayesmle.specfile.builders import BUILDERS, BuilderInfo, builder_info
+from bayesmle.specfile.builders import (
+    BUILDERS,
+    MIXED,
+    BuilderInfo,
+    builder_info,
+    mixed_builder_info,
+)
 from bayesmle.specfile.data import load_data
 from bayesmle.specfile.mapping import DataMapping
 from bayesmle.specfile.priors import parse_prior
@@ -100,10 +107,48 @@ def _glm_table(raw: dict, where: Where) -> dict[str, Any]:
     return {"builder": name, **table}
 
 
+def _mixed_table(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any],
+                                                   dict[str, Any], None]:
+    """``builder = "glm"`` with random-effects terms: the mixed model's options and columns.
+
+    The formula is checked (random terms included) before any data is read; ``trials`` names
+    a column, ``exposure`` / ``offset`` name columns whose values are passed.
+    """
+    from bayesmle.models.mixed import FAMILIES as MIXED_FAMILIES
+
+    table = where.table("model", raw, ("builder", "formula", "family", "link", "trials",
+                                       "exposure", "offset"))
+    family = where.get(table, "model", "family", "string", "gaussian",
+                       choices=MIXED_FAMILIES)
+    links = tuple(glm_links()[family])
+    link = where.get(table, "model", "link", "string", links[0], choices=links)
+    formula = where.get(table, "model", "formula", "string")
+    try:  # before any data is read or anything in the formula is evaluated
+        parse_mixed_formula(formula)
+    except SpecError as exc:
+        raise SpecError(f"{where.file}: `model.formula`: {exc}") from None
+    options: dict[str, Any] = {"formula": formula, "family": family, "link": link}
+    if family == "binomial":
+        options["trials"] = where.get(table, "model", "trials", "string")
+    elif "trials" in table:
+        raise where.error("model.trials", "applies to family = \"binomial\" only.",
+                          value=table["trials"])
+    columns: dict[str, Any] = {}
+    for arg in ("exposure", "offset"):
+        if arg in table:
+            if family != "poisson":
+                raise where.error(f"model.{arg}", "applies to family = \"poisson\" only.",
+                                  value=table[arg])
+            columns[arg] = where.get(table, "model", arg, "string")
+    return mixed_builder_info(), options, columns, None
+
+
 def _model(raw: dict, where: Where) -> tuple[BuilderInfo, dict[str, Any], dict[str, Any],
                                             str | None]:
     if not isinstance(raw, dict):
         raise where.error("model", "must be a table [model] with a `builder` key.", value=raw)
+    if raw.get("builder") == "glm" and has_random_terms(raw.get("formula")):
+        return _mixed_table(raw, where)
     if raw.get("builder") == "glm":
         raw = _glm_table(raw, where)
     name = where.get(raw, "model", "builder", "string", choices=BUILDERS)
@@ -285,6 +330,11 @@ def load(path: str | Path, *, display_path: str | None = None,
     gen_options = {k: v for k, v in options.items() if k == "noise"}
     data = load_data(top["data"], where, path.parent, info.name, gen_options,
                      data_root=data_root)
+    if info.name == MIXED:  # the mixed model takes the whole frame; the formula picks
+        columns = {"data": tuple(data.frame.columns), **columns}
+        if top.get("studies"):
+            raise where.error("studies", "are not available for mixed models (a formula "
+                                         "with random-effects terms) yet; remove [studies].")
     mapping, extra_options = _mapping(info, columns, formula, data.frame, where)
     options.update(extra_options)
 
