@@ -14,7 +14,7 @@ from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.inference.prior_predictive import PriorResult, sample_prior
-from bayesmle.inference.sampling import sample_nuts
+from bayesmle.inference.sampling import MIXED_TARGET_ACCEPT, sample_nuts
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit", "run"]
@@ -164,6 +164,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         return laplace_approximation(spec, **options)
     if method == "prior":
         return sample_prior(spec, **options)
+    if mixed.applies(spec):
+        options.setdefault("target_accept", MIXED_TARGET_ACCEPT)
     return sample_nuts(spec, **options)
 
 

@@ -35,10 +35,9 @@ def default_sampler() -> str:
     return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
 
 
-#: NUTS's target acceptance rate by default, and for mixed models (non-centred, yet the
+#: NUTS's target acceptance rate for mixed models unless told otherwise (non-centred, yet the
 #: posterior of a small group scale keeps a neck where a 0.8 step size diverges now and then;
-#: Stan's and brms' advice for hierarchical models).
-TARGET_ACCEPT = 0.8
+#: Stan's and brms' advice for hierarchical models). Other models: 0.8.
 MIXED_TARGET_ACCEPT = 0.95
 
 
@@ -60,7 +59,7 @@ def sample_nuts(
     chains: int = 4,
     random_seed: int | None = None,
     sampler: str = "auto",
-    target_accept: float | None = None,
+    target_accept: float = 0.8,
     progressbar: bool = False,
 ) -> PosteriorResult:
     """Draw from the posterior of ``spec`` with NUTS; see :func:`bayesmle.fit`."""
@@ -72,8 +71,6 @@ def sample_nuts(
                         "memory; at most 50,000,000 are allowed.")
     if not isinstance(sampler, str) or sampler not in _SAMPLERS:
         raise SpecError(f"Unknown sampler {sampler!r}; valid samplers: {list(_SAMPLERS)}.")
-    if target_accept is None:  # hierarchical posteriors: smaller steps near the funnel's neck
-        target_accept = MIXED_TARGET_ACCEPT if spec.solver == "mixed" else TARGET_ACCEPT
     target_accept = _check_target_accept(target_accept)
     seed = check_seed(random_seed)
     check_memory(f"{chains} chain(s) x {draws:,} draws", chains * draws,

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED
+from bayesmle.compare import COMPARE_METHODS
 from bayesmle.errors import SpecError
 from bayesmle.formula_check import check_formula, describe_columns
 from bayesmle.inference.driver import METHODS
@@ -332,9 +333,6 @@ def load(path: str | Path, *, display_path: str | None = None,
                      data_root=data_root)
     if info.name == MIXED:  # the mixed model takes the whole frame; the formula picks
         columns = {"data": tuple(data.frame.columns), **columns}
-        if top.get("studies"):
-            raise where.error("studies", "are not available for mixed models (a formula "
-                                         "with random-effects terms) yet; remove [studies].")
     mapping, extra_options = _mapping(info, columns, formula, data.frame, where)
     options.update(extra_options)
 
@@ -344,9 +342,9 @@ def load(path: str | Path, *, display_path: str | None = None,
     fit_raw = where.table("fit", top.get("fit", {}), _FIT)
     methods = fit_raw.get("methods", list(METHODS))
     if (not isinstance(methods, list) or not methods or len(set(map(str, methods))) != len(methods)
-            or any(m not in METHODS for m in methods)):
+            or any(m not in COMPARE_METHODS for m in methods)):
         raise where.error("fit.methods", "must be a non-empty array of distinct methods.",
-                          value=methods, valid=", ".join(METHODS))
+                          value=methods, valid=", ".join(COMPARE_METHODS))
     fit = FitSettings(
         methods=tuple(methods),
         draws=where.get(fit_raw, "fit", "draws", "integer", 1000, minimum=1,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED, check_int
+from bayesmle.compare import COMPARE_METHODS
 from bayesmle.errors import DataError, PriorError, SpecError
 from bayesmle.inference.driver import METHODS
 from bayesmle.models.spec import ModelSpec
@@ -103,10 +104,10 @@ class FitSettings:
         values = {k: v for k, v in values.items() if v is not None}
         if "methods" in values:
             values["methods"] = tuple(values["methods"])
-            bad = [m for m in values["methods"] if m not in METHODS]
+            bad = [m for m in values["methods"] if m not in COMPARE_METHODS]
             if bad or not values["methods"]:
                 raise SpecError(f"Unknown method(s) {bad or values['methods']}. Valid methods: "
-                                f"{', '.join(METHODS)}.")
+                                f"{', '.join(COMPARE_METHODS)}.")
         bounds = {"draws": (1, MAX_DRAWS), "chains": (1, MAX_CHAINS), "tune": (0, MAX_DRAWS),
                   "random_seed": (0, MAX_SEED)}
         for key, (low, high) in bounds.items():

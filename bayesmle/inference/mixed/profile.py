@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
-from bayesmle.errors import SpecError
+from bayesmle.errors import DataError, SpecError
 
 __all__ = ["mixed_profile_interval"]
 
@@ -70,7 +70,10 @@ def _objective(result):
         sd = natural[p:p + n_sd]
         corr = natural[p + n_sd:p + n_sd + n_corr]
         sigma = float(natural[-1]) if gaussian else None
-        out = loglik(design, beta, sd, corr, sigma) + log_prior(beta, sd, corr, sigma)
+        try:
+            out = loglik(design, beta, sd, corr, sigma) + log_prior(beta, sd, corr, sigma)
+        except DataError:  # e.g. a scale so large the random effects absorb the intercept
+            return -np.inf
         return float(out) if np.isfinite(out) else -np.inf
 
     bounds = ([(None, None)] * p + [(0.0, None)] * n_sd + [(-_CORR_EDGE, _CORR_EDGE)] * n_corr
