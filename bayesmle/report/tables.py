@@ -116,7 +116,7 @@ def _label(arg: str, columns: Mapping[str, str] | None) -> str:
 
 def data_summary(data: Mapping[str, Any], columns: Mapping[str, str] | None = None
                  ) -> pd.DataFrame:
-    """Count, mean, sd and quantiles of every numeric variable the model uses.
+    """Count, mean, sd and quantiles of every numeric variable the model uses (not factors).
 
     ``data`` holds the builder's data arguments (``X`` a DataFrame, the others 1-D arrays);
     ``columns`` the data column behind each argument, for the labels (``y (target)``).
@@ -124,8 +124,9 @@ def data_summary(data: Mapping[str, Any], columns: Mapping[str, str] | None = No
     rows = []
     for arg, value in data.items():
         if isinstance(value, pd.DataFrame):
-            for col in value.columns:
-                rows.append(_numeric_summary(f"{col}", value[col].to_numpy(dtype=float)))
+            for col in value.columns:  # text / categorical columns (factors) are left out
+                if value[col].dtype.kind in "biuf":
+                    rows.append(_numeric_summary(f"{col}", value[col].to_numpy(dtype=float)))
             continue
         arr = np.asarray(value)
         if arr.dtype.kind in "biuf":
@@ -151,12 +152,12 @@ def optimizer_table(results: Mapping[str, Any]) -> pd.DataFrame:
     for method, res in results.items():
         if method == "laplace":
             res = res.mode
-        elif method not in ("mle", "map"):
+        elif method not in ("mle", "map", "reml"):
             continue
         rows.append({
             "method": method, "converged": bool(res.converged), "loglik": res.loglik,
-            "logp": res.logp, "aic": res.aic if method != "laplace" else np.nan,
-            "bic": res.bic if method != "laplace" else np.nan,
+            "logp": res.logp, "aic": res.aic if method in ("mle", "map") else np.nan,
+            "bic": res.bic if method in ("mle", "map") else np.nan,
             "grad_norm": res.grad_norm, "newton_decrement": res.newton_decrement,
             "hessian_pd": bool(res.hessian_pd), "iterations": int(res.n_iter),
             "seconds": res.seconds, "compile_seconds": res.compile_seconds,
