@@ -27,6 +27,7 @@ __all__ = [
 #: Column groups of the comparison table as shown: (group, [(column, header), ...]).
 COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("MLE", (("mle_estimate", "estimate"), ("mle_stderr", "s.e."))),
+    ("REML", (("reml_estimate", "estimate"), ("reml_stderr", "s.e."))),
     ("MAP", (("map_estimate", "estimate"), ("map_stderr", "s.e."))),
     ("Laplace", (("laplace_mode", "mode"), ("laplace_mean", "mean"), ("laplace_sd", "sd"))),
     ("NUTS posterior", (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("nuts_eti_0.03", "3%"),

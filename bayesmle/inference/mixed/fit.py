@@ -43,8 +43,10 @@ class MixedFit:
         Covariance of the natural vector from the observed information of the criterion (NaN rows
         and columns for components on the boundary).
     x, grad, hess : ndarray
-        The optimiser's coordinates at the end (``coords`` says which), gradient and Hessian of
-        the minimised criterion there.
+        The optimiser's coordinates at the end (``coords`` says which), gradient and Hessian
+        there: of the criterion (``-2 loglik``) in ``"theta"`` / ``"theta_beta"``
+        coordinates, of the negative log density (``criterion / 2``) in ``"natural"`` /
+        ``"phi"`` coordinates.
     coords : str
         ``"theta"`` (profiled Gaussian), ``"theta_beta"`` (GLMM Laplace), ``"natural"``
         (marginal MAP: beta, sd, corr, sigma) or ``"phi"`` (unconstrained natural: beta, log

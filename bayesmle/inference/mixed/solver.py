@@ -172,8 +172,11 @@ def _free_mask(design: MixedDesign, mf: MixedFit) -> np.ndarray:
 def _optimum(design: MixedDesign, mf: MixedFit, solver: str) -> Optimum:
     x = np.asarray(mf.x, dtype=float)
     free = _free_mask(design, mf)
-    grad = 0.5 * np.asarray(mf.grad, dtype=float)
-    hess = 0.5 * np.asarray(mf.hess, dtype=float)
+    # theta coordinates: derivatives of the criterion (-2 log L); the marginal-posterior fits
+    # ("phi", "natural") give those of -log density already
+    half = 1.0 if mf.coords in ("phi", "natural") else 0.5
+    grad = half * np.asarray(mf.grad, dtype=float)
+    hess = half * np.asarray(mf.hess, dtype=float)
     residual = np.where(free, grad, np.minimum(grad, 0.0))
     h = hess[np.ix_(free, free)]
     try:
@@ -311,7 +314,7 @@ def mixed_laplace(spec: ModelSpec, *, draws: int = 2000, random_seed: int | None
     mode = _point(spec, design, mf, "laplace", strict=strict, seconds=0.0,
                   solver="mixed_marginal")
     _, order = _params(spec, design, mf)
-    hess = 0.5 * np.asarray(mf.hess, dtype=float)  # of -log density in phi
+    hess = np.asarray(mf.hess, dtype=float)  # of -log density in phi
     arrays: dict[str, np.ndarray] = {}
     try:
         chol = np.linalg.cholesky(np.linalg.inv(0.5 * (hess + hess.T)))
