@@ -177,3 +177,23 @@ def test_laplace_draws_follow_the_mode_covariance(dietox):
     # and it is close to the ML standard errors here (861 rows, weak priors)
     mle = bm.fit(spec, "mle")
     assert np.all(np.abs(delta / pd.Series(mle.flat_stderr(), index=mle.labels) - 1) < 0.05)
+
+
+def test_concurrent_mixed_fits_from_threads_equal_the_serial_ones():
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [_one_way(seed=s, groups=10, size=5, group_sd=1.0) for s in range(6)]
+    counts = [f.assign(y=np.random.default_rng(i).poisson(np.exp(f["y"] / 3))) for i, f in
+              enumerate(frames)]
+    specs = [bm.models.glm("y ~ 1 + (1 | g)", f) for f in frames] + \
+        [bm.models.glm("y ~ 1 + (1 | g)", c, family="poisson") for c in counts]
+
+    def run(spec):  # inference.run keeps diagnostics on the result (no warnings machinery)
+        res = bm.inference.run(spec, "mle")
+        return res.flat_params(), res.loglik
+
+    serial = [run(s) for s in specs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(run, specs * 2))
+    for (p1, l1), (p2, l2) in zip(serial * 2, threaded, strict=True):
+        assert np.array_equal(p1, p2) and l1 == l2
