@@ -371,6 +371,76 @@ def test_shrinkage_no_and_complete_pooling_with_a_covariate():
     assert t["n"].tolist() == sizes
 
 
+def test_shrinkage_compares_group_levels_with_a_group_level_covariate():
+    rng = np.random.default_rng(17)
+    sizes = [2, 3, 4, 6, 9, 12]
+    J = len(sizes)
+    g = np.repeat([f"c{j}" for j in range(J)], sizes)
+    z_group = rng.normal(size=J)  # group-level: constant within each group
+    z = np.repeat(z_group, sizes)
+    x = rng.normal(size=g.size)  # within-group
+    y = (0.5 + 0.8 * x - 1.2 * z + np.repeat(rng.normal(0, 0.7, J), sizes)
+         + rng.normal(0, 0.5, g.size))
+    frame = pd.DataFrame({"y": y, "x": x, "z": z, "g": g})
+    spec = bm.models.glm("y ~ x + z + (1 | g)", frame)
+    res = studies.shrinkage(spec, methods=("reml",))
+    assert res.group_level == ("z",) and np.isnan(res.complete_pooling)
+    t = res.table.set_index("level")
+    assert (t["note"] == "").all() and t["n"].tolist() == sizes
+    sm = pytest.importorskip("statsmodels.formula.api")
+    own = sm.ols("y ~ x + C(g) - 1", frame).fit().params  # alpha_j at x = 0
+    np.testing.assert_allclose(t["no_pooling"], [own[f"C(g)[{lev}]"] for lev in t.index],
+                               rtol=0, atol=1e-10)
+    pooled = sm.ols("y ~ x + z", frame).fit().params
+    z_of = frame.groupby("g")["z"].first()[t.index]
+    np.testing.assert_allclose(t["complete_pooling"], pooled["Intercept"] + pooled["z"] * z_of,
+                               rtol=0, atol=1e-10)
+    fit = bm.fit(spec, "reml")
+    beta = dict(zip(["x", "z"], np.atleast_1d(fit.params["coef"]), strict=True))
+    blup = fit.random_effects().xs(("g", "Intercept"), level=("group", "term"))["estimate"]
+    partial = float(fit.params["intercept"]) + beta["z"] * z_of + blup[t.index]
+    np.testing.assert_allclose(t["partial_reml"], partial, rtol=0, atol=1e-10)
+    none, complete = t["no_pooling"], t["complete_pooling"]
+    np.testing.assert_allclose(t["shrinkage_reml"], (partial - complete) / (none - complete),
+                               rtol=1e-10)
+    fig = res.plot()  # complete pooling drawn per group, not as one line
+    assert isinstance(fig, Figure)
+    assert any(line.get_label().startswith("complete pooling (at")
+               for line in fig.axes[0].get_lines())
+
+
+def test_shrinkage_epilepsy_glmm_has_a_no_pooling_level_per_subject():
+    from pathlib import Path
+
+    frame = pd.read_csv(Path(__file__).resolve().parents[1] / "models" / "data" / "epil.csv")
+    spec = bm.models.glm("y ~ lbase + trt + lage + V4 + (1 | subject)", frame,
+                         family="poisson", priors={"intercept": bm.Normal(5),
+                                                   "coef": bm.Normal(2.5),
+                                                   "sd": bm.HalfNormal(1)})
+    res = studies.shrinkage(spec, methods=["mle"])
+    assert res.group_level == ("lbase", "trt[T.progabide]", "lage")
+    t = res.table.set_index(res.table["level"].astype(str))
+    frame["subject"] = frame["subject"].astype(str)
+    total = frame.groupby("subject")["y"].sum()[t.index]
+    counted = total.index[total > 0]
+    assert len(counted) == 58 and np.isfinite(t.loc[counted, "no_pooling"]).all()
+    assert t.loc[total.index[total == 0], "no_pooling"].isna().all()
+    assert np.isfinite(t["partial_mle"]).all()
+    sm = pytest.importorskip("statsmodels.api")
+    smf = pytest.importorskip("statsmodels.formula.api")
+    own = smf.glm("y ~ V4 + C(subject) - 1", frame[frame["subject"].isin(counted)],
+                  family=sm.families.Poisson()).fit(tol=1e-12).params
+    np.testing.assert_allclose(t.loc[counted, "no_pooling"],
+                               [own[f"C(subject)[{s}]"] for s in counted], rtol=0, atol=1e-6)
+    pooled = smf.glm("y ~ lbase + trt + lage + V4", frame,
+                     family=sm.families.Poisson()).fit(tol=1e-12).params
+    first = frame.groupby("subject").first().loc[t.index]
+    np.testing.assert_allclose(
+        t["complete_pooling"],
+        pooled["Intercept"] + pooled["lbase"] * first["lbase"] + pooled["lage"] * first["lage"]
+        + pooled["trt[T.progabide]"] * (first["trt"] == "progabide"), rtol=0, atol=1e-6)
+
+
 def test_shrinkage_poisson_no_pooling_and_a_group_without_an_mle():
     rng = np.random.default_rng(3)
     J, m = 6, 6

@@ -1,25 +1,42 @@
-"""Shrinkage: each group's intercept with no pooling, partial pooling and complete pooling.
+"""Shrinkage: each group's level with no pooling, partial pooling and complete pooling.
 
 For a mixed model with a random intercept per level of a grouping factor ``g`` (the first
-random-effects term with an intercept column, e.g. ``(1 | g)`` or ``(1 + x | g)``), three
-estimates of each group's intercept (on the scale of the linear predictor):
+random-effects term with an intercept column, e.g. ``(1 | g)`` or ``(1 + x | g)``), the study
+compares, per group ``j``, three estimates of the group's *level* on the scale of the linear
+predictor (Gelman & Hill 2007, ch. 12):
 
-* **no pooling** -- the group's own estimate: the fixed-effects fit with ``g`` as a factor
-  (one free intercept per group, the other fixed effects shared), with no distribution over
-  the groups. Gaussian: exactly the least-squares fit of the fixed part plus group dummies.
-  Other families: the GLM's MLE with group dummies; a group whose own MLE does not exist (all
-  its responses 0, or all successes) is NaN with a note, and is left out of that fit;
-* **partial pooling** -- per method: ``intercept + b_g`` with ``b_g`` the conditional mode of
-  the group's random effect (ML, REML, MAP; the BLUP for the Gaussian family), or the
-  posterior mean of ``intercept + b_g`` (NUTS);
-* **complete pooling** -- the fit that ignores the groups (the fixed part alone).
+``alpha_j = intercept + z_j . beta_z + b_j``
+
+where ``z_j`` are the group's values of its *group-level* fixed columns -- those constant
+within every group (detected numerically: no spread within any group, e.g. a patient's
+treatment arm or baseline in a longitudinal study) -- and ``b_j`` its random intercept. The
+other fixed columns (varying within groups) are held at 0. Without group-level columns
+``alpha_j`` is simply the group's intercept ``intercept + b_j``.
+
+Why the level and not the intercept: a group-level column is collinear with the group
+dummies, so with the group as a factor the group's intercept is not identified apart from
+``beta_z``; its level at its own covariates is.
+
+* **no pooling** -- the group's own estimate: the fixed-effects fit *without* the group-level
+  columns, with ``g`` as a factor (one free level per group, the within-group effects
+  shared), with no distribution over the groups; ``alpha_j`` is the group's dummy
+  coefficient. Gaussian: exactly the least-squares fit of ``y ~ x_within + C(g) - 1``. Other
+  families: the GLM's MLE with group dummies; a group whose own MLE does not exist (all its
+  responses 0, or all successes) is NaN with a note, and is left out of that fit;
+* **partial pooling** -- per method: ``intercept + z_j . beta_z + b_j`` with the method's
+  fixed effects and ``b_j`` the conditional mode of the group's random effect (ML, REML, MAP;
+  the BLUP for the Gaussian family), or the posterior mean of that sum (NUTS);
+* **complete pooling** -- the fit that ignores the groups (the whole fixed part alone),
+  evaluated at each group's ``z_j``: ``intercept + z_j . beta_z``. Without group-level
+  columns this is one value for every group (the fit's intercept).
 
 The shrinkage factor ``(partial - complete) / (none - complete)`` is 1 for no shrinkage and 0
 for complete pooling; for a balanced Gaussian random-intercept model it is
 ``sd^2 / (sd^2 + sigma^2 / m)`` for every group of size ``m``: small groups are pulled hardest.
-Partial pooling shrinks towards the mixed model's own fixed intercept (reported per method),
-which is the complete-pooling estimate only in that balanced case: with covariates, unequal
-group sizes or a non-Gaussian family a factor can leave [0, 1].
+Partial pooling shrinks towards the mixed model's own fixed part ``intercept + z_j . beta_z``
+(its intercept reported per method), which is the complete-pooling estimate only in that
+balanced case: with covariates, unequal group sizes or a non-Gaussian family a factor can
+leave [0, 1].
 """
 
 from __future__ import annotations
@@ -56,6 +73,32 @@ def _intercept_block(design) -> int:
                     f"its random-effects terms {terms} have none.")
 
 
+def _group_level(X: np.ndarray, codes: np.ndarray, J: int) -> np.ndarray:
+    """Which columns of ``X`` are constant within every group (no spread in any group).
+
+    Exact up to rounding: a column's range within a group must not exceed ``1e-12`` of its
+    largest magnitude. Groups without rows are ignored.
+    """
+    if X.shape[1] == 0 or X.shape[0] == 0:
+        return np.zeros(X.shape[1], dtype=bool)
+    lo = np.full((J, X.shape[1]), np.inf)
+    hi = np.full((J, X.shape[1]), -np.inf)
+    np.minimum.at(lo, codes, X)
+    np.maximum.at(hi, codes, X)
+    present = np.bincount(codes, minlength=J) > 0
+    spread = (hi - lo)[present].max(axis=0)
+    return spread <= 1e-12 * np.abs(X).max(axis=0)
+
+
+def _group_values(X: np.ndarray, codes: np.ndarray, J: int) -> np.ndarray:
+    """``(J, k)`` value of each (group-level) column per group; NaN for a group without rows."""
+    sizes = np.bincount(codes, minlength=J).astype(float)
+    sums = np.stack([np.bincount(codes, weights=col, minlength=J) for col in X.T], axis=1) \
+        if X.shape[1] else np.zeros((J, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sums / sizes[:, None]
+
+
 def _gaussian_no_pooling(X: np.ndarray, y: np.ndarray, codes: np.ndarray, J: int
                          ) -> tuple[np.ndarray, str]:
     """Group intercepts of the least-squares fit of ``y`` on the dummies and ``X``."""
@@ -68,6 +111,11 @@ def _gaussian_no_pooling(X: np.ndarray, y: np.ndarray, codes: np.ndarray, J: int
                                     "collinear with them): the groups' own intercepts are not "
                                     "identified")
     return coef[:J], ""
+
+
+def _gaussian_complete(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of ``y`` on the fixed design (intercept first)."""
+    return np.linalg.lstsq(X, y, rcond=None)[0]
 
 
 def _glm_builder(design):
@@ -171,19 +219,27 @@ class ShrinkageResult(StudyResult):
         One row per level of the grouping factor (in the order of its levels): ``level``,
         ``n`` (rows), ``no_pooling``, ``complete_pooling``, then per method ``partial_<method>``
         and ``shrinkage_<method>`` (``(partial - complete) / (none - complete)``; NaN where
-        ``none = complete``), and ``note`` (why a no-pooling estimate is missing).
+        ``none = complete``), and ``note`` (why a no-pooling estimate is missing). Every
+        estimate is the group's level ``alpha_j`` on the linear-predictor scale at its own
+        group-level covariates (the module docstring).
     group : str
         The grouping factor.
     methods : tuple of str
         The methods of the partial-pooling columns.
     complete_pooling : float
-        The intercept of the fit without groups.
+        The complete-pooling value shared by every group: the intercept of the fit without
+        groups. NaN when the model has group-level columns (then each group has its own, in
+        ``table["complete_pooling"]``).
+    group_level : tuple of str
+        The fixed columns constant within every group (``z_j``), left out of the no-pooling
+        fit; empty when there are none.
     sd : dict
         Each method's estimate (posterior mean for NUTS) of the random intercept's sd.
     intercept : dict
-        Each method's fixed intercept (posterior mean for NUTS): the centre its partial
-        pooling shrinks towards. It equals the complete-pooling estimate only for a balanced
-        Gaussian model without covariates; elsewhere a factor may leave [0, 1].
+        Each method's fixed intercept (posterior mean for NUTS). Without group-level columns it
+        is the centre the method's partial pooling shrinks towards (group ``j``'s centre is
+        ``intercept + z_j . beta_z`` otherwise). It equals the complete-pooling estimate only
+        for a balanced Gaussian model without covariates; elsewhere a factor may leave [0, 1].
     mean_shrinkage : dict
         Each method's mean shrinkage factor over the groups with one.
 
@@ -204,22 +260,34 @@ class ShrinkageResult(StudyResult):
     group: str = ""
     methods: tuple[str, ...] = ()
     complete_pooling: float = float("nan")
+    group_level: tuple[str, ...] = ()
     sd: dict[str, float] | None = None
     intercept: dict[str, float] | None = None
     mean_shrinkage: dict[str, float] | None = None
 
     def plot(self):
-        """Per group (sorted by size): no, partial and complete pooling; sizes below."""
+        """Per group (sorted by size): no, partial and complete pooling; sizes below.
+
+        Complete pooling is a horizontal line when it is one value for every group, else a
+        marker per group (its value at the group's own group-level covariates).
+        """
         t = self.table.sort_values("n", kind="stable").reset_index(drop=True)
         fig = Figure(figsize=(max(6.0, min(0.35 * len(t) + 3, 16.0)), 6.0),
                      layout="constrained")
         ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         x = np.arange(len(t))
-        ax.axhline(self.complete_pooling, color="0.3", ls="--", lw=1.2,
-                   label=f"complete pooling ({self.complete_pooling:.3g})")
+        complete = t["complete_pooling"].to_numpy(dtype=float)
+        shared = complete[np.isfinite(complete)]
+        constant = shared.size > 0 and bool(np.ptp(shared) <= 1e-12 * (1 + np.abs(shared).max()))
+        if constant:
+            ax.axhline(shared[0], color="0.3", ls="--", lw=1.2,
+                       label=f"complete pooling ({shared[0]:.3g})")
+        else:
+            ax.plot(x, complete, "_", color="0.3", ms=12, mew=1.5,
+                    label="complete pooling (at the group's covariates)")
         first_method = self.methods[0]
         centre = (self.intercept or {}).get(first_method, np.nan)
-        if np.isfinite(centre):
+        if np.isfinite(centre) and not self.group_level:
             ax.axhline(centre, color="tab:blue", ls=":", lw=1,
                        label=f"fixed intercept, {first_method.upper()} ({centre:.3g})")
         ax.plot(x, t["no_pooling"], "o", mfc="white", color="tab:gray", ms=6,
@@ -236,8 +304,9 @@ class ShrinkageResult(StudyResult):
             if np.isfinite(a) and np.isfinite(b) and a != b:
                 ax.annotate("", xy=(xi, b), xytext=(xi, a),
                             arrowprops={"arrowstyle": "->", "color": "0.5", "lw": 0.8})
-        ax.set(ylabel="group intercept (linear predictor)",
-               title=f"Shrinkage of the {self.group} intercepts (groups sorted by size)")
+        what = "level" if self.group_level else "intercept"
+        ax.set(ylabel=f"group {what} (linear predictor)",
+               title=f"Shrinkage of the {self.group} {what}s (groups sorted by size)")
         ax.legend(fontsize=7)
         ax_n.bar(x, t["n"], color="0.6")
         ax_n.set(ylabel="rows", xlabel=f"level of {self.group}")
@@ -270,7 +339,15 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
               methods: Sequence[str] | None = None,
               nuts_options: Mapping[str, Any] | None = None,
               random_seed: int | None = None) -> ShrinkageResult:
-    """No pooling, partial pooling and complete pooling of each group's intercept.
+    """No pooling, partial pooling and complete pooling of each group's level.
+
+    The quantity compared per group ``j`` is its level on the linear-predictor scale at its
+    own group-level covariates, ``alpha_j = intercept + z_j . beta_z + b_j`` (the group's
+    intercept when no fixed column is constant within every group). No pooling fits the fixed
+    part without those group-level columns and with the group as a factor (so ``alpha_j`` is
+    identified); complete pooling is the fit ignoring the groups evaluated at ``z_j``; partial
+    pooling is each method's fixed part at ``z_j`` plus the group's random intercept. See the
+    module docstring for why.
 
     Parameters
     ----------
@@ -298,8 +375,8 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
     Returns
     -------
     ShrinkageResult
-        ``.table`` (one row per group), ``.complete_pooling``, ``.sd``, ``.mean_shrinkage``,
-        ``.plot()``.
+        ``.table`` (one row per group), ``.complete_pooling``, ``.group_level``, ``.sd``,
+        ``.mean_shrinkage``, ``.plot()``.
 
     Raises
     ------
@@ -321,6 +398,17 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
     >>> factors = res.table["shrinkage_reml"].to_numpy()
     >>> bool(np.ptp(factors) < 1e-8), bool(0 < factors[0] < 1)
     (True, True)
+
+    With a group-level covariate ``z`` (constant within each group) the groups' levels are
+    compared, and complete pooling differs per group:
+
+    >>> frame["z"] = np.repeat(np.arange(6.0), 5)
+    >>> frame["x"] = rng.normal(size=30)
+    >>> res = studies.shrinkage("y ~ x + z + (1 | g)", frame, methods=("reml",))
+    >>> res.group_level, bool(res.table["no_pooling"].notna().all())
+    (('z',), True)
+    >>> bool(res.table["complete_pooling"].nunique() == 6)
+    True
     """
     if isinstance(formula, ModelSpec):
         if family is not None or priors is not None:
@@ -361,24 +449,35 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
     J = block.n_levels
     codes = np.asarray(block.codes, dtype=np.int64)
     sizes = np.bincount(codes, minlength=J)
-    X_rest = np.asarray(design.X, dtype=float)[:, [i for i, n in enumerate(names)
-                                                    if n != INTERCEPT]]
+    rest = [i for i, n in enumerate(names) if n != INTERCEPT]  # the order of params["coef"]
+    X_rest = np.asarray(design.X, dtype=float)[:, rest]
+    level = _group_level(X_rest, codes, J)  # group-level columns, among X_rest's
+    group_level = tuple(names[i] for i, gl in zip(rest, level, strict=True) if gl)
+    X_within = X_rest[:, ~level]
+    Z = _group_values(X_rest[:, level], codes, J)  # (J, number of group-level columns)
     y = np.asarray(design.y, dtype=float)
     diagnostics: list[Diagnostic] = []
     notes = [""] * J
     if design.family == "gaussian":
-        none, why = _gaussian_no_pooling(X_rest, y, codes, J)
-        X = np.asarray(design.X, dtype=float)
-        complete = float(np.linalg.lstsq(X, y, rcond=None)[0][names.index(INTERCEPT)])
+        none, why = _gaussian_no_pooling(X_within, y, codes, J)
+        coef = _gaussian_complete(np.asarray(design.X, dtype=float), y)
+        pooled_intercept = float(coef[names.index(INTERCEPT)])
+        pooled_beta = coef[rest]
     else:
-        none, notes, why = _glm_no_pooling(design, X_rest, codes, J)
+        none, notes, why = _glm_no_pooling(design, X_within, codes, J)
         if X_rest.shape[1]:
             coef, pooled = _glm_fit(design, X_rest, np.asarray(design.y),
                                     np.arange(design.n), True)
-            complete = float(coef[0])
+            pooled_intercept, pooled_beta = float(coef[0]), coef[1:]
             diagnostics.extend(pooled.diagnostics)
         else:
-            complete = float(_closed_form(design, np.zeros(design.n, dtype=np.int64), 1)[0])
+            pooled_intercept = float(_closed_form(design, np.zeros(design.n, dtype=np.int64),
+                                                  1)[0])
+            pooled_beta = np.zeros(0)
+    if group_level:
+        complete = pooled_intercept + Z @ pooled_beta[level]
+    else:  # one value for every group
+        complete = np.full(J, pooled_intercept)
     if why:
         notes = [why] * J
     for j in np.flatnonzero(sizes == 0):
@@ -397,29 +496,35 @@ def shrinkage(formula: str | ModelSpec, data: pd.DataFrame | None = None, *,
         effects = result.random_effects()
         column = "mean" if method == "nuts" else "estimate"
         part = effects.xs((block.group, INTERCEPT), level=("group", "term"))[column]
-        partial = float(result.params["intercept"]) + part.reindex(list(block.levels)).to_numpy()
+        centre = float(result.params["intercept"])
+        partial = centre + part.reindex(list(block.levels)).to_numpy()
+        if group_level:  # posterior means for NUTS: the mean of the sum is the sum of means
+            beta = np.atleast_1d(np.asarray(result.params["coef"], dtype=float))
+            partial = partial + Z @ beta[level]
         gap = none - complete
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(np.abs(gap) > 1e-12 * (1.0 + abs(complete)),
+            factor = np.where(np.abs(gap) > 1e-12 * (1.0 + np.abs(complete)),
                               (partial - complete) / gap, np.nan)
         table[f"partial_{method}"] = partial
         table[f"shrinkage_{method}"] = factor
         sds[method] = float(np.atleast_1d(result.params["sd"])[sd_index])
-        centres[method] = float(result.params["intercept"])
+        centres[method] = centre
         finite = factor[np.isfinite(factor)]
         means[method] = float(finite.mean()) if finite.size else float("nan")
     table["note"] = notes
     return ShrinkageResult(
         table=table,
         settings={"formula": spec.options.get("formula", spec.name), "family": design.family,
-                  "group": block.group, "methods": list(methods),
+                  "group": block.group, "group_level": list(group_level),
+                  "methods": list(methods),
                   "nuts_options": {k: v for k, v in nuts.items() if k != "random_seed"}
                   if "nuts" in methods else {},
                   "random_seed": random_seed},
         diagnostics=tuple(diagnostics),
         group=block.group,
         methods=methods,
-        complete_pooling=complete,
+        complete_pooling=float("nan") if group_level else pooled_intercept,
+        group_level=group_level,
         sd=sds,
         intercept=centres,
         mean_shrinkage=means,
