@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from bayesmle.errors import SpecError
+
 __all__ = ["INTERCEPT", "MixedDesign", "RandomBlock", "components", "lambda_factors",
            "theta_from_components", "theta_lower_bounds", "z_matrix"]
 
@@ -217,10 +219,10 @@ def components(design: MixedDesign, theta: np.ndarray, scale: float = 1.0
 
 def theta_from_components(design: MixedDesign, sd: np.ndarray, corr: np.ndarray,
                           scale: float = 1.0) -> np.ndarray:
-    """Inverse of :func:`components`: ``L_b = diag(sd / scale) chol(R_b)``.
+    """Inverse of :func:`components`: ``L_b`` the Cholesky factor of the block's covariance.
 
-    Valid on the boundary too: a standard deviation of 0 gives a zero row, a correlation of
-    +-1 a zero pivot (the Cholesky factor of a positive *semi*-definite matrix).
+    Valid on the boundary too (the factor of a positive *semi*-definite matrix): a standard
+    deviation of 0 or a correlation of +-1 gives a zero pivot.
     """
     sd, corr = np.asarray(sd, dtype=float), np.asarray(corr, dtype=float)
     theta, s_at, c_at = [], 0, 0
@@ -235,24 +237,29 @@ def theta_from_components(design: MixedDesign, sd: np.ndarray, corr: np.ndarray,
             R[iu] = corr[c_at:c_at + m]
             R.T[iu] = corr[c_at:c_at + m]
             c_at += m
-        L = s[:, None] * _semidefinite_cholesky(R)
+        L = _semidefinite_cholesky(np.outer(s, s) * R, block.group)
         for j in range(k):
             for i in range(j, k):
                 theta.append(L[i, j])
     return np.asarray(theta)
 
 
-def _semidefinite_cholesky(R: np.ndarray) -> np.ndarray:
-    """Lower-triangular ``L`` with ``L L' = R`` for a positive semi-definite ``R``.
+def _semidefinite_cholesky(S: np.ndarray, group: str) -> np.ndarray:
+    """Lower-triangular ``L`` with ``L L' = S`` for a positive semi-definite ``S``.
 
-    Zero pivots (a correlation of +-1) give a zero column below them instead of failing.
+    Zero pivots (a standard deviation of 0, a correlation of +-1) give a zero column below them
+    instead of failing; correlations that are inconsistent with each other raise SpecError.
     """
-    k = R.shape[0]
+    k = S.shape[0]
     L = np.zeros((k, k))
+    scale = max(float(np.max(np.diag(S))), 1e-300)
     for j in range(k):
-        d = R[j, j] - L[j, :j] @ L[j, :j]
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d < -1e-10 * scale:
+            raise SpecError(f"the sd and corr of grouping factor {group!r} do not form a "
+                            "positive semi-definite covariance matrix; give correlations "
+                            "that are consistent with each other.")
         L[j, j] = np.sqrt(max(d, 0.0))
-        for i in range(j + 1, k):
-            if L[j, j] > 1e-12:
-                L[i, j] = (R[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
+        if L[j, j] > 0:
+            L[j + 1:, j] = (S[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
     return L

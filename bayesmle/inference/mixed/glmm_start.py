@@ -15,7 +15,7 @@ import numpy as np
 
 from bayesmle.errors import ConvergenceError, DataError, SpecError
 from bayesmle.inference.mixed.glmm_family import RowLik
-from bayesmle.models.mixed_design import MixedDesign, theta_lower_bounds
+from bayesmle.models.mixed_design import MixedDesign, theta_from_components, theta_lower_bounds
 from bayesmle.models.separation import binary_directions, find_separation
 
 __all__ = ["glm_beta", "natural_to_theta", "separation_message", "start_x"]
@@ -103,10 +103,10 @@ def glm_beta(design: MixedDesign, rl: RowLik, max_iter: int = 100) -> np.ndarray
 
 
 def natural_to_theta(design: MixedDesign, sd: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """``theta`` from ``(sd, corr)``, also at the boundary (a semi-definite Cholesky factor).
+    """``theta`` from ``(sd, corr)`` checked, also at the boundary (a semi-definite factor).
 
-    ``mixed_design.theta_from_components`` needs positive-definite blocks; an ``sd`` of 0 or a
-    correlation of +-1 gives here the factor with a 0 on the diagonal (lme4's boundary).
+    An ``sd`` of 0 or a correlation of +-1 gives the factor with a 0 on the diagonal (lme4's
+    boundary); see ``mixed_design.theta_from_components``.
 
     Examples
     --------
@@ -128,40 +128,7 @@ def natural_to_theta(design: MixedDesign, sd: np.ndarray, corr: np.ndarray) -> n
         raise SpecError(f"`sd` must be finite and >= 0; got {sd.tolist()}.")
     if not np.all(np.isfinite(corr)) or np.any(np.abs(corr) > 1):
         raise SpecError(f"`corr` must lie in [-1, 1]; got {corr.tolist()}.")
-    theta, s_at, c_at = [], 0, 0
-    for block in design.blocks:
-        k = block.k
-        s = sd[s_at:s_at + k]
-        s_at += k
-        R = np.eye(k)
-        if k >= 2:
-            iu = np.triu_indices(k, 1)
-            m = len(iu[0])
-            R[iu] = corr[c_at:c_at + m]
-            R.T[iu] = corr[c_at:c_at + m]
-            c_at += m
-        L = _semidefinite_cholesky(np.outer(s, s) * R, block.group)
-        for j in range(k):
-            for i in range(j, k):
-                theta.append(L[i, j])
-    return np.asarray(theta)
-
-
-def _semidefinite_cholesky(S: np.ndarray, group: str) -> np.ndarray:
-    k = S.shape[0]
-    L = np.zeros((k, k))
-    scale = max(float(np.max(np.diag(S))), 1e-300)
-    for j in range(k):
-        d = S[j, j] - L[j, :j] @ L[j, :j]
-        if d < -1e-10 * scale:
-            raise SpecError(f"the sd and corr of grouping factor {group!r} do not form a "
-                            "positive semi-definite covariance matrix; give correlations "
-                            "that are consistent with each other.")
-        L[j, j] = np.sqrt(max(d, 0.0))
-        for i in range(j + 1, k):
-            off = S[i, j] - L[i, :j] @ L[j, :j]
-            L[i, j] = off / L[j, j] if L[j, j] > 0 else 0.0
-    return L
+    return theta_from_components(design, sd, corr)
 
 
 def start_x(design: MixedDesign, rl: RowLik, start: np.ndarray | None) -> np.ndarray:

@@ -1070,37 +1070,10 @@ def _check_start(design: MixedDesign, lay: _Layout, start, log_sd: np.ndarray) -
 # ---------------------------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------------------------
-def _psd_cholesky(cov: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a positive semi-definite matrix (zero columns where singular)."""
-    k = cov.shape[0]
-    L = np.zeros((k, k))
-    tol = 1e-14 * max(float(np.max(np.abs(np.diag(cov)))), 1e-300)
-    for j in range(k):
-        d = cov[j, j] - L[j, :j] @ L[j, :j]
-        if d <= tol:
-            continue
-        L[j, j] = np.sqrt(d)
-        L[j + 1:, j] = (cov[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
-    return L
-
-
 def _theta(design: MixedDesign, sd: np.ndarray, corr_values: np.ndarray, scale: float,
            exact: bool) -> np.ndarray:
-    if exact:
-        return theta_from_components(design, sd, corr_values, scale)
-    theta, s_at, c_at = [], 0, 0
-    for block in design.blocks:
-        k = block.k
-        s = sd[s_at:s_at + k] / scale
-        s_at += k
-        R = np.eye(k)
-        if k >= 2:
-            m = k * (k - 1) // 2
-            R = _corr_matrix(corr_values[c_at:c_at + m], k)
-            c_at += m
-        L = _psd_cholesky(np.outer(s, s) * R)
-        theta.extend(L[i, j] for j in range(k) for i in range(j, k))
-    return np.asarray(theta)
+    """lme4's theta (relative to ``scale``), on the boundary too (semi-definite factor)."""
+    return theta_from_components(design, sd, corr_values, scale)
 
 
 def _singular(design: MixedDesign, theta: np.ndarray) -> bool:
