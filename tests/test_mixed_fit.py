@@ -156,6 +156,11 @@ def test_bad_methods_and_options_are_typed_errors():
     with pytest.raises(SpecError, match="nagq"):
         bm.fit(bm.models.gaussian(frame["y"].to_numpy()), "mle", nagq=2)
     res = bm.fit(spec, "reml")
+    # a start dict by name reaches the same optimum
+    again = bm.fit(spec, "reml", start={"sd": [0.1], "sigma": 3.0, "intercept": 0.0})
+    assert rel(again.flat_params(), res.flat_params()) < 1e-8
+    with pytest.raises(SpecError, match="start"):
+        bm.fit(spec, "reml", start={"sd": [0.1, 0.2]})
     with pytest.raises(SpecError, match="REML"):
         res.conf_int(method="profile")
     with pytest.raises(SpecError, match="mixed models"):

@@ -99,6 +99,20 @@ def _loglik(design: MixedDesign, nagq: int = 1):
     return loglik, None, modes
 
 
+def _theta_start(design: MixedDesign, start: np.ndarray | None) -> np.ndarray | None:
+    """lme4's theta (relative to sigma) from a natural start ``[beta, sd, corr, sigma]``."""
+    if start is None:
+        return None
+    from bayesmle.models.mixed_design import theta_from_components
+
+    p, n_sd = design.p, len(design.sd_labels())
+    sd, corr = start[p:p + n_sd], start[p + n_sd:-1]
+    sigma = float(start[-1])
+    if not sigma > 0:
+        raise SpecError(f"start['sigma'] must be > 0, got {sigma}.")
+    return theta_from_components(design, sd, corr, sigma)
+
+
 def _marginal_priors(spec: ModelSpec) -> dict:
     return {k: spec.priors[k] for k in ("intercept", "coef", "sd", "corr", "sigma")
             if k in spec.priors}
@@ -113,12 +127,12 @@ def _estimate(spec: ModelSpec, design: MixedDesign, method: str, *, nagq: int,
                 f"{design.family!r}. Use 'mle' (Laplace approximation, nagq=...) or 'map'.")
         from bayesmle.inference.mixed.lmm import fit_lmm
 
-        return fit_lmm(design, "reml", start=start, max_iter=max_iter)
+        return fit_lmm(design, "reml", start=_theta_start(design, start), max_iter=max_iter)
     if method == "mle" or (method == "map" and spec.is_flat and not jacobian):
         if design.family == "gaussian":
             from bayesmle.inference.mixed.lmm import fit_lmm
 
-            return fit_lmm(design, "mle", start=start, max_iter=max_iter)
+            return fit_lmm(design, "mle", start=_theta_start(design, start), max_iter=max_iter)
         from bayesmle.inference.mixed.glmm import fit_glmm
 
         return fit_glmm(design, "mle", nagq=nagq, start=start, max_iter=max_iter)
