@@ -216,14 +216,17 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 #: once the chains are running and the report's temporary folder exists: the interruption
 #: happens at a fixed point of the run, whatever the machine's speed (no sleep).
 INTERRUPT_HOOK = """
-import os, signal, sys
+import signal, sys
 import nutpie
 real_sample = nutpie.sample
 def sample(*args, **kwargs):
     sampler = real_sample(*args, **kwargs)
     real_wait = sampler.wait
     def wait(*wargs, **wkwargs):
-        os.kill(os.getpid(), signal.{sig})
+        # raise_signal delivers to *this* thread before it returns: the handler runs before the
+        # wait, deterministically (os.kill may land on a sampler thread and be seen only once
+        # sampling has finished -- a race the cold CI run lost once)
+        signal.raise_signal(signal.{sig})
         return real_wait(*wargs, **wkwargs)
     sampler.wait = wait
     return sampler

@@ -7,7 +7,6 @@ fewer draws than requested. The command-line side (exit 130, previous report int
 ``test_cli.py``.
 """
 
-import os
 import signal
 
 import numpy as np
@@ -45,7 +44,7 @@ def test_ctrl_c_during_nutpie_raises(spec, monkeypatch, sigint_raises):
 
         def wait(*wargs, **wkwargs):
             seen.append(kwargs.get("blocking"))
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the chains run
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the chains run (this thread)
             return real_wait(*wargs, **wkwargs)
 
         sampler.wait = wait
