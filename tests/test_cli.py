@@ -258,7 +258,10 @@ def test_report_survives_interruptions(tmp_path):
 
     # The same report again, stopped three ways while NUTS runs.
     for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        proc = interrupted_report(path, out, sig, "--seed", "99")
+        # A million draws per chain: the chains are certainly still running when the signal
+        # comes (nutpie installs its own SIGINT handler while it samples and stops early; with
+        # the spec's 100 draws a loaded machine could finish first and ignore it).
+        proc = interrupted_report(path, out, sig, "--seed", "99", "--draws", "1000000")
         assert proc.returncode == code, (sig, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert snapshot(report) == before  # the previous report, byte for byte
