@@ -136,6 +136,31 @@ def column_arg(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray | 
     return arr, None
 
 
+
+def drop_missing(data: pd.DataFrame, frame: pd.DataFrame, args: dict, used: list[str],
+                 na_action: str) -> tuple[pd.DataFrame, pd.DataFrame, dict, bool]:
+    """Rows with a missing value in a used column or array argument: raise or drop them.
+
+    Returns ``(data, frame, args, dropped)`` with the rows removed consistently (``args``:
+    name -> ``(values, column)`` as :func:`column_arg` gives them).
+    """
+    bad = na_rows(data, used)
+    for values, column in args.values():
+        if column is None and values.dtype.kind == "f":
+            bad |= np.isnan(values)
+    if not bad.any():
+        return data, frame, args, False
+    if na_action == "raise":
+        rows = [str(v) for v in data.index[bad][:10]]
+        cols = [c for c in used if data[c].isna().to_numpy().any()]
+        raise DataError(
+            f"{int(bad.sum())} row(s) of `data` have missing values in the column(s) "
+            f"{cols or list(args)} the model uses: row(s) {rows}"
+            f"{' ...' if bad.sum() > 10 else ''}. Drop them, or pass na_action='drop'.")
+    keep = ~bad
+    args = {name: (values[keep], column) for name, (values, column) in args.items()}
+    return data.loc[keep], frame.loc[keep], args, True
+
 def na_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Boolean mask of the rows of ``frame`` with a missing value in ``columns``.
 
@@ -536,22 +561,8 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", link: str
     X, intercept, model_spec = _design(rhs, frame, trusted, formula)
     variables = [c for c in frame.columns if c in model_spec.required_variables]
     used = list(dict.fromkeys([lhs, *variables, *named]))
-    bad = na_rows(data, used)
-    for values, column in args.values():
-        if column is None and values.dtype.kind == "f":
-            bad |= np.isnan(values)
-    if bad.any():
-        if na_action == "raise":
-            rows = [str(v) for v in data.index[bad][:10]]
-            cols = [c for c in used if data[c].isna().to_numpy().any()]
-            raise DataError(
-                f"{int(bad.sum())} row(s) of `data` have missing values in the column(s) "
-                f"{cols or list(args)} the model uses: row(s) {rows}"
-                f"{' ...' if bad.sum() > 10 else ''}. Drop them, or pass na_action='drop'.")
-        keep = ~bad
-        data = data.loc[keep]
-        frame = frame.loc[keep]
-        args = {name: (values[keep], column) for name, (values, column) in args.items()}
+    data, frame, args, dropped = drop_missing(data, frame, args, used, na_action)
+    if dropped:
         X, intercept, model_spec = _design(rhs, frame, trusted, formula)
 
     names = [str(c) for c in X.columns]

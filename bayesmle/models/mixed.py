@@ -49,7 +49,7 @@ from bayesmle.errors import (
 )
 from bayesmle.formula_check import describe_columns, model_matrix
 from bayesmle.models.design import as_design, collinear_columns, rank_check
-from bayesmle.models.glm import column_arg, fold_prior_overrides, na_rows
+from bayesmle.models.glm import column_arg, drop_missing, fold_prior_overrides
 from bayesmle.models.mixed_design import INTERCEPT, MixedDesign, RandomBlock
 from bayesmle.models.random_terms import (
     parse_mixed_formula,
@@ -669,21 +669,7 @@ def mixed_glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian",
     fixed_vars = [c for c in frame.columns if c in fixed_spec.required_variables]
     used = list(dict.fromkeys([lhs, *fixed_vars, *random_variables(parsed, frame,
                                                                    trusted=trusted), *named]))
-    bad = na_rows(data, used)
-    for values, column in args.values():
-        if column is None and values.dtype.kind == "f":
-            bad |= np.isnan(values)
-    if bad.any():
-        if na_action == "raise":
-            rows = [str(v) for v in data.index[bad][:10]]
-            cols = [c for c in used if data[c].isna().to_numpy().any()]
-            raise DataError(
-                f"{int(bad.sum())} row(s) of `data` have missing values in the column(s) "
-                f"{cols or list(args)} the model uses: row(s) {rows}"
-                f"{' ...' if bad.sum() > 10 else ''}. Drop them, or pass na_action='drop'.")
-        keep = ~bad
-        data, frame = data.loc[keep], frame.loc[keep]
-        args = {name: (values[keep], column) for name, (values, column) in args.items()}
+    data, frame, args, _ = drop_missing(data, frame, args, used, na_action)
     X, intercept, _ = _fixed_design(parsed.fixed, frame, trusted)
     blocks = random_blocks(parsed, frame, trusted=trusted, gaussian=family == "gaussian")
 
