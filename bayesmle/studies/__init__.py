@@ -21,6 +21,7 @@ from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
 from bayesmle.studies.overdispersion import OverdispersionResult, overdispersion
 from bayesmle.studies.predictive_gap import PredictiveGapResult, predictive_gap
 from bayesmle.studies.reml_bias import RemlBiasResult, reml_bias
+from bayesmle.studies.sbc import SbcResult, sbc
 from bayesmle.studies.shrinkage import ShrinkageResult, shrinkage
 from bayesmle.studies.sparsity import SparsityPathResult, sparsity_path
 from bayesmle.studies.surface import SurfaceResult, likelihood_surface
@@ -51,4 +52,5 @@ __all__ = [
     "joint_mode",
     "reml_bias",
     "shrinkage",
+    "SbcResult", "sbc",
 ]
