@@ -29,7 +29,7 @@ import scipy.stats
 
 import bayesmle as bm
 from bayesmle import models, studies
-from bayesmle.errors import PriorError, SpecError
+from bayesmle.errors import ConvergenceError, ConvergenceWarning, DataError, PriorError, SpecError
 from bayesmle.studies.sbc_ranks import chi2_uniformity, default_bins, ecdf_band, rank_of
 
 # NUTS settings of the calibration checks: 99 ranked draws, thinned 1 in 4 from one chain.
@@ -202,6 +202,7 @@ def test_plot_has_an_ecdf_and_a_histogram_per_parameter(laplace_bernoulli):
     ({"bins": 7}, SpecError, "divid"),
     ({"draws": 100, "sims": 1000}, SpecError, "draws \\+ 1"),
     ({"fit_options": {"draws": 10}}, SpecError, "may not set"),
+    ({"fit_options": {"tune": 10}}, SpecError, "Unknown fit option"),
     ({"sims": 1}, SpecError, "sims"),
     ({"priors": {"p_prior": bm.Beta(1.0, 1.0)}, "sims": 0}, SpecError, "sims"),
 ])
@@ -210,6 +211,36 @@ def test_bad_arguments_are_refused(kwargs, error, match):
             **kwargs}
     with pytest.raises(error, match=match):
         studies.sbc(models.bernoulli, {"y": np.zeros(5)}, **args)
+
+
+def refuses_all_failures(y, *, p_prior=None):
+    """A Bernoulli builder that refuses data without a success (as a separation check would)."""
+    if not np.any(y):
+        raise DataError("`y` has no success.")
+    return models.bernoulli(y, p_prior=p_prior)
+
+
+def test_failed_fits_are_counted_and_reported():
+    res = studies.sbc(refuses_all_failures, {"y": np.ones(3)},
+                      priors={"p_prior": bm.Beta(1.0, 3.0)}, sims=40, draws=19,
+                      method="laplace", random_seed=3)
+    failed = res.fits.index[res.fits["status"] == "failed"]
+    # P(no success in 3 trials) = E[(1 - p)^3] = B(1, 6) / B(1, 3) = 3/6 under Beta(1, 3)
+    assert 5 <= len(failed) <= 35
+    assert (res.fits.loc[failed, "message"].str.startswith("DataError")).all()
+    assert res.table["n_failed"].iloc[0] == len(failed)
+    assert res.table["n_sims"].iloc[0] == 40 - len(failed)
+    assert not set(failed) & set(res.ranks.index)
+    (diagnostic,) = res.diagnostics
+    assert diagnostic.category is ConvergenceWarning
+    assert f"{len(failed)} of 40" in diagnostic.message
+
+
+def test_all_fits_failing_is_an_error():
+    with pytest.raises(ConvergenceError, match="None of the 10"):
+        studies.sbc(refuses_all_failures, {"y": np.ones(3)},
+                    priors={"p_prior": bm.Beta(0.01, 50.0)}, sims=10, draws=19,
+                    method="laplace", random_seed=3)
 
 
 def test_improper_priors_are_refused():

@@ -349,6 +349,8 @@ def sbc(
         ``draws + 1``, a response the builder does not take.
     PriorError
         An improper prior.
+    ConvergenceError
+        Every fit failed (each failure alone is counted, not raised).
 
     Examples
     --------
@@ -382,6 +384,12 @@ def sbc(
     if reserved:
         raise SpecError(f"`fit_options` may not set {reserved}: sbc sets draws (draws x thin) "
                         "and a seed per simulation.")
+    from bayesmle.inference.driver import OPTIONS
+
+    unknown = sorted(set(options) - OPTIONS.get(method, frozenset(options)))
+    if unknown:
+        raise SpecError(f"Unknown fit option(s) {unknown} for method {method!r}. Valid "
+                        f"options: {sorted(OPTIONS[method] - {'draws', 'random_seed'})}.")
     if method == "nuts":
         options = {**NUTS_DEFAULTS, **options}
         chains = check_int("chains", options["chains"], 1, 64)
@@ -423,6 +431,9 @@ def sbc(
     outs = run_tasks(_run, tasks, executor)
     fits = pd.DataFrame([{k: o[k] for k in ("sim", "status", "message", "min_ess")}
                          for o in outs]).set_index("sim")
+    if (fits["status"] == "failed").all():
+        raise ConvergenceError(f"None of the {sims} {method!r} fits succeeded, so there are no "
+                               f"ranks (e.g. simulation 0: {fits['message'].iloc[0][:300]}).")
     ranks = pd.DataFrame([o["ranks"] for o in outs if o["status"] != "failed"],
                          index=pd.Index([o["sim"] for o in outs if o["status"] != "failed"],
                                         name="sim"),
