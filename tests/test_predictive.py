@@ -547,6 +547,13 @@ def test_prior_with_flat_prior_refused():
         bm.fit(spec, "prior", draws=10, random_seed=1)
 
 
+
+def test_prior_with_uniform_beta_is_sampled():
+    """Beta(1, 1) is the flat prior of a probability and proper: its draws are uniform."""
+    spec = bm.models.bernoulli(np.array([0.0, 1.0, 1.0]), p_prior=bm.Beta(1.0, 1.0))
+    draws = bm.fit(spec, "prior", draws=2000, random_seed=5).draws()["p"].to_numpy()
+    assert st.kstest(draws, "uniform").pvalue > 1e-3
+
 # ---------------------------------------------------------------------------------------------
 # 7. Thread safety
 # ---------------------------------------------------------------------------------------------

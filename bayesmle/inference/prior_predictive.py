@@ -22,6 +22,7 @@ from bayesmle.errors import Diagnostic, PriorError, SpecError
 from bayesmle.inference.draws import Draws, posterior_tree
 from bayesmle.inference.predictive import Predicts, predictive, setup_for
 from bayesmle.models.spec import ModelSpec
+from bayesmle.priors import Flat, HalfFlat
 
 __all__ = ["PriorResult", "sample_prior"]
 
@@ -121,7 +122,8 @@ def sample_prior(spec: ModelSpec, *, draws: int = 1000, random_seed: int | None 
     if missing:
         raise SpecError(f"The prior predictive draws each reported parameter from its prior; "
                         f"{missing} of model {spec.name!r} have no prior of that name.")
-    flat = [p for p in spec.params if spec.priors[p].is_flat]
+    # improper priors only: Beta(1, 1) and LKJ(1) are flat *and* proper (bounded supports)
+    flat = [p for p in spec.params if isinstance(spec.priors[p], Flat | HalfFlat)]
     if flat:
         raise PriorError(
             f"The prior predictive distribution is not defined: {flat} of model "
