@@ -306,7 +306,7 @@ class _HorseshoeBase(Prior):
         ...     pass
         >>> w = Horseshoe(0.1).rv(model, "coef", shape=(3,))
         >>> [rv.name for rv in model.free_RVs], [d.name for d in model.deterministics]
-        (['coef__z', 'coef__lambda', 'coef__tau'], ['coef'])
+        (['coef__z', 'coef__lambda_a', 'coef__lambda_b', 'coef__tau_a', 'coef__tau_b'], ['coef'])
         """
         self.check_shape(key or name, shape)
         params = self._data(model, key or name)
