@@ -123,6 +123,27 @@ def test_enet_map_1d_closed_form():
         assert (float(res.params["coef"][0]) == 0.0) == (expect == 0.0)
 
 
+def test_enet_as_a_free_variable():
+    # the other route into a model: the prior's own random variable (CustomDist)
+    y = np.array([0.2, 1.4, 0.9, 2.1, 0.3])
+    b, s = 0.3, 0.8
+    spec = bm.models.gaussian(y, mu_prior=bm.ElasticNet(b, s), sigma_prior=bm.HalfNormal(2.0))
+    res = bm.fit(spec, "map")
+    assert res.converged and not res.local_optimum
+    mu, sigma = float(res.params["mu"]), float(res.params["sigma"])
+    # given sigma, the mode in mu is a soft-thresholded weighted mean (closed form)
+    t = y.sum() / sigma**2
+    expect = np.sign(t) * max(abs(t) - 1 / b, 0.0) / (len(y) / sigma**2 + 1 / s**2)
+    # 1e-8: an optimum located through f values is resolved to ~sqrt(eps |f| / f'') ~ 1e-8
+    assert abs(mu - expect) <= 1e-8
+    draws = bm.fit(spec, "prior", draws=4000, random_seed=2).datatree["prior"]["mu"]
+    z = 2 * scipy.integrate.quad(_enet_kernel, 0, np.inf, args=(b, s))[0]
+    m_2 = 2 * scipy.integrate.quad(lambda t: t * t * _enet_kernel(t, b, s), 0, np.inf)[0] / z
+    m_4 = 2 * scipy.integrate.quad(lambda t: t**4 * _enet_kernel(t, b, s), 0, np.inf)[0] / z
+    d2 = np.asarray(draws).ravel() ** 2
+    assert abs(d2.mean() - m_2) <= 5 * math.sqrt((m_4 - m_2**2) / d2.size)
+
+
 def test_enet_mappings():
     n, lam, a, s = 50, 0.2, 0.4, 1.5
     p = bm.ElasticNet.from_glmnet(lam, a, n=n, noise_sd=s)
@@ -324,6 +345,30 @@ def test_horseshoe_prior_draws(sparse_regression):
     ref = (rng.normal(size=m) * np.abs(rng.standard_cauchy(m))
            * tau0 * np.abs(rng.standard_cauchy(m)))
     assert scipy.stats.ks_2samp(ours, ref).pvalue > 1e-3
+
+
+def test_regularized_horseshoe_prior_draws(sparse_regression):
+    X, y = sparse_regression
+    tau0, slab, df = 0.5, 2.0, 4.0
+    res = bm.fit(_horseshoe_spec(X, y, bm.RegularizedHorseshoe(tau0, slab, df)), "prior",
+                 draws=2000, random_seed=6)
+    ours = np.asarray(res.datatree["prior"]["coef"]).reshape(-1, D)[:, 0]
+    rng = np.random.default_rng(10)
+    m = 20_000
+    lam = np.abs(rng.standard_cauchy(m))
+    tau = tau0 * np.abs(rng.standard_cauchy(m))
+    c2 = scipy.stats.invgamma.rvs(df / 2, scale=df * slab**2 / 2, size=m, random_state=rng)
+    ref = rng.normal(size=m) * tau * np.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
+    assert scipy.stats.ks_2samp(ours, ref).pvalue > 1e-3
+
+
+def test_numeric_log_densities_refuse_new_priors_clearly():
+    from bayesmle.priors.numeric import logpdf
+
+    for prior in (bm.StudentT(3.0, 1.0), bm.Cauchy(1.0), bm.ElasticNet(1.0, 1.0),
+                  bm.Horseshoe(1.0)):
+        with pytest.raises(bm.PriorError, match="No numeric log-density"):
+            logpdf(prior, 0.0)
 
 
 def test_horseshoe_cannot_be_attached():
