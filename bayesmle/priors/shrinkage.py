@@ -350,6 +350,13 @@ class Horseshoe(_HorseshoeBase):
     The marginal density of ``w_j`` is unbounded at 0: ``"map"`` and ``"laplace"`` refuse it
     (PriorError); ``"nuts"`` and ``"prior"`` work; ``"mle"`` ignores priors.
 
+    NUTS and the horseshoe: when the likelihood pins the coefficients down (many rows per
+    coefficient), ``z * lambda * tau`` has a funnel in ``(z, lambda)`` that step-size
+    adaptation does not remove. Measured on n = 100, d = 20, 3 signals: ~150 divergences
+    in 4 x 1000 draws at the default ``target_accept=0.8``, ~10 at ``0.99`` (the half-Cauchy
+    scales are declared as ``|N(0, 1)| * sqrt(InvGamma(1/2, 1/2))``, which gave fewer than
+    plain ``HalfCauchy`` variables). Read the divergence diagnostic; raise ``target_accept``.
+
     Examples
     --------
     >>> import numpy as np
