@@ -352,7 +352,7 @@ class Horseshoe(_HorseshoeBase):
 
     NUTS and the horseshoe: when the likelihood pins the coefficients down (many rows per
     coefficient), ``z * lambda * tau`` has a funnel in ``(z, lambda)`` that step-size
-    adaptation does not remove. Measured on n = 100, d = 20, 3 signals: ~150 divergences
+    adaptation does not remove. Measured on n = 100, d = 20, 3 signals: ~170 divergences
     in 4 x 1000 draws at the default ``target_accept=0.8``, ~10 at ``0.99`` (the half-Cauchy
     scales are declared as ``|N(0, 1)| * sqrt(InvGamma(1/2, 1/2))``, which gave fewer than
     plain ``HalfCauchy`` variables). Read the divergence diagnostic; raise ``target_accept``.
