@@ -36,6 +36,7 @@ from bayesmle.priors import (
     Normal,
     Prior,
 )
+from bayesmle.priors.shrinkage import Cauchy, ElasticNet, Horseshoe, RegularizedHorseshoe, StudentT
 
 logging.getLogger("bayesmle").addHandler(logging.NullHandler())
 
@@ -44,16 +45,19 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS",
     "Beta",
+    "Cauchy",
     "Comparison",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
+    "ElasticNet",
     "Exponential",
     "Flat",
     "Gamma",
     "HalfCauchy",
     "HalfFlat",
     "HalfNormal",
+    "Horseshoe",
     "ImproperPosteriorError",
     "LKJ",
     "Laplace",
@@ -65,8 +69,10 @@ __all__ = [
     "PosteriorResult",
     "Prior",
     "PriorError",
+    "RegularizedHorseshoe",
     "SamplingWarning",
     "SpecError",
+    "StudentT",
     "clear_cache",
     "compare",
     "errors",

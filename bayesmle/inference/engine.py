@@ -13,8 +13,10 @@ of the library:
 * The model's free variables, raveled in ``model.value_vars`` order and unconstrained (log
   scale, log-odds...), form the vector ``x`` of every function here.
 * Priors: the model's log-density contains each prior once, by either route of
-  :mod:`bayesmle.priors`. A prior with an L1 part (Laplace) is taken *out* of the smooth
-  objective and handed to the optimiser as :class:`~bayesmle.inference.optimize.L1Terms`; the
+  :mod:`bayesmle.priors`. A prior with an L1 part (Laplace, ElasticNet) is taken *out* of the
+  smooth objective and handed to the optimiser as :class:`~bayesmle.inference.optimize.L1Terms`,
+  its smooth remainder (:meth:`~bayesmle.priors.Prior.l1_remainder`: the Gaussian part of an
+  elastic net, nothing for a Laplace prior) staying in the smooth objective; the
   parameter it sits on must be one coordinate of ``x`` times a constant (checked, typed error
   otherwise), which the regression builders guarantee by choosing their coordinates from all
   priors. That is the only place where priors are told apart.
@@ -183,6 +185,18 @@ class CompiledModel:
             f"variable named {key!r} carrying it. Declare it with priors[{key!r}].rv(model, "
             f"{key!r}) or priors[{key!r}].attach(model, {key!r}, value).")
 
+    def _l1_remainders(self):
+        """The smooth remainders of the L1 priors' log-densities (a Laplace prior has none)."""
+        model = self.model
+        total = pt.constant(0.0)
+        for key in self.l1_keys:
+            prior = self._priors[key]
+            params = {name: model[f"{key}__prior_{name}"] for name in prior.param_names}
+            term = prior.l1_remainder(params, model[key])
+            if term is not None:
+                total = total + model.replace_rvs_by_values([term])[0]
+        return total
+
     def _loglik(self):
         """The observed variables' log-density (the spec's ``fast_loglik`` when it has one)."""
         model = self.model
@@ -206,7 +220,8 @@ class CompiledModel:
             model = self.model
             terms = [v for v in [*model.free_RVs, *model.potentials]
                      if v not in self._l1_carriers]
-            [loss], x = self._join([-self._logp(terms, jacobian=jacobian)])
+            logp = self._logp(terms, jacobian=jacobian) + self._l1_remainders()
+            [loss], x = self._join([-logp])
             loss = rewrite_pregrad(loss)
             grad = pytensor.gradient.grad(loss, x)
             outs = [loss, grad]

@@ -57,6 +57,11 @@ class PointResult(Predicts, RandomEffects):
     diagnostics : tuple of Diagnostic
         What went wrong (an uncertified optimum, a singular Hessian), as data;
         :func:`bayesmle.fit` emits them as warnings.
+    local_optimum : bool
+        True when some prior in the objective is not log-concave (Student-t, Cauchy): the
+        posterior may have several modes, and the certificate (gradient, Newton decrement,
+        positive-definite Hessian) proves a *local* optimum only. Shown in the repr and in the
+        ``fit`` group of :meth:`to_datatree`.
 
     Examples
     --------
@@ -91,6 +96,7 @@ class PointResult(Predicts, RandomEffects):
     #: A mixed model's fit record (theta, conditional modes of the random effects, the
     #: optimised marginal criterion); None for other models.
     mixed: MixedFit | None = field(default=None, repr=False)
+    local_optimum: bool = False
 
     # -- the optimiser's certificate -------------------------------------------------------
     @property
@@ -255,6 +261,7 @@ class PointResult(Predicts, RandomEffects):
                 "newton_decrement": self.newton_decrement,
                 "hessian_pd": self.hessian_pd,
                 "converged": self.converged,
+                "local_optimum": self.local_optimum,
             },
             coords={"rows": self.labels, "columns": self.labels},
             attrs={"method": self.method, "model": self.spec.name, "message": self.message},
@@ -278,5 +285,7 @@ class PointResult(Predicts, RandomEffects):
 
     def __repr__(self) -> str:
         flag = "converged" if self.converged else "NOT converged"
+        if self.local_optimum:
+            flag += " (local optimum: a prior is not log-concave)"
         return (f"<PointResult {self.method} of {self.spec.name}: loglik={self.loglik:.6g}, "
                 f"{flag}, grad_norm={self.grad_norm:.2g}>")

@@ -6,17 +6,50 @@ import time
 
 import numpy as np
 
-from bayesmle.errors import ConvergenceError, ConvergenceWarning, Diagnostic, checklist
+from bayesmle.errors import ConvergenceError, ConvergenceWarning, Diagnostic, PriorError, checklist
 from bayesmle.inference.bound import BoundModel, PointEval, bind
 from bayesmle.inference.optimize import Optimum, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["DECREMENT_TOL", "find_optimum", "fit_point", "point_result"]
+__all__ = ["DECREMENT_TOL", "check_has_mode", "find_optimum", "fit_point", "local_priors",
+           "point_result"]
 
 #: An optimum is certified when one more Newton step would change the objective by less than
 #: this (in log-density units, i.e. the estimate is within ~1e-5 standard errors of the optimum).
 DECREMENT_TOL = 1e-10
+
+
+def check_has_mode(spec: ModelSpec, method: str) -> None:
+    """Raise PriorError if a prior of ``spec`` has no mode (a horseshoe): no MAP, no Laplace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> spec = bm.models.linear_regression(np.eye(3), [1.0, 2.0, 0.5],
+    ...                                    prior=bm.Horseshoe(1.0), intercept=False)
+    >>> check_has_mode(spec, "laplace")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    bayesmle.errors.PriorError: The marginal density of Horseshoe(tau0=1) is unbounded at ...
+    """
+    for key, prior in spec.priors.items():
+        if not prior.has_mode:
+            raise PriorError(f"{prior.no_mode_message(key)} (method {method!r} on model "
+                             f"{spec.name!r})")
+
+
+def local_priors(spec: ModelSpec) -> list[str]:
+    """Keys of the priors that are not log-concave: an optimum is then certified as local.
+
+    Examples
+    --------
+    >>> import bayesmle as bm
+    >>> local_priors(bm.models.gaussian([0.5, 1.0, 3.0], mu_prior=bm.Cauchy(1.0)))
+    ['mu']
+    """
+    return [key for key, prior in spec.priors.items() if not prior.log_concave]
 
 
 def find_optimum(bound: BoundModel, *, jacobian: bool, start=None,
@@ -82,7 +115,8 @@ def _covariance(opt: Optimum, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def point_result(spec: ModelSpec, method: str, opt: Optimum, ev: PointEval, *,
                  converged: bool, n_params: int, strict: bool, message: str,
                  cov: np.ndarray | None = None, seconds: float = 0.0,
-                 compile_seconds: float = 0.0, hints: tuple[str, ...] = ()) -> PointResult:
+                 compile_seconds: float = 0.0, hints: tuple[str, ...] = (),
+                 local_optimum: bool = False) -> PointResult:
     """Assemble a :class:`PointResult` (covariance by the delta method unless given).
 
     An uncertified optimum raises :class:`ConvergenceError` under ``strict``; otherwise it is
@@ -125,12 +159,14 @@ def point_result(spec: ModelSpec, method: str, opt: Optimum, ev: PointEval, *,
         loglik=ev.loglik, logp=ev.logp, logp_jacobian=ev.logp_jacobian, n_params=n_params,
         converged=converged, message=message, optimum=opt, jacobian=ev.jacobian,
         seconds=seconds, compile_seconds=compile_seconds, diagnostics=tuple(diagnostics),
+        local_optimum=local_optimum,
     )
 
 
 def fit_point(spec: ModelSpec, method: str, *, jacobian: bool = False, start=None,
               max_iter: int = 200, strict: bool = False) -> PointResult:
     """Fit ``spec`` by the certified Newton optimiser (``spec`` carries the priors to use)."""
+    check_has_mode(spec, method)
     t0 = time.perf_counter()
     bound = bind(spec)
     cm = bound.compiled
@@ -138,7 +174,13 @@ def fit_point(spec: ModelSpec, method: str, *, jacobian: bool = False, start=Non
     opt = find_optimum(bound, jacobian=jacobian, start=start, max_iter=max_iter)
     ev = bound.evaluate(opt.x)
     converged = bool(opt.hess_pd and opt.decrement <= DECREMENT_TOL and np.isfinite(ev.loglik))
+    local = local_priors(spec)
+    message = opt.message
+    if local:
+        message += (f"; a local optimum: the prior(s) on {local} are not log-concave, so the "
+                    "posterior may have other modes (compare starts, or use NUTS)")
     return point_result(spec, method, opt, ev, converged=converged,
-                        n_params=int(opt.free.sum()), strict=strict, message=opt.message,
+                        n_params=int(opt.free.sum()), strict=strict, message=message,
                         seconds=time.perf_counter() - t0,
-                        compile_seconds=cm.compile_seconds - compile_before)
+                        compile_seconds=cm.compile_seconds - compile_before,
+                        local_optimum=bool(local))

@@ -16,7 +16,10 @@ model). Two coordinate systems exist, each a small frozen value that the builder
   a flat intercept prior). Every coefficient and a free intercept is then one coordinate times a
   constant, so a Laplace prior on any of them stays *separable* and the optimiser's exact L1
   solver applies. Used when some coefficient or intercept prior has an L1 part, and for
-  rank-deficient designs.
+  rank-deficient designs. Under a prior that declares its own variables (a horseshoe:
+  ``Prior.owns_variables``, non-centred ``coef = z * lambda * tau``) the coefficients are that
+  prior's Deterministic instead of ``coef_std / scale`` (``own_coef``); the intercept stays a
+  separate coordinate, centred under a flat intercept prior.
 
 ``stored`` says whether the model keeps a transformed copy of the design (``Q`` or the
 standardised ``Xs``: ill-conditioned or rank-deficient designs) or computes the linear
@@ -59,7 +62,8 @@ class _Base:
         return (p,) if self.n_out == 0 else (p, self.n_out)
 
     def _attach(self, model: pm.Model, priors: Mapping[str, Prior], intercept, coef):
-        coef = priors["coef"].attach(model, "coef", coef)
+        if not getattr(self, "own_coef", False):  # else declared by the prior itself
+            coef = priors["coef"].attach(model, "coef", coef)
         if self.intercept:
             intercept = priors["intercept"].attach(model, "intercept", intercept)
         return intercept, coef
@@ -138,6 +142,8 @@ class StandardisedCoordinates(_Base):
 
     #: The intercept is the centred coordinate (only under a flat intercept prior).
     centred: bool = False
+    #: The coefficients are the coefficient prior's own variable (``Prior.owns_variables``).
+    own_coef: bool = False
 
     def arrays(self, design: Design, y: np.ndarray | None, factor: GramFactor | None) -> dict:
         """Arrays the model declares (sufficient statistics only without a stored copy)."""
@@ -161,8 +167,15 @@ class StandardisedCoordinates(_Base):
             xs = pm.Data(name, data[name])
             center = pm.Data("center", data["center"])
             scale = pm.Data("scale", data["scale"])
-            z = pm.Flat("coef_std", shape=self._shape(data[name].shape[1]))
-        coef = z / (scale if k == 0 else scale[:, None])
+        col_scale = scale if k == 0 else scale[:, None]
+        shape = self._shape(data[name].shape[1])
+        if self.own_coef:
+            coef = priors["coef"].rv(model, "coef", shape=shape)
+            z = coef * col_scale
+        else:
+            with model:
+                z = pm.Flat("coef_std", shape=shape)
+            coef = z / col_scale
         # (X - center) / scale @ z, from the stored standardised copy or from the user's X
         eta = xs @ z if self.stored else xs @ coef - center @ coef
         intercept = None
@@ -176,14 +189,15 @@ class StandardisedCoordinates(_Base):
 
     def start(self, arrays: Mapping[str, np.ndarray], eta0: Any, gaussian: bool) -> dict:
         """Zero coefficients and the intercept of a constant predictor."""
-        start = {"coef_std": np.zeros(self._shape(arrays["center"].shape[0]))}
+        start = {} if self.own_coef else {
+            "coef_std": np.zeros(self._shape(arrays["center"].shape[0]))}
         if self.intercept:
             start[self._intercept_name()] = eta0
         return start
 
     def has_sufficient_stats(self) -> bool:
         """Whether a Gaussian model of these coordinates carries sufficient statistics."""
-        return not self.stored
+        return not self.stored and not self.own_coef
 
     def stats_coordinates(self, model: pm.Model):
         """The free vector in which the Gaussian RSS is an exact quadratic."""
@@ -201,24 +215,31 @@ def choose_coordinates(priors: Mapping[str, Prior], *, intercept: bool, n_out: i
     """The internal coordinates of a regression, chosen from *all* its priors.
 
     QR coordinates unless a prior on the coefficients or on the intercept has an L1 part
-    (Laplace), or the design is rank deficient: then standardised coordinates, in which each
-    of those parameters is a coordinate up to a constant factor, centred only under a flat
-    intercept prior. Depends on the prior *types* only (part of the compiled structure).
+    (Laplace, ElasticNet), or the design is rank deficient: then standardised coordinates, in
+    which each of those parameters is a coordinate up to a constant factor, centred only under
+    a flat intercept prior. A coefficient prior that declares its own variables (a horseshoe)
+    gets standardised coordinates whose coefficients are that prior's variable. Depends on the
+    prior *types* only (part of the compiled structure).
 
     Examples
     --------
     >>> from bayesmle import Flat, Laplace, Normal
     >>> choose_coordinates({"coef": Normal(1.0), "intercept": Laplace(0.05)}, intercept=True,
     ...                    n_out=0, full_rank=True, well_conditioned=True)
-    StandardisedCoordinates(intercept=True, n_out=0, stored=False, centred=False)
+    StandardisedCoordinates(intercept=True, n_out=0, stored=False, centred=False, own_coef=False)
     >>> choose_coordinates({"coef": Normal(1.0), "intercept": Flat()}, intercept=True,
     ...                    n_out=0, full_rank=True, well_conditioned=True)
     QRCoordinates(intercept=True, n_out=0, stored=False)
+    >>> from bayesmle import Horseshoe
+    >>> choose_coordinates({"coef": Horseshoe(0.1), "intercept": Flat()}, intercept=True,
+    ...                    n_out=0, full_rank=True, well_conditioned=True).own_coef
+    True
     """
     keys = ("coef", "intercept") if intercept else ("coef",)
     l1 = any(priors[k].has_l1 for k in keys)
-    if full_rank and not l1:
+    own = priors["coef"].owns_variables
+    if full_rank and not l1 and not own:
         return QRCoordinates(intercept, n_out, stored=not well_conditioned)
     centred = bool(intercept and priors["intercept"].is_flat)
     return StandardisedCoordinates(intercept, n_out, stored=not well_conditioned,
-                                   centred=centred)
+                                   centred=centred, own_coef=own)

@@ -7,6 +7,8 @@ prior's values -- a sweep over the Laplace scale, say -- reuses the compiled mod
 Four supports are covered:
 
 * location / coefficient parameters (real line): :class:`Flat`, :class:`Normal`, :class:`Laplace`;
+  the shrinkage priors :class:`ElasticNet`, :class:`StudentT`, :class:`Cauchy`,
+  :class:`Horseshoe`, :class:`RegularizedHorseshoe` (:mod:`bayesmle.priors.shrinkage`);
 * scale and rate parameters (positive): :class:`HalfFlat`, :class:`HalfNormal`,
   :class:`HalfCauchy`, :class:`Exponential`, :class:`Gamma`;
 * probabilities (unit interval): :class:`Beta` (``Beta(1, 1)`` is the flat prior);
@@ -42,22 +44,36 @@ from bayesmle.priors.families import (
     check_support,
     lkj_log_normaliser,
 )
+from bayesmle.priors.shrinkage import (
+    Cauchy,
+    ElasticNet,
+    Horseshoe,
+    RegularizedHorseshoe,
+    StudentT,
+    elastic_net_log_normaliser,
+)
 
 __all__ = [
     "LKJ",
     "L1Part",
     "Beta",
+    "Cauchy",
+    "ElasticNet",
     "Exponential",
     "Flat",
     "Gamma",
     "HalfCauchy",
     "HalfFlat",
     "HalfNormal",
+    "Horseshoe",
     "Laplace",
     "Normal",
     "Prior",
+    "StudentT",
+    "RegularizedHorseshoe",
     "Support",
     "check_support",
+    "elastic_net_log_normaliser",
     "flat_prior_for",
     "lkj_log_normaliser",
 ]

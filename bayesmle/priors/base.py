@@ -68,6 +68,14 @@ class Prior:
     param_names: ClassVar[tuple[str, ...]] = ()
     #: Whether the log-density has a non-smooth (L1) part; see :meth:`l1`.
     has_l1: ClassVar[bool] = False
+    #: Whether the log-density is concave: if not, a MAP can be a *local* optimum only.
+    log_concave: ClassVar[bool] = True
+    #: Whether the density is bounded (so that a MAP can exist); False for the horseshoe.
+    has_mode: ClassVar[bool] = True
+    #: Whether :meth:`rv` declares auxiliary free variables and the parameter as their
+    #: Deterministic (non-centred shrinkage priors): such a prior cannot be attached to a
+    #: parameter computed from other coordinates, so regressions let it own the coefficients.
+    owns_variables: ClassVar[bool] = False
 
     # -- values -----------------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
@@ -175,6 +183,16 @@ class Prior:
 
     def l1(self) -> L1Part | None:
         """The non-smooth part of the log-density (None for smooth priors)."""
+        return None
+
+    def l1_remainder(self, params: dict[str, pt.TensorVariable], value: pt.TensorVariable
+                     ) -> pt.TensorVariable | None:
+        """Smooth part of the log-density of a prior with an L1 part, up to a constant.
+
+        The engine replaces the prior's log-density by this plus the L1 part (:meth:`l1`);
+        None (the Laplace prior) means the L1 part is all there is. ``params`` are the model's
+        ``pm.Data`` of the prior's parameters, by name.
+        """
         return None
 
     def _make_rv(self, name, params, *, shape, dims):
