@@ -170,7 +170,7 @@ def pathfinder(spec: ModelSpec, *, draws: int = 1000, paths: int = 4, max_iter: 
     >>> import numpy as np
     >>> import bayesmle as bm
     >>> y = np.array([1.2, 0.4, 2.2, 1.0])
-    >>> spec = bm.models.gaussian(y, mu_prior=bm.Normal(0.0, 10.0),
+    >>> spec = bm.models.gaussian(y, mu_prior=bm.Normal(10.0),
     ...                           sigma_prior=bm.HalfNormal(5.0))
     >>> res = pathfinder(spec, draws=400, paths=2, random_seed=3)
     >>> res.info["paths"], res.draws().shape
