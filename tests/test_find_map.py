@@ -137,3 +137,32 @@ def test_refusals(gaussian):
     lad = bm.models.robust_regression(X, X[:, 0] + rng.laplace(size=30), noise="laplace")
     with pytest.raises(SpecError, match="find_map"):
         run(lad, "mle", optimizer="find_map")
+
+
+def test_compare_find_map_columns_measure_the_distance_in_standard_errors(gaussian):
+    y, spec = gaussian
+    comp = bm.compare(spec, methods=("find_map_mle", "pathfinder"), draws=250,
+                      random_seed=0, warn=False)
+    table = comp.table
+    exact = np.array([y.mean(), y.std()])
+    se = np.array([y.std() / np.sqrt(y.size), y.std() / np.sqrt(2 * y.size)])  # closed form
+    np.testing.assert_allclose(table["find_map_mle_estimate"], comp.results[
+        "find_map_mle"].flat_params())
+    # the certified MLE (run for the purpose: "mle" is not among the methods) is the closed
+    # form, so the column is (find_MAP - closed form) / closed-form standard error
+    np.testing.assert_allclose(table["find_map_mle_distance_se"],
+                               (table["find_map_mle_estimate"].to_numpy() - exact) / se,
+                               rtol=1e-6, atol=1e-9)
+    assert {"pathfinder_mean", "pathfinder_sd", "pathfinder_pareto_k"} <= set(table.columns)
+    assert table["pathfinder_pareto_k"].nunique() == 1
+    assert comp.results["pathfinder"].datatree["posterior"].sizes["draw"] == 4 * 250
+    assert set(comp.datatrees) == {"find_map_mle", "pathfinder"}
+    from bayesmle.report import tables
+    from bayesmle.specfile import FitSettings
+
+    groups = dict(tables.comparison_groups(table))
+    assert groups["Pathfinder"][-1] == ("pathfinder_pareto_k", "Pareto k")
+    assert "find_MAP (MLE)" in groups
+    assert list(tables.optimizer_table(comp.results).index) == ["find_map_mle"]
+    fit = FitSettings(methods=("mle", "pathfinder", "find_map_mle"), draws=100, chains=2)
+    assert fit.fit_options("pathfinder") == {"draws": 200, "random_seed": 0}
