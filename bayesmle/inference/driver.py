@@ -210,8 +210,9 @@ def _find_map_kwargs(method: str, options: dict) -> dict | None:
         raise SpecError(f"`optimizer` must be one of {list(find_map.OPTIMIZERS)}, got "
                         f"{optimizer!r}.")
     if optimizer == "newton":
-        if "polish" in options:
-            raise SpecError("`polish` applies to optimizer='find_map' only.")
+        if options.pop("polish", False) is not False:
+            raise SpecError("`polish` applies to optimizer='find_map' only (the default "
+                            "optimizer's answer is already certified).")
         return None
     if not isinstance(options.get("polish", False), bool):
         raise SpecError(f"`polish` must be True or False, got {options['polish']!r}.")
