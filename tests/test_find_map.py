@@ -74,7 +74,7 @@ def test_early_stop_is_reported_as_not_converged(gaussian, counted):
     with pytest.warns(UserWarning, match="did not converge"):  # PyMC's own warning
         res = run(spec, "mle", optimizer="find_map", maxiter=2)
     assert len(counted) == 1 and counted[0][1]["maxiter"] == 2
-    assert not res.converged
+    assert not res.converged and res.n_iter == 2
     assert res.grad_norm > 1e-3
     [diag] = res.diagnostics
     assert diag.category is ConvergenceWarning

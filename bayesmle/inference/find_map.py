@@ -164,6 +164,9 @@ def fit_find_map(spec: ModelSpec, method: str, *, polish: bool = False, start=No
         message = f"{opt.message} (polished from {solver.split(' +')[0]}: {scipy_message})"
     else:
         opt = certify_at(bound, x)
+        counts = {k: int(res[k].to_numpy()) for k in ("nit", "nfev") if k in res}
+        opt = dataclasses.replace(opt, n_iter=counts.get("nit", 0),
+                                  n_eval=counts.get("nfev", 1))
         message = f"{solver}: {scipy_message}"
     opt = dataclasses.replace(opt, solver=solver, message=message)
     ev = bound.evaluate(opt.x)
