@@ -220,3 +220,15 @@ def test_advi_regression_and_beta_bernoulli(regression):
     # a Gaussian on the logit scale: the mean and sd of p are off by the skewness of the
     # logit-Beta (small for a = 13, b = 30), within the ADVI allowance
     _close(res, [exact.mean()], [exact.std()], draws=4000, mean_allow=0.25, sd_allow=0.12)
+
+
+@pytest.mark.slow
+def test_meanfield_advi_pareto_k_flags_the_funnel():
+    spec = bm.ModelSpec(name="funnel", declare=_funnel, data={"d": np.zeros(1)},
+                        priors={"v": bm.Normal(3.0)}, params=("v", "x"),
+                        start={"v": np.asarray(0.0), "x": np.zeros(9)})
+    for seed in (1, 2):
+        res = run(spec, "advi", draws=2000, random_seed=seed)
+        assert res.sd()["v"] < 1.5  # the funnel's v has sd 3
+        assert res.pareto_k > 0.7, res.pareto_k
+        assert any("poor approximation" in d.message for d in res.diagnostics)
