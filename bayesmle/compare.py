@@ -29,8 +29,11 @@ PPC_SAMPLES = 100
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
 METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7",
-                  "reml": "#56B4E9", "advi": "#E69F00", "fullrank_advi": "#882255",
-                  "pathfinder": "#000000", "find_map_mle": "#999999", "find_map_map": "#F0E442"}
+                  "reml": "#56B4E9",
+                  # the optional methods: Paul Tol's muted colours (not black or grey, which
+                  # figures use for ink, nor the report's spare colours)
+                  "advi": "#117733", "fullrank_advi": "#882255", "pathfinder": "#332288",
+                  "find_map_mle": "#44AA99", "find_map_map": "#AA4499"}
 #: ``compare`` methods showing ``pymc.find_MAP``'s answer (default settings, not polished) and
 #: its distance from the certified optimum, by the point method they stand for.
 FIND_MAP_METHODS = {"find_map_mle": "mle", "find_map_map": "map"}
