@@ -12,11 +12,12 @@ import xarray as xr
 
 from bayesmle._validation import MAX_DRAWS, check_int, check_seed
 from bayesmle.errors import BayesMLEError, SpecError
-from bayesmle.inference.driver import METHODS, OPTIONS, run
+from bayesmle.inference.driver import APPROXIMATIONS, METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
 from bayesmle.models.spec import ModelSpec
 
-__all__ = ["PREDICTIVE_COLUMNS", "Comparison", "compare", "point_datatree", "predictive_table"]
+__all__ = ["COMPARE_METHODS", "FIND_MAP_METHODS", "PREDICTIVE_COLUMNS", "Comparison", "compare",
+           "point_datatree", "predictive_table"]
 
 #: Credible level of the posterior intervals in the table (ArviZ's default).
 CI_LEVEL = 0.94
@@ -28,9 +29,19 @@ PPC_SAMPLES = 100
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
 METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7",
-                  "reml": "#56B4E9"}
-#: Methods ``compare`` accepts: the four of every model and REML (Gaussian mixed models).
-COMPARE_METHODS = (*METHODS, "reml")
+                  "reml": "#56B4E9",
+                  # the optional methods: Paul Tol's muted colours (not black or grey, which
+                  # figures use for ink, nor the report's spare colours)
+                  "advi": "#117733", "fullrank_advi": "#882255", "pathfinder": "#332288",
+                  "find_map_mle": "#44AA99", "find_map_map": "#AA4499"}
+#: ``compare`` methods showing ``pymc.find_MAP``'s answer (default settings, not polished) and
+#: its distance from the certified optimum, by the point method they stand for.
+FIND_MAP_METHODS = {"find_map_mle": "mle", "find_map_map": "map"}
+#: Methods ``compare`` accepts: the four of every model, REML (Gaussian mixed models), the
+#: variational approximations and find_MAP's answers.
+COMPARE_METHODS = (*METHODS, "reml", *APPROXIMATIONS, *FIND_MAP_METHODS)
+#: The options ``compare`` routes to each method.
+COMPARE_OPTIONS = {**OPTIONS, **{m: frozenset({"start"}) for m in FIND_MAP_METHODS}}
 #: What the comparison of a mixed model says about its point methods.
 MIXED_NOTE = (
     "Mixed model: 'mle', 'reml', 'map' and 'laplace' are computed on the marginal likelihood, "
@@ -271,12 +282,13 @@ def point_datatree(result: PointResult, draws: int = 1000, random_seed: int = 0,
 
 
 def _route(methods: Sequence[str], fit_options: dict[str, Any]) -> dict[str, dict]:
-    valid = set().union(*(OPTIONS[m] for m in methods)) if methods else set()
+    valid = set().union(*(COMPARE_OPTIONS[m] for m in methods)) if methods else set()
     unknown = set(fit_options) - valid
     if unknown:
         raise SpecError(f"Unknown option(s) {sorted(unknown)} for methods {list(methods)}. "
                         f"Valid options: {sorted(valid)}.")
-    return {m: {k: v for k, v in fit_options.items() if k in OPTIONS[m]} for m in methods}
+    return {m: {k: v for k, v in fit_options.items() if k in COMPARE_OPTIONS[m]}
+            for m in methods}
 
 
 def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
@@ -288,9 +300,16 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    methods : sequence of {"mle", "map", "laplace", "nuts", "reml"}
+    methods : sequence of {"mle", "map", "laplace", "nuts", "reml", "advi", "fullrank_advi", \
+"pathfinder", "find_map_mle", "find_map_map"}
         Methods to run, in the order of the table's columns (``"reml"``: Gaussian mixed
-        models only).
+        models only). The variational approximations have columns ``<method>_mean``,
+        ``<method>_sd`` and ``<method>_pareto_k`` (one value for the whole approximation,
+        repeated on each row). ``"find_map_mle"`` / ``"find_map_map"`` run ``pymc.find_MAP``
+        with its defaults (``fit(spec, "mle", optimizer="find_map")``) and show its answer
+        (``find_map_mle_estimate``) and its distance from the certified optimum in that
+        optimum's standard errors (``find_map_mle_distance_se``; the certified fit is the
+        comparison's own ``"mle"`` / ``"map"`` when present, else one run for the purpose).
     random_seed : int, optional
         Seed of the Laplace and NUTS draws (and of the Wald draws in ``datatrees``). When
         absent one is drawn (PyMC's rule) and recorded as ``Comparison.random_seed``.
@@ -358,19 +377,23 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
         raise SpecError(f"`predictive` must be True or False, got {predictive!r}.")
     options = _route(methods, fit_options)
     chains = int(options.get("nuts", {}).get("chains", 4))
-    draws = int(options.get("nuts", options.get("laplace", {})).get("draws", 1000))
-    if "laplace" in options:  # as many Laplace draws as NUTS draws, so the forest lines up
-        options["laplace"]["draws"] = chains * int(options["laplace"].get("draws", draws))
+    draws = int(next((options[m]["draws"] for m in ("nuts", "laplace", *APPROXIMATIONS)
+                      if "draws" in options.get(m, {})), 1000))
+    for m in ("laplace", *APPROXIMATIONS):  # as many draws as NUTS draws: the forest lines up
+        if m in options:
+            options[m]["draws"] = chains * int(options[m].get("draws", draws))
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     caught: list[MethodWarning] = []
     first_error: BayesMLEError | None = None
     for method in methods:
         opts = dict(options[method])
-        if method in ("laplace", "nuts"):
+        if method in ("laplace", "nuts", *APPROXIMATIONS):
             opts.setdefault("random_seed", seed)
+        if method in FIND_MAP_METHODS:
+            opts["optimizer"] = "find_map"
         try:
-            results[method] = run(spec, method, **opts)
+            results[method] = run(spec, FIND_MAP_METHODS.get(method, method), **opts)
         except BayesMLEError as exc:
             errors[method] = str(exc)
             first_error = first_error or exc
@@ -388,7 +411,7 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     if predictive:
         loos, loo_errors = _loos(results, seed)
     return Comparison(spec=spec, results=results, errors=errors, warnings=caught,
-                      table=_table(results),
+                      table=_table(results, _certified(spec, results, options)),
                       datatrees=_datatrees(results, seed, chains=chains, draws=draws),
                       random_seed=seed,
                       predictive=predictive_table(loos) if predictive else None,
@@ -404,7 +427,7 @@ def _loos(results: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str,
     failed: dict[str, str] = {}
     for method, res in results.items():
         loo = getattr(res, "loo", None)
-        if loo is None:
+        if loo is None or method in FIND_MAP_METHODS:  # a check of an optimiser, not a model
             continue
         try:
             loos[method] = loo(random_seed=seed)
@@ -461,11 +484,40 @@ def predictive_table(loos: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
-def _table(results: dict[str, Any]) -> pd.DataFrame:
+def _certified(spec: ModelSpec, results: dict[str, Any], options: dict[str, dict]
+               ) -> dict[str, Any]:
+    """The certified optimum each find_MAP column is measured against (None if it failed)."""
+    out: dict[str, Any] = {}
+    for method, base in FIND_MAP_METHODS.items():
+        if method not in results:
+            continue
+        if base in results:
+            out[method] = results[base]
+            continue
+        try:
+            out[method] = run(spec, base, **options.get(method, {}))
+        except BayesMLEError:
+            out[method] = None
+    return out
+
+
+def _table(results: dict[str, Any], certified: dict[str, Any] | None = None) -> pd.DataFrame:
     columns: dict[str, pd.Series] = {}
     labels: list[str] | None = None
     for method, res in results.items():
-        if method == "laplace":
+        if method in APPROXIMATIONS:
+            labels = labels or res.labels
+            columns[f"{method}_mean"] = res.mean()
+            columns[f"{method}_sd"] = res.sd()
+            columns[f"{method}_pareto_k"] = pd.Series(res.pareto_k, index=res.labels)
+        elif method in FIND_MAP_METHODS:
+            labels = labels or res.labels
+            columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
+            ref = (certified or {}).get(method)
+            dist = (np.full(len(res.labels), np.nan) if ref is None or not ref.converged
+                    else (res.flat_params() - ref.flat_params()) / ref.flat_stderr())
+            columns[f"{method}_distance_se"] = pd.Series(dist, index=res.labels)
+        elif method == "laplace":
             labels = labels or res.labels
             columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
             columns["laplace_mean"] = res.mean()
@@ -503,9 +555,9 @@ def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws:
                ) -> dict[str, xr.DataTree]:
     trees = {}
     for method, res in results.items():
-        if method == "laplace":
+        if method in ("laplace", *APPROXIMATIONS):
             trees[method] = _as_chains(res.to_datatree(), chains)
-        elif method in ("mle", "map", "reml"):
+        elif method in ("mle", "map", "reml", *FIND_MAP_METHODS):
             trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
                                            chains=chains)
         else:

@@ -89,7 +89,7 @@ def _point_payload(res) -> dict[str, Any]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from bayesmle.inference.driver import run
+    from bayesmle.inference.driver import APPROXIMATIONS, run
 
     spec = _load(args.spec, args)
     options = spec.fit.fit_options(args.method)
@@ -104,6 +104,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         summary = res.summary()
         payload.update(parameters=_frame_records(summary), divergences=res.divergences,
                        sampler=res.sampler, problems=res.problems(), seconds=res.seconds)
+    elif res.method in APPROXIMATIONS:
+        summary = res.summary()
+        payload.update(parameters=_frame_records(summary), pareto_k=res.pareto_k,
+                       seconds=res.seconds)
     else:
         point = res.mode if res.method == "laplace" else res
         payload.update(_point_payload(point))
@@ -121,6 +125,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         _print_frame(summary)
         if res.method == "nuts":
             print(f"sampler {res.sampler}, {res.divergences} divergence(s), "
+                  f"{res.seconds:.1f} s")
+        elif res.method in APPROXIMATIONS:
+            print(f"Pareto k {res.pareto_k:.2f} (above 0.7: a poor approximation), "
                   f"{res.seconds:.1f} s")
         else:
             print(f"loglik {point.loglik:.6g}, converged {point.converged} "
@@ -291,13 +298,14 @@ def _fit_options(parser: argparse.ArgumentParser, methods: bool = True) -> None:
                        help="NUTS target acceptance rate in (0, 1)")
     if methods:
         group.add_argument("--methods", metavar="LIST",
-                           help="comma-separated subset of mle,map,laplace,nuts")
+                           help="comma-separated subset of mle,map,laplace,nuts (also: "
+                                "advi,fullrank_advi,pathfinder,find_map_mle,find_map_map)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesmle`` command."""
     from bayesmle import __version__
-    from bayesmle.inference.driver import METHODS
+    from bayesmle.inference.driver import APPROXIMATIONS, METHODS
     from bayesmle.specfile import STUDIES
 
     parser = argparse.ArgumentParser(
@@ -341,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "per-parameter numbers keyed by label, plus the optimum's certificate or "
                     "the sampler's diagnostics).")
     p.add_argument("spec", metavar="SPEC", help="spec file")
-    p.add_argument("--method", "-m", required=True, choices=METHODS, help="fitting method")
+    p.add_argument("--method", "-m", required=True, choices=(*METHODS, *APPROXIMATIONS),
+                   help="fitting method")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no sampler progress bar")
     _fit_options(p, methods=False)

@@ -1,5 +1,6 @@
 """The inference layer: ``fit(spec, method)``, the engine behind it and its results."""
 
+from bayesmle.inference.approximation import ApproximationResult
 from bayesmle.inference.bound import bind
 from bayesmle.inference.driver import METHODS, fit, run
 from bayesmle.inference.engine import clear_cache
@@ -8,5 +9,5 @@ from bayesmle.inference.point import PointResult
 from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.inference.result import FitResult
 
-__all__ = ["METHODS", "FitResult", "LaplaceResult", "PointResult", "PosteriorResult", "bind",
-           "clear_cache", "fit", "run"]
+__all__ = ["METHODS", "ApproximationResult", "FitResult", "LaplaceResult", "PointResult",
+           "PosteriorResult", "bind", "clear_cache", "fit", "run"]

@@ -7,9 +7,12 @@ from typing import Any
 
 from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
-from bayesmle.inference import lad
+from bayesmle.inference import find_map, lad
+from bayesmle.inference.advi import advi
+from bayesmle.inference.approximation import ApproximationResult
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
 from bayesmle.inference.mixed import solver as mixed
+from bayesmle.inference.pathfinder import pathfinder
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.posterior import PosteriorResult
@@ -26,21 +29,28 @@ __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit"
 DEFER_CHECKS_ABOVE_ROWS = 20_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
-#: Methods ``fit`` accepts: the comparison methods, REML (Gaussian mixed models) and the prior
-#: predictive.
-FIT_METHODS = (*METHODS, "reml", "prior")
+#: Variational approximations: accepted by ``fit`` and ``compare(methods=...)``, not run by
+#: default.
+APPROXIMATIONS = ("advi", "fullrank_advi", "pathfinder")
+#: Methods ``fit`` accepts: the comparison methods, REML (Gaussian mixed models), the prior
+#: predictive and the variational approximations.
+FIT_METHODS = (*METHODS, "reml", "prior", *APPROXIMATIONS)
 #: The options each method accepts.
 OPTIONS = {
-    "mle": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "mle": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish"}),
     "reml": frozenset({"start", "max_iter", "strict"}),
-    "map": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "map": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish"}),
     "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed", "nagq"}),
     "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
                        "progressbar"}),
     "prior": frozenset({"draws", "random_seed"}),
+    "advi": frozenset({"draws", "random_seed", "n", "learning_rate"}),
+    "fullrank_advi": frozenset({"draws", "random_seed", "n", "learning_rate"}),
+    "pathfinder": frozenset({"draws", "random_seed", "paths", "max_iter", "history",
+                             "elbo_draws", "start"}),
 }
 
-Result = PointResult | LaplaceResult | PosteriorResult | PriorResult
+Result = PointResult | LaplaceResult | PosteriorResult | PriorResult | ApproximationResult
 
 
 def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
@@ -50,7 +60,8 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    method : {"mle", "map", "laplace", "nuts", "reml", "prior"}
+    method : {"mle", "map", "laplace", "nuts", "reml", "prior", "advi", "fullrank_advi", \
+"pathfinder"}
         * ``"mle"`` -- every prior replaced by the flat prior on its support; the mode of the
           Jacobian-free log-density (what ``pymc.find_MAP`` optimises) is then the MLE in the
           natural parametrisation. Raises :class:`~bayesmle.errors.MLENotFoundError` when the
@@ -70,10 +81,24 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
           Gauss-Hermite quadrature -- otherwise); NUTS samples the joint model.
         * ``"prior"`` -- draws of the priors and of the prior predictive distribution
           (``prior`` and ``prior_predictive`` groups); refused for flat (improper) priors.
+        * ``"advi"``, ``"fullrank_advi"`` -- mean-field / full-rank ADVI (``pymc.fit``);
+          ``"pathfinder"`` -- multi-path Pathfinder (Zhang et al. 2022). Each returns an
+          :class:`~bayesmle.inference.approximation.ApproximationResult` whose
+          ``pareto_k`` (PSIS over the approximation's draws against the exact posterior
+          density) flags a poor approximation (> 0.7: a ``SamplingWarning``).
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
         (default 200), ``strict`` (raise ConvergenceError instead of warning), ``nagq``
-        (mixed models: quadrature points, default 1 = Laplace).
+        (mixed models: quadrature points, default 1 = Laplace), ``optimizer``
+        (``"newton"``, the certified default, or ``"find_map"``: ``pymc.find_MAP``, its
+        answer checked by the same certificate -- ``converged=False`` with its gradient norm
+        where it stopped early; ``polish=True`` continues with the certified optimiser; any
+        other keyword goes to ``pymc.find_MAP``: ``find_map_method`` -- its ``method``, any
+        ``scipy.optimize.minimize`` method --, ``maxiter``, ``tol``...).
+        ``advi``/``fullrank_advi``: ``draws`` (2000), ``random_seed``, ``n`` (10000
+        iterations), ``learning_rate`` (0.01). ``pathfinder``: ``draws`` (1000),
+        ``random_seed``, ``paths`` (4), ``max_iter`` (1000), ``history`` (6),
+        ``elbo_draws`` (50), ``start``.
         ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
         ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
         ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
@@ -134,6 +159,7 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         )
     if not isinstance(method, str) or method not in FIT_METHODS:
         raise SpecError(f"Unknown method {method!r}. Valid methods: {list(FIT_METHODS)}.")
+    find_map_kwargs = _find_map_kwargs(method, options)
     unknown = set(options) - OPTIONS[method]
     if unknown:
         raise SpecError(
@@ -150,6 +176,12 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
                 f"method 'reml' is defined for Gaussian mixed models (random-effects terms such "
                 f"as (1 | g) in bm.models.glm); model {spec.name!r} is not one. Use 'mle'.")
         return mixed.fit_mixed(spec.flat(), "reml", **options)
+    if find_map_kwargs is not None:
+        options["find_map_kwargs"] = find_map_kwargs
+    if method in ("advi", "fullrank_advi"):
+        return advi(spec, method=method, **options)
+    if method == "pathfinder":
+        return pathfinder(spec, **options)
     if method == "mle":
         return _checked_fit(spec.flat(), "mle", options)
     if method == "map":
@@ -169,6 +201,27 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     return sample_nuts(spec, **options)
 
 
+def _find_map_kwargs(method: str, options: dict) -> dict | None:
+    """With ``optimizer="find_map"``: pop the keywords meant for ``pymc.find_MAP``."""
+    if method not in ("mle", "map"):
+        return None
+    optimizer = options.pop("optimizer", "newton")
+    if not isinstance(optimizer, str) or optimizer not in find_map.OPTIMIZERS:
+        raise SpecError(f"`optimizer` must be one of {list(find_map.OPTIMIZERS)}, got "
+                        f"{optimizer!r}.")
+    if optimizer == "newton":
+        if options.pop("polish", False) is not False:
+            raise SpecError("`polish` applies to optimizer='find_map' only (the default "
+                            "optimizer's answer is already certified).")
+        return None
+    if not isinstance(options.get("polish", False), bool):
+        raise SpecError(f"`polish` must be True or False, got {options['polish']!r}.")
+    extra = {k: options.pop(k) for k in list(options) if k not in OPTIONS[method]}
+    if "find_map_method" in extra:
+        extra["method"] = extra.pop("find_map_method")
+    return extra
+
+
 def _check_point_options(options: dict) -> None:
     if "max_iter" in options:
         options["max_iter"] = check_int("max_iter", options["max_iter"], 1, 100_000)
@@ -182,6 +235,11 @@ def _check_point_options(options: dict) -> None:
 
 def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
+    if "find_map_kwargs" in options:  # optimizer="find_map"
+        if "nagq" in options:
+            raise SpecError("`nagq` applies to mixed models, which optimizer='find_map' does "
+                            "not fit.")
+        return find_map.fit_find_map(spec, method, **options)
     if lad.applies(spec):
         return lad.fit_lad(spec, method, **options)
     if mixed.applies(spec):

@@ -246,6 +246,11 @@ def _ll_da(ll: np.ndarray, chains: int, draws: int) -> xr.DataArray:
 def _laplace_densities(result: Any) -> tuple[np.ndarray, np.ndarray] | str:
     """``(log_p, log_q)`` of the draws in the unconstrained coordinates, or why not."""
     xs, log_p = result.x_draws, result.log_p_draws
+    if result.method != "laplace":  # ADVI, Pathfinder: their own log q (None: resampled)
+        log_q = getattr(result, "log_q_draws", None)
+        if log_q is None or log_p is None or not np.all(np.isfinite(log_p)):
+            return "the draws were importance-resampled (multi-path Pathfinder)"
+        return log_p, log_q
     if xs is None or log_p is None or not np.all(np.isfinite(xs)):
         return "the approximation has no draws of its coordinates (Hessian not PD)"
     opt = result.mode.optimum
@@ -276,8 +281,8 @@ def _laplace_loo(result: Any) -> LooResult:
     if isinstance(dens, str):
         elpd_i, pareto_k, _ = lld.azstats.loo(sample_dims=["chain", "draw"], r_eff=1.0)
         kind = "psis"
-        warning = (f"plain PSIS-LOO on the Laplace draws, without the correction for the "
-                   f"approximation: {dens}")
+        warning = (f"plain PSIS-LOO on the {result.method} draws, without the correction for "
+                   f"the approximation: {dens}")
     else:
         log_p, log_q = dens
         log_weights = log_p - log_q
@@ -294,7 +299,7 @@ def _laplace_loo(result: Any) -> LooResult:
         warning = note if warning is None else f"{warning}; {note}"
     elpd, se, p = _summary(pointwise, _lpd(ll, log_weights))
     table = pd.DataFrame({"elpd": pointwise, "pareto_k": k}, index=_index(held.n))
-    return LooResult(elpd=elpd, se=se, p=p, kind=kind, warning=warning, method="laplace",
+    return LooResult(elpd=elpd, se=se, p=p, kind=kind, warning=warning, method=result.method,
                      pointwise=table)
 
 
@@ -414,7 +419,7 @@ def loo(result: Any, *, k_threshold: float = 0.7, max_refits: int = MAX_REFITS,
                         "fit 'mle', 'map', 'laplace' or 'nuts' first.")
     if method in ("mle", "map"):
         return _point_loo(result, seed)
-    if method == "laplace":
+    if method in ("laplace", "advi", "fullrank_advi", "pathfinder"):
         return _laplace_loo(result)
     if method == "nuts":
         return _nuts_loo(result, k_threshold, max_refits, seed)

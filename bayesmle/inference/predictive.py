@@ -108,7 +108,7 @@ def parameter_draws(result: Any, *, uncertainty: str | None = None, draws: int |
     if uncertainty not in (None, "none"):
         raise SpecError(f"`uncertainty` applies to 'mle' and 'map' results; a {method!r} "
                         "result predicts with its own draws.")
-    if method == "laplace":
+    if method in ("laplace", "advi", "fullrank_advi", "pathfinder"):  # approximations' draws
         return ParameterDraws(_group_arrays(result.datatree, "posterior", params), "laplace")
     if method == "nuts":
         return ParameterDraws(_group_arrays(result.datatree, "posterior", params), "posterior")

@@ -171,6 +171,11 @@ _PPC_CAPTIONS = {
     "map": "the plug-in predictive distribution at the MAP",
     "laplace": "the predictive distribution averaged over the Laplace approximation's draws",
     "nuts": "the posterior predictive distribution (averaged over the NUTS draws)",
+    "advi": "the predictive distribution averaged over mean-field ADVI's draws",
+    "fullrank_advi": "the predictive distribution averaged over full-rank ADVI's draws",
+    "pathfinder": "the predictive distribution averaged over Pathfinder's draws",
+    "find_map_mle": "the plug-in predictive distribution at pymc.find_MAP's MLE",
+    "find_map_map": "the plug-in predictive distribution at pymc.find_MAP's MAP",
 }
 
 

@@ -33,6 +33,16 @@ COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("NUTS posterior", (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("nuts_eti_0.03", "3%"),
                         ("nuts_eti_0.97", "97%"), ("nuts_r_hat", "R-hat"),
                         ("nuts_ess_bulk", "ESS bulk"))),
+    ("ADVI (mean-field)", (("advi_mean", "mean"), ("advi_sd", "sd"),
+                           ("advi_pareto_k", "Pareto k"))),
+    ("ADVI (full-rank)", (("fullrank_advi_mean", "mean"), ("fullrank_advi_sd", "sd"),
+                          ("fullrank_advi_pareto_k", "Pareto k"))),
+    ("Pathfinder", (("pathfinder_mean", "mean"), ("pathfinder_sd", "sd"),
+                    ("pathfinder_pareto_k", "Pareto k"))),
+    ("find_MAP (MLE)", (("find_map_mle_estimate", "estimate"),
+                        ("find_map_mle_distance_se", "Δ to MLE (s.e.)"))),
+    ("find_MAP (MAP)", (("find_map_map_estimate", "estimate"),
+                        ("find_map_map_distance_se", "Δ to MAP (s.e.)"))),
 )
 
 #: Columns of the predictive table as shown: (column of ``Comparison.predictive``, header).
@@ -148,17 +158,18 @@ def class_counts(data: Mapping[str, Any], columns: Mapping[str, str] | None = No
 
 
 def optimizer_table(results: Mapping[str, Any]) -> pd.DataFrame:
-    """The optimum's certificate per point method (MLE, MAP, Laplace mode)."""
+    """The optimum's certificate per point method (MLE, MAP, Laplace mode, find_MAP)."""
     rows = []
     for method, res in results.items():
         if method == "laplace":
             res = res.mode
-        elif method not in ("mle", "map", "reml"):
+        elif method not in ("mle", "map", "reml", "find_map_mle", "find_map_map"):
             continue
+        ic = res.method in ("mle", "map")
         rows.append({
             "method": method, "converged": bool(res.converged), "loglik": res.loglik,
-            "logp": res.logp, "aic": res.aic if method in ("mle", "map") else np.nan,
-            "bic": res.bic if method in ("mle", "map") else np.nan,
+            "logp": res.logp, "aic": res.aic if ic else np.nan,
+            "bic": res.bic if ic else np.nan,
             "grad_norm": res.grad_norm, "newton_decrement": res.newton_decrement,
             "hessian_pd": bool(res.hessian_pd), "iterations": int(res.n_iter),
             "seconds": res.seconds, "compile_seconds": res.compile_seconds,

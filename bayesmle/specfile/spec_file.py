@@ -21,7 +21,7 @@ import pandas as pd
 from bayesmle._validation import MAX_CHAINS, MAX_DRAWS, MAX_SEED, check_int
 from bayesmle.compare import COMPARE_METHODS
 from bayesmle.errors import DataError, PriorError, SpecError
-from bayesmle.inference.driver import METHODS
+from bayesmle.inference.driver import APPROXIMATIONS, METHODS
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Prior
 from bayesmle.specfile._schema import Where
@@ -46,7 +46,8 @@ class FitSettings:
     Attributes
     ----------
     methods : tuple of str
-        Subset of ``("mle", "map", "laplace", "nuts")``, in report order.
+        Subset of :data:`bayesmle.compare.COMPARE_METHODS` (default ``("mle", "map",
+        "laplace", "nuts")``), in report order.
     draws, tune, chains : int
         NUTS draws and tuning steps per chain, and the number of chains.
     random_seed : int
@@ -83,19 +84,20 @@ class FitSettings:
         if "nuts" in self.methods:
             return {"draws": self.draws, "tune": self.tune, "chains": self.chains,
                     "target_accept": self.target_accept}
-        if "laplace" in self.methods:
+        if any(m in self.methods for m in ("laplace", *APPROXIMATIONS)):
             return {"draws": self.draws}
         return {}
 
     def fit_options(self, method: str) -> dict[str, Any]:
         """Options for ``bayesmle.fit(spec, method, ...)`` as ``compare`` would set them.
 
-        Laplace gets ``draws × chains`` draws, as many as NUTS in total.
+        Laplace and the variational approximations get ``draws × chains`` draws, as many as
+        NUTS in total.
         """
         if method == "nuts":
             return {"draws": self.draws, "tune": self.tune, "chains": self.chains,
                     "target_accept": self.target_accept, "random_seed": self.random_seed}
-        if method == "laplace":
+        if method in ("laplace", *APPROXIMATIONS):
             return {"draws": self.draws * self.chains, "random_seed": self.random_seed}
         return {}
 
