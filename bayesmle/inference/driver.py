@@ -17,7 +17,7 @@ from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.posterior import PosteriorResult
 from bayesmle.inference.prior_predictive import PriorResult, sample_prior
-from bayesmle.inference.sampling import MIXED_TARGET_ACCEPT, sample_nuts
+from bayesmle.inference.sampling import nuts_defaults, sample_nuts
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit", "run"]
@@ -100,9 +100,11 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         ``random_seed``, ``paths`` (4), ``max_iter`` (1000), ``history`` (6),
         ``elbo_draws`` (50), ``start``.
         ``laplace``: ``draws`` (2000), ``random_seed``, ``start``, ``max_iter``, ``strict``.
-        ``nuts``: ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``random_seed``,
-        ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``), ``target_accept``
-        (0.8; 0.95 for mixed models), ``progressbar``. ``prior``: ``draws`` (1000), ``random_seed``.
+        ``nuts``: ``draws`` (1000), ``tune`` (1000; 2000 with a horseshoe prior), ``chains``
+        (4), ``random_seed``, ``sampler`` (``"auto"``, ``"nutpie"``, ``"pymc"``),
+        ``target_accept`` (0.8; 0.95 for mixed models, 0.99 with a horseshoe prior -- see
+        :func:`~bayesmle.inference.sampling.nuts_defaults`), ``progressbar``.
+        ``prior``: ``draws`` (1000), ``random_seed``.
 
     Returns
     -------
@@ -196,9 +198,7 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         return laplace_approximation(spec, **options)
     if method == "prior":
         return sample_prior(spec, **options)
-    if mixed.applies(spec):
-        options.setdefault("target_accept", MIXED_TARGET_ACCEPT)
-    return sample_nuts(spec, **options)
+    return sample_nuts(spec, **{**nuts_defaults(spec), **options})
 
 
 def _find_map_kwargs(method: str, options: dict) -> dict | None:

@@ -41,6 +41,32 @@ def default_sampler() -> str:
 MIXED_TARGET_ACCEPT = 0.95
 
 
+def nuts_defaults(spec) -> dict[str, float]:
+    """NUTS options a model needs unless told otherwise: mixed models and some priors.
+
+    Mixed models sample at ``MIXED_TARGET_ACCEPT``; a prior's ``nuts_defaults`` (the
+    horseshoes': ``target_accept`` 0.99, ``tune`` 2000) apply to every model that uses it; the
+    largest value of each setting wins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> X, y = np.eye(4, 2), np.arange(4.0)
+    >>> nuts_defaults(bm.models.linear_regression(X, y, prior=bm.Normal(1.0)))
+    {}
+    >>> nuts_defaults(bm.models.linear_regression(X, y, prior=bm.Horseshoe(0.1)))
+    {'target_accept': 0.99, 'tune': 2000}
+    """
+    out: dict[str, float] = {}
+    if spec.solver == "mixed":
+        out["target_accept"] = MIXED_TARGET_ACCEPT
+    for prior in spec.priors.values():
+        for key, value in prior.nuts_defaults.items():
+            out[key] = max(out.get(key, value), value)
+    return out
+
+
 def _check_target_accept(value) -> float:
     try:
         ok = not isinstance(value, bool) and 0.0 < float(value) < 1.0

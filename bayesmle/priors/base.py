@@ -76,6 +76,9 @@ class Prior:
     #: Deterministic (non-centred shrinkage priors): such a prior cannot be attached to a
     #: parameter computed from other coordinates, so regressions let it own the coefficients.
     owns_variables: ClassVar[bool] = False
+    #: NUTS settings this prior needs by default (the largest of the model's priors wins;
+    #: the user's options always do): e.g. the horseshoe's funnel needs a small step size.
+    nuts_defaults: ClassVar[dict[str, float]] = {}
 
     # -- values -----------------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
