@@ -9,7 +9,6 @@ ordinary least squares.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import arviz_stats as azs
