@@ -26,6 +26,7 @@ from bayesmle.models import ModelSpec
 from bayesmle.priors import (
     LKJ,
     Beta,
+    Dirichlet,
     Exponential,
     Flat,
     Gamma,
@@ -48,6 +49,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
+    "Dirichlet",
     "Exponential",
     "Flat",
     "Gamma",

@@ -7,7 +7,7 @@ from typing import Any
 
 from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
-from bayesmle.inference import lad
+from bayesmle.inference import lad, mixture_fit
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
 from bayesmle.inference.mixed import solver as mixed
 from bayesmle.inference.point import PointResult
@@ -28,16 +28,17 @@ DEFER_CHECKS_ABOVE_ROWS = 20_000
 METHODS = ("mle", "map", "laplace", "nuts")
 #: Methods ``fit`` accepts: the comparison methods, REML (Gaussian mixed models) and the prior
 #: predictive.
-FIT_METHODS = (*METHODS, "reml", "prior")
+FIT_METHODS = (*METHODS, "reml", "prior", "em")
 #: The options each method accepts.
 OPTIONS = {
-    "mle": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "mle": frozenset({"start", "max_iter", "strict", "nagq", "starts", "random_seed"}),
     "reml": frozenset({"start", "max_iter", "strict"}),
-    "map": frozenset({"start", "max_iter", "strict", "nagq"}),
+    "map": frozenset({"start", "max_iter", "strict", "nagq", "starts", "random_seed"}),
     "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed", "nagq"}),
     "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
                        "progressbar"}),
     "prior": frozenset({"draws", "random_seed"}),
+    "em": frozenset({"start", "max_iter", "strict", "starts", "random_seed", "tol"}),
 }
 
 Result = PointResult | LaplaceResult | PosteriorResult | PriorResult
@@ -150,8 +151,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
                 f"method 'reml' is defined for Gaussian mixed models (random-effects terms such "
                 f"as (1 | g) in bm.models.glm); model {spec.name!r} is not one. Use 'mle'.")
         return mixed.fit_mixed(spec.flat(), "reml", **options)
-    if method == "mle":
-        return _checked_fit(spec.flat(), "mle", options)
+    if method in ("mle", "em"):  # EM: mixtures only (mixture_fit refuses other models)
+        return _checked_fit(spec.flat(), method, options)
     if method == "map":
         if spec.is_flat:
             return _checked_fit(spec, "map", options)
@@ -186,6 +187,9 @@ def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
         return lad.fit_lad(spec, method, **options)
     if mixed.applies(spec):
         return mixed.fit_mixed(spec, method, **options)
+    if mixture_fit.applies(spec):
+        return mixture_fit.fit_mixture(spec, method, **options)
+    mixture_fit.refuse_options(spec, method, options)
     return fit_point(spec, method, **options)
 
 

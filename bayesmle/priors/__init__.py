@@ -42,11 +42,13 @@ from bayesmle.priors.families import (
     check_support,
     lkj_log_normaliser,
 )
+from bayesmle.priors.simplex import Dirichlet
 
 __all__ = [
     "LKJ",
     "L1Part",
     "Beta",
+    "Dirichlet",
     "Exponential",
     "Flat",
     "Gamma",
