@@ -46,6 +46,7 @@ from bayesmle.errors import (
     checklist,
 )
 from bayesmle.models.distributions import scale_prior_order
+from bayesmle.models.observations import Observations
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Dirichlet, Flat, HalfFlat, Prior, check_support
 
@@ -220,6 +221,19 @@ def _tie_multiplicity(y: np.ndarray) -> int:
     return int(np.unique(y, return_counts=True)[1].max())
 
 
+def _no_predictions(spec: ModelSpec, data: Any = None) -> dict:
+    raise SpecError(
+        f"Predictions, predictive draws and leave-one-out are not available for mixtures yet "
+        f"({spec.name!r}): the observation engine cannot vectorise PyMC's mixture "
+        "distributions over parameter draws. Use result.responsibilities() for each "
+        "observation's class, and the fitted parameters for the mixture density.")
+
+
+def _observations(response: tuple[str, ...]) -> Observations:
+    return Observations(declare=_no_predictions, fitted=_no_predictions, rows=_no_predictions,
+                        inputs=response, response=("y",))
+
+
 def _improper_flat(spec: ModelSpec, keys: tuple[str, ...]) -> None:
     flat = [k for k in keys if spec.priors[k].is_flat]
     if flat:
@@ -383,6 +397,7 @@ def gaussian_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
         description=(f"y_i ~ sum_j w_j Normal(mu_j, sigma{'' if equal_variances else '_j'}), "
                      f"j = 1..{k}, mu increasing; labels marginalised"),
         family="gaussian_mixture",
+        observations=_observations(("y",)),
         prior_shapes={"weights": (k,), "mu": (k,), "sigma": () if equal_variances else (k,)},
         posterior_checks=(lambda spec: _improper_flat(spec, ("mu", "sigma")), proper),
         map_checks=(no_map,),
@@ -472,6 +487,7 @@ def poisson_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
         options={"mixture": "poisson", "k": k},
         description=f"y_i ~ sum_j w_j Poisson(rate_j), j = 1..{k}, rate increasing",
         family="poisson_mixture",
+        observations=_observations(("y",)),
         prior_shapes={"weights": (k,), "rate": (k,)},
         posterior_checks=(lambda spec: _improper_flat(spec, ("rate",)),),
         rebuild=rebuild,
@@ -595,6 +611,7 @@ def mixture_regression(X: Any, y: Any, k: int, *, weights_prior: Prior | None = 
         description=(f"y_i ~ sum_j w_j Normal(intercept_j + x_i' coef_j, sigma_j), j = 1..{k}, "
                      "intercept increasing"),
         family="mixture_regression",
+        observations=_observations(("X", "y")),
         prior_shapes={"weights": (k,), "intercept": (k,), "coef": (k, p), "sigma": (k,)},
         posterior_checks=(lambda spec: _improper_flat(spec, ("intercept", "coef", "sigma")),
                           proper),
