@@ -14,6 +14,7 @@ from bayesmle._validation import MAX_DRAWS, check_int, check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.inference.driver import METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
+from bayesmle.models.mixture import is_mixture
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["PREDICTIVE_COLUMNS", "Comparison", "compare", "point_datatree", "predictive_table"]
@@ -28,9 +29,10 @@ PPC_SAMPLES = 100
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
 METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7",
-                  "reml": "#56B4E9"}
-#: Methods ``compare`` accepts: the four of every model and REML (Gaussian mixed models).
-COMPARE_METHODS = (*METHODS, "reml")
+                  "reml": "#56B4E9", "em": "#E69F00"}
+#: Methods ``compare`` accepts: the four of every model, REML (Gaussian mixed models) and EM
+#: (mixtures).
+COMPARE_METHODS = (*METHODS, "reml", "em")
 #: What the comparison of a mixed model says about its point methods.
 MIXED_NOTE = (
     "Mixed model: 'mle', 'reml', 'map' and 'laplace' are computed on the marginal likelihood, "
@@ -367,7 +369,7 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     first_error: BayesMLEError | None = None
     for method in methods:
         opts = dict(options[method])
-        if method in ("laplace", "nuts"):
+        if method in ("laplace", "nuts") or is_mixture(spec):  # mixtures: seeded starts
             opts.setdefault("random_seed", seed)
         try:
             results[method] = run(spec, method, **opts)
@@ -383,6 +385,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
         raise first_error  # type: ignore[misc]
     if spec.solver == "mixed":
         caught.append(MethodWarning("all", "MixedModelNote", MIXED_NOTE))
+    notes = next((r.notes for r in results.values() if getattr(r, "notes", ())), ())
+    if notes:  # mixtures: the optima are local (and the likelihood may be unbounded)
+        caught.append(MethodWarning("all", "MixtureNote", " ".join(notes)))
     loos: dict[str, Any] = {}
     loo_errors: dict[str, str] = {}
     if predictive:
@@ -470,7 +475,7 @@ def _table(results: dict[str, Any]) -> pd.DataFrame:
             columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
             columns["laplace_mean"] = res.mean()
             columns["laplace_sd"] = res.sd()
-        elif method in ("mle", "map", "reml"):
+        elif method in ("mle", "map", "reml", "em"):
             labels = labels or res.labels
             columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
             columns[f"{method}_stderr"] = pd.Series(res.flat_stderr(), index=res.labels)
@@ -505,7 +510,7 @@ def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws:
     for method, res in results.items():
         if method == "laplace":
             trees[method] = _as_chains(res.to_datatree(), chains)
-        elif method in ("mle", "map", "reml"):
+        elif method in ("mle", "map", "reml", "em"):
             trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
                                            chains=chains)
         else:

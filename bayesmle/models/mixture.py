@@ -324,7 +324,7 @@ def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]
     return {"mu": mu, "sigma": np.array(max(float(np.std(resid)), 0.1 * sd / k)) if equal else sig}
 
 
-def gaussian_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
+def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
                      mu_prior: Prior | None = None, sigma_prior: Prior | None = None,
                      equal_variances: bool = False) -> ModelSpec:
     r"""A mixture of ``k`` Gaussians: :math:`y_i \sim \sum_j w_j N(\mu_j, \sigma_j)`.
@@ -336,7 +336,7 @@ def gaussian_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
     ----------
     y : array_like, shape (n,)
         Observations.
-    k : int
+    k : int, default 2
         Number of components (2..50, fewer than the number of distinct values).
     weights_prior : Prior, default Dirichlet(1)
         Prior on the mixture weights (``Dirichlet(1)``: flat on the simplex).
@@ -431,7 +431,7 @@ def _declare_poisson_mixture(data, priors, k: int) -> pm.Model:
     return model
 
 
-def poisson_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
+def poisson_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
                     rate_prior: Prior | None = None) -> ModelSpec:
     r"""A mixture of ``k`` Poisson distributions: :math:`y_i \sim \sum_j w_j P(\lambda_j)`.
 
@@ -439,7 +439,7 @@ def poisson_mixture(y: Any, k: int, *, weights_prior: Prior | None = None,
     ----------
     y : array_like of int, shape (n,)
         Counts.
-    k : int
+    k : int, default 2
         Number of components (fewer than the number of distinct counts).
     weights_prior : Prior, default Dirichlet(1)
         Prior on the weights.
@@ -528,7 +528,7 @@ def _feature_names(X: Any, p: int) -> tuple[str, ...]:
     return tuple(f"x{j + 1}" for j in range(p))
 
 
-def mixture_regression(X: Any, y: Any, k: int, *, weights_prior: Prior | None = None,
+def mixture_regression(X: Any, y: Any, k: int = 2, *, weights_prior: Prior | None = None,
                        intercept_prior: Prior | None = None, coef_prior: Prior | None = None,
                        sigma_prior: Prior | None = None) -> ModelSpec:
     r"""A mixture of ``k`` linear regressions (latent classes with their own line).
@@ -542,7 +542,7 @@ def mixture_regression(X: Any, y: Any, k: int, *, weights_prior: Prior | None = 
         Predictors (no intercept column: each component has its own intercept).
     y : array_like, shape (n,)
         Responses.
-    k : int
+    k : int, default 2
         Number of components.
     weights_prior, intercept_prior, coef_prior, sigma_prior : Prior
         Defaults Dirichlet(1), Flat, Flat, HalfFlat. As for :func:`gaussian_mixture`, the

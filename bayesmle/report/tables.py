@@ -28,6 +28,7 @@ __all__ = [
 COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("MLE", (("mle_estimate", "estimate"), ("mle_stderr", "s.e."))),
     ("REML", (("reml_estimate", "estimate"), ("reml_stderr", "s.e."))),
+    ("EM", (("em_estimate", "estimate"), ("em_stderr", "s.e."))),
     ("MAP", (("map_estimate", "estimate"), ("map_stderr", "s.e."))),
     ("Laplace", (("laplace_mode", "mode"), ("laplace_mean", "mean"), ("laplace_sd", "sd"))),
     ("NUTS posterior", (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("nuts_eti_0.03", "3%"),
@@ -153,12 +154,12 @@ def optimizer_table(results: Mapping[str, Any]) -> pd.DataFrame:
     for method, res in results.items():
         if method == "laplace":
             res = res.mode
-        elif method not in ("mle", "map", "reml"):
+        elif method not in ("mle", "map", "reml", "em"):
             continue
         rows.append({
             "method": method, "converged": bool(res.converged), "loglik": res.loglik,
-            "logp": res.logp, "aic": res.aic if method in ("mle", "map") else np.nan,
-            "bic": res.bic if method in ("mle", "map") else np.nan,
+            "logp": res.logp, "aic": res.aic if method in ("mle", "map", "em") else np.nan,
+            "bic": res.bic if method in ("mle", "map", "em") else np.nan,
             "grad_norm": res.grad_norm, "newton_decrement": res.newton_decrement,
             "hessian_pd": bool(res.hessian_pd), "iterations": int(res.n_iter),
             "seconds": res.seconds, "compile_seconds": res.compile_seconds,
