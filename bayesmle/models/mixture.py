@@ -135,7 +135,7 @@ def responsibilities_at(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np
     >>> r = responsibilities_at(spec, {"weights": np.array([0.5, 0.5]),
     ...                                "rate": np.array([0.5, 8.0])})
     >>> np.round(r[:, 1], 3).tolist()  # the counts 7 and 9 belong to the second component
-    [0.0, 0.005, 1.0, 1.0]
+    [0.001, 0.009, 1.0, 1.0]
     """
     lp = component_logpdf(spec, params)
     return np.exp(lp - scipy.special.logsumexp(lp, axis=-1, keepdims=True))
@@ -460,7 +460,7 @@ def poisson_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     >>> y = np.r_[rng.poisson(1.0, 70), rng.poisson(9.0, 30)]
     >>> mle = bm.fit(bm.models.poisson_mixture(y, 2), "mle", starts=3, random_seed=2)
     >>> np.round(mle.params["rate"], 1).tolist()
-    [1.1, 9.0]
+    [1.0, 8.9]
     """
     y = as_count_array("y", y)
     k = _check_k(k, y.size, np.unique(y).size)
