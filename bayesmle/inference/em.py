@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
-from bayesmle.models.mixture import DEGENERATE_SIGMA, component_logpdf, ordering_key
+from bayesmle.models.mixture import (
+    DEGENERATE_SIGMA,
+    component_logpdf,
+    ordering_values,
+    sigma_ratio,
+)
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["EMRun", "e_step", "m_step", "run_em"]
@@ -79,12 +84,20 @@ def m_step(spec: ModelSpec, resp: np.ndarray) -> dict[str, np.ndarray]:
     y = spec.data["y"]
     nk = resp.sum(axis=0)
     tiny = np.finfo(float).tiny
-    out = {"weights": nk / y.size}
-    if kind == "gaussian":
+    out = {"weights": nk / y.shape[0]}
+    if kind == "gaussian" and y.ndim == 2:  # diagonal covariances
+        mu = resp.T @ y / np.maximum(nk, tiny)[:, None]
+        sq = (resp[:, :, None] * (y[:, None, :] - mu[None, :, :]) ** 2).sum(axis=0)
+        if spec.options["equal_variances"]:
+            sigma = np.sqrt(sq.sum(axis=0) / y.shape[0])
+        else:
+            sigma = np.sqrt(sq / np.maximum(nk, tiny)[:, None])
+        out.update(mu=mu, sigma=sigma)
+    elif kind == "gaussian":
         mu = resp.T @ y / np.maximum(nk, tiny)
         sq = (resp * (y[:, None] - mu[None, :]) ** 2).sum(axis=0)
         if spec.options["equal_variances"]:
-            sigma = np.sqrt(sq.sum() / y.size)
+            sigma = np.sqrt(sq.sum() / y.shape[0])
         else:
             sigma = np.sqrt(sq / np.maximum(nk, tiny))
         out.update(mu=mu, sigma=np.asarray(sigma))
@@ -107,11 +120,12 @@ def m_step(spec: ModelSpec, resp: np.ndarray) -> dict[str, np.ndarray]:
 
 def sort_components(spec: ModelSpec, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The same parameters with the components ordered by the spec's ordering key."""
-    order = np.argsort(params[ordering_key(spec)], kind="stable")
+    order = np.argsort(ordering_values(spec, params), kind="stable")
     out = {}
     for name, value in params.items():
         value = np.asarray(value)
-        out[name] = value[order] if value.ndim >= 1 else value
+        per_component = spec.dims.get(name, ())[:1] == ("component",)
+        out[name] = value[order] if per_component else value
     return out
 
 
@@ -121,13 +135,12 @@ def _degenerate(spec: ModelSpec, params: dict[str, np.ndarray]) -> str:
         j = int(np.argmin(nk))
         return f"component {j + 1} lost all its observations (n * weight = {nk[j]:.3g})"
     if "sigma" in params:
-        sd = float(np.std(spec.data["y"])) or 1.0
-        sigma = np.atleast_1d(params["sigma"])
-        if np.any(sigma < DEGENERATE_SIGMA * sd):
-            j = int(np.argmin(sigma))
+        ratio = sigma_ratio(spec, params)
+        if np.any(ratio < DEGENERATE_SIGMA):
+            j = int(np.argmin(ratio))
             return (f"component {j + 1} collapsed onto its observations (sigma = "
-                    f"{sigma[j]:.3g} < {DEGENERATE_SIGMA:g} * sd(y)): the likelihood is "
-                    "unbounded in that direction")
+                    f"{ratio[j]:.3g} * sd(y) < {DEGENERATE_SIGMA:g} * sd(y)): the likelihood "
+                    "is unbounded in that direction")
     return ""
 
 

@@ -26,7 +26,12 @@ from bayesmle.inference.bound import BoundModel, bind
 from bayesmle.inference.optimize import Optimum, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import DECREMENT_TOL, point_result
-from bayesmle.models.mixture import degenerate_components, is_mixture, ordering_key
+from bayesmle.models.mixture import (
+    degenerate_components,
+    is_mixture,
+    ordering_key,
+    ordering_values,
+)
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["DEFAULT_STARTS", "MixturePointResult", "applies", "fit_mixture", "refuse_options"]
@@ -88,17 +93,21 @@ def refuse_options(spec: ModelSpec, method: str, options: dict) -> None:
 # Starts
 # ---------------------------------------------------------------------------------------------
 def _kmeanspp_labels(v: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Hard labels from k-means++ seeds on a 1-D variable (nearest seed)."""
-    centers = [v[rng.integers(v.size)]]
+    """Hard labels from k-means++ seeds (nearest seed; columns standardised)."""
+    v = v.reshape(v.shape[0], -1)
+    sd = v.std(axis=0)
+    v = v / np.where(sd > 0, sd, 1.0)
+    n = v.shape[0]
+    centers = [v[rng.integers(n)]]
     for _ in range(1, k):
-        d2 = np.min((v[:, None] - np.array(centers)[None, :]) ** 2, axis=1)
-        p = d2 / d2.sum() if d2.sum() > 0 else np.full(v.size, 1.0 / v.size)
-        centers.append(v[rng.choice(v.size, p=p)])
-    return np.argmin(np.abs(v[:, None] - np.array(centers)[None, :]), axis=1)
+        d2 = np.min(((v[:, None, :] - np.array(centers)[None]) ** 2).sum(-1), axis=1)
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+        centers.append(v[rng.choice(n, p=p)])
+    return np.argmin(((v[:, None, :] - np.array(centers)[None]) ** 2).sum(-1), axis=1)
 
 
 def _valid(spec: ModelSpec, params: dict[str, np.ndarray]) -> bool:
-    key = np.asarray(params[ordering_key(spec)])
+    key = ordering_values(spec, params)
     ok = np.all(np.isfinite(np.concatenate([np.atleast_1d(v).ravel() for v in params.values()])))
     ok = ok and np.all(np.diff(key) > 0) and np.all(params["weights"] > 0)
     if "sigma" in params:
@@ -120,7 +129,7 @@ def _random_start(spec: ModelSpec, rng: np.random.Generator) -> dict[str, np.nda
     y = spec.data["y"]
     for _ in range(20):
         if spec.options["mixture"] == "regression":
-            resp = rng.dirichlet(np.ones(k), size=y.size)
+            resp = rng.dirichlet(np.ones(k), size=y.shape[0])
         else:
             resp = np.eye(k)[_kmeanspp_labels(y, k, rng)]
         if np.any(resp.sum(axis=0) < 2.0):

@@ -35,6 +35,7 @@ import pytensor.tensor as pt
 import scipy.special
 import scipy.stats
 from pymc.distributions import transforms
+from pymc.logprob.transforms import Transform
 
 from bayesmle._validation import as_count_array, as_float_array, check_int, check_min_rows
 from bayesmle.errors import (
@@ -52,7 +53,7 @@ from bayesmle.priors import Dirichlet, Flat, HalfFlat, Prior, check_support
 
 __all__ = ["DEGENERATE_SIGMA", "MIN_COMPONENT_ROWS", "component_logpdf",
            "degenerate_components", "gaussian_mixture", "is_mixture", "mixture_regression",
-           "ordering_key", "poisson_mixture", "responsibilities_at"]
+           "ordering_key", "ordering_values", "poisson_mixture", "responsibilities_at"]
 
 #: A component whose ``sigma`` falls below this fraction of the data's standard deviation is
 #: collapsing onto its observations (the unbounded direction of the likelihood).
@@ -80,6 +81,38 @@ def ordering_key(spec: ModelSpec) -> str:
     """The parameter whose components are ordered (``mu``, ``rate`` or ``intercept``)."""
     return {"gaussian": "mu", "poisson": "rate", "regression": "intercept"}[
         spec.options["mixture"]]
+
+
+def ordering_values(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The values that increase across components (a multivariate mean: its first coordinate)."""
+    value = np.asarray(params[ordering_key(spec)], dtype=float)
+    return value[:, 0] if value.ndim == 2 else value
+
+
+class OrderedFirstColumn(Transform):
+    """Rows of a ``(k, d)`` matrix ordered by their first column (the other columns free).
+
+    The first column goes through PyMC's ordered transform; the log-Jacobian is that of the
+    ordered transform on the first column.
+    """
+
+    name = "ordered_first_column"
+    ndim_supp = 2
+
+    def forward(self, value, *inputs):
+        """Natural -> unconstrained."""
+        return pt.set_subtensor(value[..., :, 0], transforms.ordered.forward(value[..., :, 0]))
+
+    def backward(self, value, *inputs):
+        """Unconstrained -> natural."""
+        return pt.set_subtensor(value[..., :, 0], transforms.ordered.backward(value[..., :, 0]))
+
+    def log_jac_det(self, value, *inputs):
+        """Log-Jacobian of ``backward``: the log-gaps of the first column."""
+        return pt.sum(value[..., 1:, 0], axis=-1)
+
+
+_ORDERED_FIRST = OrderedFirstColumn()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,6 +144,12 @@ def component_logpdf(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.nd
     kind = spec.options["mixture"]
     y = spec.data["y"]
     logw = np.log(np.asarray(params["weights"], dtype=float))[..., None, :]
+    if kind == "gaussian" and y.ndim == 2:  # independent coordinates within a component
+        mu = np.asarray(params["mu"], dtype=float)[..., None, :, :]
+        sigma = np.asarray(params["sigma"], dtype=float)
+        sigma = sigma[..., None, None, :] if spec.options["equal_variances"] \
+            else sigma[..., None, :, :]
+        return logw + scipy.stats.norm.logpdf(y[:, None, :], mu, sigma).sum(axis=-1)
     if kind == "gaussian":
         mu = np.asarray(params["mu"], dtype=float)[..., None, :]
         sigma = np.asarray(params["sigma"], dtype=float)
@@ -141,6 +180,19 @@ def responsibilities_at(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np
     return np.exp(lp - scipy.special.logsumexp(lp, axis=-1, keepdims=True))
 
 
+def sigma_ratio(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Each component's smallest ``sigma`` relative to the data's sd (per coordinate), ``(k,)``."""
+    y = spec.data["y"]
+    sd = np.std(y, axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    k = spec.options["k"]
+    sigma = np.asarray(params["sigma"], dtype=float)
+    if y.ndim == 2:
+        sigma = np.broadcast_to(sigma, (k, y.shape[1]))
+        return (sigma / sd).min(axis=1)
+    return np.broadcast_to(sigma / sd, (k,))
+
+
 def degenerate_components(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> list[str]:
     """Why the components at ``params`` are degenerate (empty list: none is).
 
@@ -157,17 +209,16 @@ def degenerate_components(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> 
     >>> degenerate_components(spec, {"weights": np.array([0.8, 0.2]),
     ...                              "mu": np.array([0.4, 5.0]),
     ...                              "sigma": np.array([0.3, 1e-9])})  # doctest: +ELLIPSIS
-    ['component 2: sigma = 1e-09 ...', 'component 2: n * weight = 1 ...']
+    ['component 2: sigma = 5.4e-10 * sd(y) ...', 'component 2: n * weight = 1 ...']
     """
     out = []
     n = spec.nobs
     w = np.asarray(params["weights"], dtype=float)
     if "sigma" in params:
-        sd = float(np.std(spec.data["y"])) or 1.0
-        sigma = np.broadcast_to(np.asarray(params["sigma"], dtype=float), w.shape)
-        for j in np.flatnonzero(sigma < DEGENERATE_SIGMA * sd):
-            out.append(f"component {j + 1}: sigma = {sigma[j]:.3g} < {DEGENERATE_SIGMA:g} * "
-                       f"sd(y) = {DEGENERATE_SIGMA * sd:.3g} (collapsing onto its "
+        ratio = sigma_ratio(spec, params)
+        for j in np.flatnonzero(ratio < DEGENERATE_SIGMA):
+            out.append(f"component {j + 1}: sigma = {ratio[j]:.3g} * sd(y) < "
+                       f"{DEGENERATE_SIGMA:g} * sd(y) (collapsing onto its "
                        "observations: the likelihood is unbounded there)")
     for j in np.flatnonzero(n * w < MIN_COMPONENT_ROWS):
         out.append(f"component {j + 1}: n * weight = {n * w[j]:.3g} < {MIN_COMPONENT_ROWS:g} "
@@ -218,7 +269,9 @@ def _quantile_groups(v: np.ndarray, k: int) -> list[np.ndarray]:
 
 
 def _tie_multiplicity(y: np.ndarray) -> int:
-    return int(np.unique(y, return_counts=True)[1].max())
+    """The largest number of equal values (in any one column of a matrix)."""
+    cols = y.T if y.ndim == 2 else [y]
+    return max(int(np.unique(c, return_counts=True)[1].max()) for c in cols)
 
 
 def _no_predictions(spec: ModelSpec, data: Any = None) -> dict:
@@ -297,9 +350,35 @@ class _DeclareGaussianMixture:
 
     k: int
     equal: bool
+    d: int = 0  #: number of coordinates of a multivariate mixture (0: univariate)
 
     def __call__(self, data, priors) -> pm.Model:
+        if self.d:
+            return _declare_mv_gaussian_mixture(data, priors, self.k, self.equal, self.d)
         return _declare_gaussian_mixture(data, priors, self.k, self.equal)
+
+
+def _declare_mv_gaussian_mixture(data, priors, k: int, equal: bool, d: int) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    weights = priors["weights"].rv(model, "weights", shape=(k,))
+    init = np.zeros((k, d))
+    init[:, 0] = np.arange(k)
+    mu = priors["mu"].rv(model, "mu", shape=(k, d), transform=_ORDERED_FIRST, initval=init)
+    sigma = priors["sigma"].rv(model, "sigma", shape=(d,) if equal else (k, d))
+    with model:
+        pm.CustomDist("y_obs", weights, mu, pt.broadcast_to(sigma, (k, d)),
+                      logp=_diagonal_mixture_logp, signature="(k),(k,d),(k,d)->(d)",
+                      observed=y)
+    return model
+
+
+def _diagonal_mixture_logp(value, w, mu, sigma):
+    """Log-density of a row under a mixture of Gaussians with diagonal covariances."""
+    z = (value[..., None, :] - mu) / sigma  # (..., k, d)
+    comp = -0.5 * pt.sum(z**2, axis=-1) - pt.sum(pt.log(sigma), axis=-1) \
+        - 0.5 * mu.shape[-1] * np.log(2 * np.pi)
+    return pt.logsumexp(pt.log(w) + comp, axis=-1)
 
 
 def _declare_gaussian_mixture(data, priors, k: int, equal: bool) -> pm.Model:
@@ -315,7 +394,21 @@ def _declare_gaussian_mixture(data, priors, k: int, equal: bool) -> pm.Model:
     return model
 
 
+def _mv_gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]:
+    groups = _quantile_groups(y[:, 0], k)
+    sd = np.std(y, axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    mu = np.array([y[g].mean(axis=0) for g in groups])
+    mu[:, 0] = _ordered_start(mu[:, 0], float(sd[0]))
+    sig = np.array([np.maximum(np.std(y[g], axis=0), 0.1 * sd / k) for g in groups])
+    resid = np.concatenate([y[g] - y[g].mean(axis=0) for g in groups])
+    return {"mu": mu, "sigma": np.maximum(np.std(resid, axis=0), 0.1 * sd / k) if equal
+            else sig}
+
+
 def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]:
+    if y.ndim == 2:
+        return _mv_gaussian_start(y, k, equal)
     groups = _quantile_groups(y, k)
     sd = float(np.std(y)) or 1.0
     mu = _ordered_start([y[g].mean() for g in groups], sd)
@@ -334,8 +427,10 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
 
     Parameters
     ----------
-    y : array_like, shape (n,)
-        Observations.
+    y : array_like or pandas.DataFrame, shape (n,) or (n, d)
+        Observations; a matrix (d >= 2) gives a multivariate mixture with *diagonal*
+        covariances (independent coordinates within a component), the components ordered by
+        the first coordinate of their means.
     k : int, default 2
         Number of components (2..50, fewer than the number of distinct values).
     weights_prior : Prior, default Dirichlet(1)
@@ -346,12 +441,14 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
         Prior on each component's standard deviation. The MAP needs one vanishing at 0
         (``Gamma(2, b)`` or a larger shape; see the module notes), NUTS a proper one.
     equal_variances : bool, default False
-        One ``sigma`` shared by every component (the likelihood is then bounded).
+        One ``sigma`` (per coordinate) shared by every component (the likelihood is then
+        bounded).
 
     Returns
     -------
     ModelSpec
-        Parameters ``weights`` (k), ``mu`` (k, increasing), ``sigma`` (k, or a scalar).
+        Parameters ``weights`` (k), ``mu`` (k, increasing), ``sigma`` (k, or a scalar);
+        multivariate: ``mu`` (k, d), ``sigma`` (k, d) or (d,).
         With free variances the likelihood is unbounded and every MLE is a local maximum.
 
     Examples
@@ -366,9 +463,14 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     >>> mle.responsibilities().shape
     (100, 2)
     """
-    y = as_float_array("y", y, ndim=1)
-    check_min_rows("y", y.size, 3, "to fit a mixture")
-    k = _check_k(k, y.size, np.unique(y).size)
+    columns = tuple(str(c) for c in y.columns) if isinstance(y, pd.DataFrame) else None
+    y = as_float_array("y", y, ndim=(1, 2))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    d = y.shape[1] if y.ndim == 2 else 0
+    n = y.shape[0]
+    check_min_rows("y", n, 3, "to fit a mixture")
+    k = _check_k(k, n, np.unique(y, axis=0).shape[0])
     if not isinstance(equal_variances, bool):
         raise SpecError(f"`equal_variances` must be True or False, got {equal_variances!r}.")
     priors = {"weights": _weights_prior(weights_prior), "mu": _location_prior("mu_prior", mu_prior),
@@ -378,6 +480,13 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     dims = {"weights": ("component",), "mu": ("component",)}
     if not equal_variances:
         dims["sigma"] = ("component",)
+    mu_shape: tuple[int, ...] = (k,)
+    sigma_shape: tuple[int, ...] = () if equal_variances else (k,)
+    if d:
+        coords["coordinate"] = columns or tuple(f"y{i + 1}" for i in range(d))
+        dims = {"weights": ("component",), "mu": ("component", "coordinate"),
+                "sigma": ("coordinate",) if equal_variances else ("component", "coordinate")}
+        mu_shape, sigma_shape = (k, d), ((d,) if equal_variances else (k, d))
 
     def rebuild(data, new_priors):
         return gaussian_mixture(data["y"], k, weights_prior=new_priors["weights"],
@@ -386,19 +495,22 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
 
     return ModelSpec(
         name="gaussian_mixture",
-        declare=_DeclareGaussianMixture(k, equal_variances),
+        declare=_DeclareGaussianMixture(k, equal_variances, d),
         data={"y": y},
         priors=priors,
         params=("weights", "mu", "sigma"),
         dims=dims, coords=coords,
         start=_gaussian_start(y, k, equal_variances),
-        row_data=frozenset({"y"}), nobs=y.size,
-        options={"mixture": "gaussian", "k": k, "equal_variances": equal_variances},
+        row_data=frozenset({"y"}), nobs=n,
+        options={"mixture": "gaussian", "k": k, "equal_variances": equal_variances, "d": d},
         description=(f"y_i ~ sum_j w_j Normal(mu_j, sigma{'' if equal_variances else '_j'}), "
-                     f"j = 1..{k}, mu increasing; labels marginalised"),
+                     f"j = 1..{k}, mu increasing; labels marginalised" if not d else
+                     f"y_i (d = {d}) ~ sum_j w_j MvNormal(mu_j, diag(sigma"
+                     f"{'' if equal_variances else '_j'}^2)), j = 1..{k}, mu[:, 0] increasing;"
+                     " labels marginalised"),
         family="gaussian_mixture",
         observations=_observations(("y",)),
-        prior_shapes={"weights": (k,), "mu": (k,), "sigma": () if equal_variances else (k,)},
+        prior_shapes={"weights": (k,), "mu": mu_shape, "sigma": sigma_shape},
         posterior_checks=(lambda spec: _improper_flat(spec, ("mu", "sigma")), proper),
         map_checks=(no_map,),
         rebuild=rebuild,
