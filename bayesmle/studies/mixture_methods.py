@@ -48,8 +48,9 @@ class MixtureMethodsResult(StudyResult):
         the posterior mean), ``converged``, ``max_abs_diff_mle`` (largest difference of a
         reported parameter from the MLE's).
     classes : pandas.DataFrame
-        Per observation: ``y``, the plug-in class probabilities at the MLE ``mle_r<j>``, the
-        posterior mean ``nuts_r<j>`` and sd ``nuts_sd<j>`` of the responsibilities (NUTS only).
+        Per observation: ``y`` (multivariate: one column per coordinate), the plug-in class
+        probabilities at the MLE ``mle_r<j>``, the posterior mean ``nuts_r<j>`` and sd
+        ``nuts_sd<j>`` of the responsibilities (NUTS only).
     results : dict
         The fits by method.
     """
@@ -68,7 +69,16 @@ class MixtureMethodsResult(StudyResult):
         spec = self.spec
         y = spec.data["y"]
         kind = spec.options["mixture"]
-        if kind == "regression":
+        if y.ndim == 2:  # multivariate: the first two coordinates and each method's means
+            ax.scatter(y[:, 0], y[:, 1], s=8, color="0.6", label="data")
+            for method, res in self.results.items():
+                mu = np.asarray(res.params["mu"])
+                ax.scatter(mu[:, 0], mu[:, 1], marker="x", s=60, color=_COLOURS[method],
+                           label=method)
+            names = spec.coords.get("coordinate", ("y1", "y2"))
+            ax.set_xlabel(names[0])
+            ax.set_ylabel(names[1])
+        elif kind == "regression":
             x = spec.data["X"][:, 0]
             ax.scatter(x, y, s=8, color="0.5", label="data")
             grid = np.linspace(x.min(), x.max(), 50)
@@ -96,7 +106,8 @@ class MixtureMethodsResult(StudyResult):
             ax.set_xlabel("y")
             ax.set_ylabel("density")
         ax.legend(frameon=False)
-        ax.set_title("the mixture by method (components dashed)")
+        ax.set_title("the mixture by method" + ("" if y.ndim == 2 or kind == "regression"
+                                                else " (components dashed)"))
         if "nuts_sd1" in self.classes:
             ax2.scatter(self.classes["mle_r1"], self.classes["nuts_sd1"], s=10,
                         color=_COLOURS["nuts"])
@@ -211,7 +222,9 @@ def mixture_methods(spec: ModelSpec, *, methods: Sequence[str] = ("em", "mle", "
             float(np.max(np.abs(np.concatenate([np.ravel(v) for v in
                                                 results[m].params.values()]) - ref)))
             for m in table.index]
-    classes = pd.DataFrame({"y": spec.data["y"]})
+    y = spec.data["y"]
+    classes = pd.DataFrame({"y": y}) if y.ndim == 1 else pd.DataFrame(
+        y, columns=[str(c) for c in spec.coords["coordinate"]])
     if "mle" in results:
         r = results["mle"].responsibilities().to_numpy()
         for j in range(r.shape[1]):
