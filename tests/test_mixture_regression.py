@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.optimize
 import scipy.special
 import scipy.stats
@@ -60,3 +61,18 @@ def test_mixture_regression_equals_scipy():
     dens = w * scipy.stats.norm.pdf(y[:, None], design @ betas.T, s)
     np.testing.assert_allclose(mle.responsibilities().to_numpy(),
                                dens / dens.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_map_of_a_regression_mixture_needs_a_steeper_sigma_prior():
+    # a line through any 2 points (p = 1) with sigma -> 0: the likelihood grows like sigma^-2,
+    # so a prior ~ sigma^(a - 1) keeps the posterior density bounded only for a >= 3
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 1))
+    y = x[:, 0] + rng.normal(size=40)
+    spec = bm.models.mixture_regression(x, y, 2, intercept_prior=bm.Normal(5.0),
+                                        coef_prior=bm.Normal(5.0))
+    with pytest.raises(bm.MLENotFoundError, match="a >= 3"):
+        bm.inference.run(spec.with_priors(sigma=bm.Gamma(2.0, 1.0)), "map")
+    steep = spec.with_priors(sigma=bm.Gamma(3.0, 1.0))
+    for check in (*steep.map_checks, *steep.posterior_checks):
+        check(steep)  # no error

@@ -299,9 +299,15 @@ def _improper_flat(spec: ModelSpec, keys: tuple[str, ...]) -> None:
              "sigma_prior=Gamma(2.0, 1.0) (which also makes the MAP exist)."]))
 
 
-def _sigma_checks(equal: bool, y: np.ndarray, kind: str = "component"):
-    """``map_checks`` and ``posterior_checks`` entries for the scale of Gaussian components."""
-    m = _tie_multiplicity(y)
+def _sigma_checks(equal: bool, y: np.ndarray, kind: str = "component", locations: int = 1):
+    """``map_checks`` and ``posterior_checks`` entries for the scale of Gaussian components.
+
+    ``locations`` is the number of location parameters of a component (1 for a mean, p + 1
+    for a regression line): a component fits that many observations exactly in general
+    position, and ``m`` tied values of ``y`` exactly at a flat line.
+    """
+    ties = _tie_multiplicity(y)
+    m = max(ties, locations)
 
     def no_map(spec: ModelSpec) -> None:
         if equal:
@@ -311,9 +317,10 @@ def _sigma_checks(equal: bool, y: np.ndarray, kind: str = "component"):
         if a is None or a >= m + 1:
             return
         what = ("one observation" if m == 1 else f"the {m} tied observations at the most "
-                "repeated value of `y`")
+                "repeated value of `y`" if ties == m else f"{m} observations")
         raise MLENotFoundError(checklist(
-            f"No MAP exists: a {kind} centred on {what} with sigma -> 0 makes the likelihood "
+            f"No MAP exists: a {kind} {'through' if locations > 1 else 'centred on'} {what} "
+            "with sigma -> 0 makes the likelihood "
             f"grow like sigma^-{m}, and the prior {prior!r} on `sigma` has density ~ "
             f"sigma^{a - 1:g} at 0, so the posterior density is unbounded (it needs a prior "
             f"~ sigma^(a - 1) with a >= {m + 1}). Every maximum found would be local only.",
@@ -323,18 +330,21 @@ def _sigma_checks(equal: bool, y: np.ndarray, kind: str = "component"):
              "Or fit 'mle' (several starts) and read it as a local maximum."]))
 
     def proper(spec: ModelSpec) -> None:
-        if equal or m == 1:
+        if equal or ties <= locations:
             return
         prior = spec.priors["sigma"]
         a = scale_prior_order(prior)
-        if a is None or a > m - 1:
+        excess = ties - locations
+        if a is None or a > excess:
             return
         raise ImproperPosteriorError(checklist(
-            f"The posterior is improper: {m} observations of `y` share one value, so a "
-            f"{kind} centred there with sigma -> 0 gives a likelihood ~ sigma^-{m}; "
-            f"integrating its mean leaves sigma^{1 - m} and the prior {prior!r} (~ "
-            f"sigma^{a - 1:g} at 0) does not make that integrable (it needs a > {m - 1}).",
-            [f"Use sigma_prior=Gamma({m}.0, b) or a larger shape, or equal_variances=True.",
+            f"The posterior is improper: {ties} observations of `y` share one value, so a "
+            f"{kind} through them with sigma -> 0 gives a likelihood ~ sigma^-{ties}; "
+            f"integrating its {locations} location parameter(s) leaves sigma^-{excess} and "
+            f"the prior {prior!r} (~ sigma^{a - 1:g} at 0) does not make that integrable (it "
+            f"needs a > {excess}).",
+            [f"Use sigma_prior=Gamma({excess + 1}.0, b) or a larger shape, or "
+             "equal_variances=True.",
              "Rounded data: the values are intervals; a prior keeping sigma above the "
              "rounding unit is the honest fix."]))
 
@@ -700,7 +710,7 @@ def mixture_regression(X: Any, y: Any, k: int = 2, *, weights_prior: Prior | Non
     start = {"intercept": _ordered_start([beta[0] + resid[g].mean() for g in groups], sd),
              "coef": np.tile(beta[1:], (k, 1)),
              "sigma": np.array([max(float(np.std(resid[g])), 0.1 * sd / k) for g in groups])}
-    no_map, proper = _sigma_checks(False, y, kind="component line")
+    no_map, proper = _sigma_checks(False, y, kind="component line", locations=p + 1)
 
     def rebuild(data, new_priors):
         return mixture_regression(pd.DataFrame(data["X"], columns=list(features)), data["y"],
