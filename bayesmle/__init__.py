@@ -26,6 +26,7 @@ from bayesmle.models import ModelSpec
 from bayesmle.priors import (
     LKJ,
     Beta,
+    Dirichlet,
     Exponential,
     Flat,
     Gamma,
@@ -51,6 +52,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "ElasticNet",
+    "Dirichlet",
     "Exponential",
     "Flat",
     "Gamma",

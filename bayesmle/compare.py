@@ -14,6 +14,7 @@ from bayesmle._validation import MAX_DRAWS, check_int, check_seed
 from bayesmle.errors import BayesMLEError, SpecError
 from bayesmle.inference.driver import APPROXIMATIONS, METHODS, OPTIONS, run
 from bayesmle.inference.point import PointResult
+from bayesmle.models.mixture import is_mixture
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["COMPARE_METHODS", "FIND_MAP_METHODS", "PREDICTIVE_COLUMNS", "Comparison", "compare",
@@ -29,7 +30,7 @@ PPC_SAMPLES = 100
 #: One colour per method, the same in every figure whichever methods are present (Okabe-Ito,
 #: distinguishable with colour-blindness); the reports use the same map.
 METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nuts": "#CC79A7",
-                  "reml": "#56B4E9",
+                  "reml": "#56B4E9", "em": "#E69F00",
                   # the optional methods: Paul Tol's muted colours (not black or grey, which
                   # figures use for ink, nor the report's spare colours)
                   "advi": "#117733", "fullrank_advi": "#882255", "pathfinder": "#332288",
@@ -37,9 +38,9 @@ METHOD_COLOURS = {"mle": "#0072B2", "map": "#D55E00", "laplace": "#009E73", "nut
 #: ``compare`` methods showing ``pymc.find_MAP``'s answer (default settings, not polished) and
 #: its distance from the certified optimum, by the point method they stand for.
 FIND_MAP_METHODS = {"find_map_mle": "mle", "find_map_map": "map"}
-#: Methods ``compare`` accepts: the four of every model, REML (Gaussian mixed models), the
-#: variational approximations and find_MAP's answers.
-COMPARE_METHODS = (*METHODS, "reml", *APPROXIMATIONS, *FIND_MAP_METHODS)
+#: Methods ``compare`` accepts: the four of every model, REML (Gaussian mixed models), EM
+#: (mixtures), the variational approximations and find_MAP's answers.
+COMPARE_METHODS = (*METHODS, "reml", "em", *APPROXIMATIONS, *FIND_MAP_METHODS)
 #: The options ``compare`` routes to each method.
 COMPARE_OPTIONS = {**OPTIONS, **{m: frozenset({"start"}) for m in FIND_MAP_METHODS}}
 #: What the comparison of a mixed model says about its point methods.
@@ -388,7 +389,7 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
     first_error: BayesMLEError | None = None
     for method in methods:
         opts = dict(options[method])
-        if method in ("laplace", "nuts", *APPROXIMATIONS):
+        if method in ("laplace", "nuts", *APPROXIMATIONS) or is_mixture(spec):  # seeded starts
             opts.setdefault("random_seed", seed)
         if method in FIND_MAP_METHODS:
             opts["optimizer"] = "find_map"
@@ -406,6 +407,9 @@ def compare(spec: ModelSpec, methods: Sequence[str] = METHODS, *,
         raise first_error  # type: ignore[misc]
     if spec.solver == "mixed":
         caught.append(MethodWarning("all", "MixedModelNote", MIXED_NOTE))
+    notes = next((r.notes for r in results.values() if getattr(r, "notes", ())), ())
+    if notes:  # mixtures: the optima are local (and the likelihood may be unbounded)
+        caught.append(MethodWarning("all", "MixtureNote", " ".join(notes)))
     loos: dict[str, Any] = {}
     loo_errors: dict[str, str] = {}
     if predictive:
@@ -522,7 +526,7 @@ def _table(results: dict[str, Any], certified: dict[str, Any] | None = None) -> 
             columns["laplace_mode"] = pd.Series(res.flat_params(), index=res.labels)
             columns["laplace_mean"] = res.mean()
             columns["laplace_sd"] = res.sd()
-        elif method in ("mle", "map", "reml"):
+        elif method in ("mle", "map", "reml", "em"):
             labels = labels or res.labels
             columns[f"{method}_estimate"] = pd.Series(res.flat_params(), index=res.labels)
             columns[f"{method}_stderr"] = pd.Series(res.flat_stderr(), index=res.labels)
@@ -557,7 +561,7 @@ def _datatrees(results: dict[str, Any], random_seed: int, *, chains: int, draws:
     for method, res in results.items():
         if method in ("laplace", *APPROXIMATIONS):
             trees[method] = _as_chains(res.to_datatree(), chains)
-        elif method in ("mle", "map", "reml", *FIND_MAP_METHODS):
+        elif method in ("mle", "map", "reml", "em", *FIND_MAP_METHODS):
             trees[method] = point_datatree(res, draws=draws, random_seed=random_seed,
                                            chains=chains)
         else:

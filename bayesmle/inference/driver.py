@@ -7,7 +7,7 @@ from typing import Any
 
 from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
-from bayesmle.inference import find_map, lad
+from bayesmle.inference import find_map, lad, mixture_fit
 from bayesmle.inference.advi import advi
 from bayesmle.inference.approximation import ApproximationResult
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
@@ -33,13 +33,15 @@ METHODS = ("mle", "map", "laplace", "nuts")
 #: default.
 APPROXIMATIONS = ("advi", "fullrank_advi", "pathfinder")
 #: Methods ``fit`` accepts: the comparison methods, REML (Gaussian mixed models), the prior
-#: predictive and the variational approximations.
-FIT_METHODS = (*METHODS, "reml", "prior", *APPROXIMATIONS)
+#: predictive, EM (mixtures) and the variational approximations.
+FIT_METHODS = (*METHODS, "reml", "prior", "em", *APPROXIMATIONS)
 #: The options each method accepts.
 OPTIONS = {
-    "mle": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish"}),
+    "mle": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish",
+                      "starts", "random_seed"}),
     "reml": frozenset({"start", "max_iter", "strict"}),
-    "map": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish"}),
+    "map": frozenset({"start", "max_iter", "strict", "nagq", "optimizer", "polish",
+                      "starts", "random_seed"}),
     "laplace": frozenset({"start", "max_iter", "strict", "draws", "random_seed", "nagq"}),
     "nuts": frozenset({"draws", "tune", "chains", "random_seed", "sampler", "target_accept",
                        "progressbar"}),
@@ -48,6 +50,7 @@ OPTIONS = {
     "fullrank_advi": frozenset({"draws", "random_seed", "n", "learning_rate"}),
     "pathfinder": frozenset({"draws", "random_seed", "paths", "max_iter", "history",
                              "elbo_draws", "start"}),
+    "em": frozenset({"start", "max_iter", "strict", "starts", "random_seed", "tol"}),
 }
 
 Result = PointResult | LaplaceResult | PosteriorResult | PriorResult | ApproximationResult
@@ -60,8 +63,8 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     ----------
     spec : ModelSpec
         The model, from a builder in :mod:`bayesmle.models` or your own.
-    method : {"mle", "map", "laplace", "nuts", "reml", "prior", "advi", "fullrank_advi", \
-"pathfinder"}
+    method : {"mle", "map", "laplace", "nuts", "reml", "em", "prior", "advi", \
+"fullrank_advi", "pathfinder"}
         * ``"mle"`` -- every prior replaced by the flat prior on its support; the mode of the
           Jacobian-free log-density (what ``pymc.find_MAP`` optimises) is then the MLE in the
           natural parametrisation. Raises :class:`~bayesmle.errors.MLENotFoundError` when the
@@ -79,6 +82,12 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
           ``"map"`` and ``"laplace"`` are defined on the *marginal* likelihood (random effects
           integrated out: exact for Gaussian, Laplace approximation -- ``nagq`` > 1: adaptive
           Gauss-Hermite quadrature -- otherwise); NUTS samples the joint model.
+        * ``"em"`` -- the EM algorithm of the mixture builders (``gaussian_mixture``,
+          ``poisson_mixture``, ``mixture_regression``; closed-form M-steps, its
+          ``loglik_trace`` and ``em_iterations``), its end point certified by the engine's
+          gradient and Hessian. For mixtures ``"mle"`` and ``"map"`` (and ``"em"``) run
+          ``starts`` starts (default 5, seeded by ``random_seed``) and report the best local
+          maximum, the others in ``result.starts``; degenerate components are reported.
         * ``"prior"`` -- draws of the priors and of the prior predictive distribution
           (``prior`` and ``prior_predictive`` groups); refused for flat (improper) priors.
         * ``"advi"``, ``"fullrank_advi"`` -- mean-field / full-rank ADVI (``pymc.fit``);
@@ -89,7 +98,8 @@ def fit(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
     **options
         ``mle``/``map``: ``start`` (dict of natural-scale starting values), ``max_iter``
         (default 200), ``strict`` (raise ConvergenceError instead of warning), ``nagq``
-        (mixed models: quadrature points, default 1 = Laplace), ``optimizer``
+        (mixed models: quadrature points, default 1 = Laplace), ``starts`` and
+        ``random_seed`` (mixtures), ``optimizer``
         (``"newton"``, the certified default, or ``"find_map"``: ``pymc.find_MAP``, its
         answer checked by the same certificate -- ``converged=False`` with its gradient norm
         where it stopped early; ``polish=True`` continues with the certified optimiser; any
@@ -184,8 +194,8 @@ def run(spec: ModelSpec, method: str = "mle", **options: Any) -> Result:
         return advi(spec, method=method, **options)
     if method == "pathfinder":
         return pathfinder(spec, **options)
-    if method == "mle":
-        return _checked_fit(spec.flat(), "mle", options)
+    if method in ("mle", "em"):  # EM: mixtures only (mixture_fit refuses other models)
+        return _checked_fit(spec.flat(), method, options)
     if method == "map":
         if spec.is_flat:
             return _checked_fit(spec, "map", options)
@@ -236,6 +246,11 @@ def _check_point_options(options: dict) -> None:
 def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
     if "find_map_kwargs" in options:  # optimizer="find_map"
+        if mixture_fit.applies(spec):
+            raise SpecError("optimizer='find_map' runs pymc.find_MAP from one start; mixture "
+                            f"model {spec.name!r} is fitted from several starts (option "
+                            "`starts`) by the default optimiser or by method 'em'.")
+        mixture_fit.refuse_options(spec, method, options)
         if "nagq" in options:
             raise SpecError("`nagq` applies to mixed models, which optimizer='find_map' does "
                             "not fit.")
@@ -244,6 +259,9 @@ def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
         return lad.fit_lad(spec, method, **options)
     if mixed.applies(spec):
         return mixed.fit_mixed(spec, method, **options)
+    if mixture_fit.applies(spec):
+        return mixture_fit.fit_mixture(spec, method, **options)
+    mixture_fit.refuse_options(spec, method, options)
     return fit_point(spec, method, **options)
 
 

@@ -25,13 +25,14 @@ from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import fit_point
 from bayesmle.inference.predictive import Predicts
+from bayesmle.inference.responsibilities import Responsibilities
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["LaplaceResult", "laplace_approximation", "normal_draws"]
 
 
 @dataclass(frozen=True, eq=False)
-class LaplaceResult(Predicts, RandomEffects):
+class LaplaceResult(Predicts, RandomEffects, Responsibilities):
     """Gaussian approximation ``N(mode, H^-1)`` of the posterior in the unconstrained space.
 
     ``params`` is the mode of the posterior density of the unconstrained parameters (log scale,

@@ -15,6 +15,7 @@ from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.optimize import Optimum
 from bayesmle.inference.predictive import Predicts
+from bayesmle.inference.responsibilities import Responsibilities
 
 if TYPE_CHECKING:
     from bayesmle.inference.mixed.fit import MixedFit
@@ -24,7 +25,7 @@ __all__ = ["PointResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class PointResult(Predicts, RandomEffects):
+class PointResult(Predicts, RandomEffects, Responsibilities):
     """An optimum of the likelihood or posterior, certified, with its observed information.
 
     Attributes

@@ -15,6 +15,7 @@ from bayesmle.errors import Diagnostic, SamplingWarning, checklist
 from bayesmle.inference.draws import Draws
 from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.predictive import Predicts
+from bayesmle.inference.responsibilities import Responsibilities
 
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
@@ -28,7 +29,7 @@ ESS_MIN = 100.0
 
 
 @dataclass(frozen=True, eq=False)
-class PosteriorResult(Predicts, RandomEffects):
+class PosteriorResult(Predicts, RandomEffects, Responsibilities):
     """Posterior draws with their diagnostics.
 
     Attributes

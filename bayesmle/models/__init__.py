@@ -9,6 +9,7 @@ from bayesmle.models.distributions import (
     student_t,
 )
 from bayesmle.models.glm import glm
+from bayesmle.models.mixture import gaussian_mixture, mixture_regression, poisson_mixture
 from bayesmle.models.regression import (
     binomial_regression,
     gamma_regression,
@@ -29,11 +30,14 @@ __all__ = [
     "exponential",
     "gamma_regression",
     "gaussian",
+    "gaussian_mixture",
     "glm",
     "linear_regression",
     "logistic_regression",
+    "mixture_regression",
     "negative_binomial_regression",
     "poisson",
+    "poisson_mixture",
     "poisson_regression",
     "robust_regression",
     "softmax_regression",

@@ -52,6 +52,7 @@ from bayesmle.priors.shrinkage import (
     StudentT,
     elastic_net_log_normaliser,
 )
+from bayesmle.priors.simplex import Dirichlet
 
 __all__ = [
     "LKJ",
@@ -59,6 +60,7 @@ __all__ = [
     "Beta",
     "Cauchy",
     "ElasticNet",
+    "Dirichlet",
     "Exponential",
     "Flat",
     "Gamma",

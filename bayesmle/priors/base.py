@@ -19,7 +19,7 @@ from bayesmle.errors import PriorError
 __all__ = ["Beta", "Flat", "HalfFlat", "L1Part", "Prior", "Support", "flat_prior_for"]
 
 #: What a parameter is: a real number, a positive one, a probability, or a correlation matrix.
-Support = Literal["real", "positive", "unit", "correlation"]
+Support = Literal["real", "positive", "unit", "correlation", "simplex"]
 
 
 def _fmt(value: np.ndarray) -> str:
@@ -129,6 +129,8 @@ class Prior:
         shape: tuple[int, ...] = (),
         dims: tuple[str, ...] | None = None,
         key: str | None = None,
+        transform=None,
+        initval=None,
     ) -> pt.TensorVariable:
         """Declare the free random variable ``name`` with this prior in ``model``.
 
@@ -144,6 +146,8 @@ class Prior:
             Dimension names for ``model.coords``.
         key : str, optional
             Prefix of the ``pm.Data`` names of the prior's parameters (default ``name``).
+        transform, initval : optional
+            Passed to PyMC when given (e.g. the ordered transform of a mixture's means).
 
         Examples
         --------
@@ -158,7 +162,9 @@ class Prior:
         self.check_shape(key or name, shape)
         params = self._data(model, key or name)
         with model:
-            return self._make_rv(name, params, shape=shape, dims=dims)
+            extra = {k: v for k, v in (("transform", transform), ("initval", initval))
+                     if v is not None}
+            return self._make_rv(name, params, shape=shape, dims=dims, **extra)
 
     def attach(self, model: pm.Model, key: str, value: pt.TensorVariable) -> pt.TensorVariable:
         """Put this prior on a parameter the model computes from its coordinates.
@@ -198,8 +204,8 @@ class Prior:
         """
         return None
 
-    def _make_rv(self, name, params, *, shape, dims):
-        return self._dist_class()(name, **params, shape=shape, dims=dims)
+    def _make_rv(self, name, params, *, shape, dims, **extra):
+        return self._dist_class()(name, **params, shape=shape, dims=dims, **extra)
 
     def _dist_class(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -306,8 +312,9 @@ class Beta(Prior):
         """True for ``Beta(1, 1)``, the uniform distribution."""
         return bool(np.all(self.a == 1.0) and np.all(self.b == 1.0))
 
-    def _make_rv(self, name, params, *, shape, dims):
-        return pm.Beta(name, alpha=params["a"], beta=params["b"], shape=shape, dims=dims)
+    def _make_rv(self, name, params, *, shape, dims, **extra):
+        return pm.Beta(name, alpha=params["a"], beta=params["b"], shape=shape, dims=dims,
+                       **extra)
 
     def logp(self, model, key, value):
         """Summed Beta log-density at ``value``."""
@@ -341,5 +348,9 @@ def flat_prior_for(support: Support) -> Prior:
             from bayesmle.priors.families import LKJ  # families builds on this module
 
             return LKJ(1.0)
+        case "simplex":
+            from bayesmle.priors.simplex import Dirichlet  # builds on this module
+
+            return Dirichlet(1.0)
     raise PriorError(f"Unknown support {support!r}; valid supports are 'real', 'positive', "
-                     f"'unit', 'correlation'.")
+                     f"'unit', 'correlation', 'simplex'.")

@@ -317,6 +317,7 @@ def check_support(key: str, prior: object, support: Support, default: Prior | No
             "positive": "HalfFlat, HalfNormal, HalfCauchy, Exponential, Gamma",
             "unit": "Beta",
             "correlation": "LKJ",
+            "simplex": "Dirichlet",
         }[support]
         where = {"real": "real line", "correlation": "correlation matrices"}.get(
             support, f"{support} scale")

@@ -28,6 +28,7 @@ __all__ = [
 COMPARISON_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("MLE", (("mle_estimate", "estimate"), ("mle_stderr", "s.e."))),
     ("REML", (("reml_estimate", "estimate"), ("reml_stderr", "s.e."))),
+    ("EM", (("em_estimate", "estimate"), ("em_stderr", "s.e."))),
     ("MAP", (("map_estimate", "estimate"), ("map_stderr", "s.e."))),
     ("Laplace", (("laplace_mode", "mode"), ("laplace_mean", "mean"), ("laplace_sd", "sd"))),
     ("NUTS posterior", (("nuts_mean", "mean"), ("nuts_sd", "sd"), ("nuts_eti_0.03", "3%"),
@@ -163,9 +164,9 @@ def optimizer_table(results: Mapping[str, Any]) -> pd.DataFrame:
     for method, res in results.items():
         if method == "laplace":
             res = res.mode
-        elif method not in ("mle", "map", "reml", "find_map_mle", "find_map_map"):
+        elif method not in ("mle", "map", "reml", "em", "find_map_mle", "find_map_map"):
             continue
-        ic = res.method in ("mle", "map")
+        ic = res.method in ("mle", "map", "em")
         rows.append({
             "method": method, "converged": bool(res.converged), "loglik": res.loglik,
             "logp": res.logp, "aic": res.aic if ic else np.nan,

@@ -32,6 +32,8 @@ BUILDERS: dict[str, Callable] = {
 }
 # ``builder = "glm"`` is read by ``load`` and mapped to the family's builder above.
 _DATA_KEYWORDS = ("exposure", "offset")
+#: Positional arguments that are options, not columns (a mixture's number of components).
+_OPTION_ARGS = ("k",)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def mixed_builder_info() -> BuilderInfo:
 def _info(name: str, func: Callable) -> BuilderInfo:
     data, required, priors, options = [], [], {}, {}
     for p in inspect.signature(func).parameters.values():
-        if p.kind is p.POSITIONAL_OR_KEYWORD or p.name in _DATA_KEYWORDS:
+        if p.name in _OPTION_ARGS:
+            options[p.name] = p.default
+        elif p.kind is p.POSITIONAL_OR_KEYWORD or p.name in _DATA_KEYWORDS:
             data.append(p.name)
             if p.default is p.empty:
                 required.append(p.name)

@@ -20,8 +20,8 @@ __all__ = ["PRIORS", "parse_prior", "prior_to_toml"]
 PRIORS: dict[str, type[_priors.Prior]] = {
     name: getattr(_priors, name)
     for name in ("Flat", "Normal", "Laplace", "HalfFlat", "HalfNormal", "HalfCauchy",
-                 "Exponential", "Gamma", "Beta", "LKJ", "ElasticNet", "StudentT", "Cauchy",
-                 "Horseshoe", "RegularizedHorseshoe")
+                 "Exponential", "Gamma", "Beta", "LKJ", "Dirichlet", "ElasticNet", "StudentT",
+                 "Cauchy", "Horseshoe", "RegularizedHorseshoe")
 }
 
 

@@ -39,7 +39,7 @@ __all__ = ["STUDIES", "StudyRequest", "study_function"]
 #: Study functions a spec may name (in :mod:`bayesmle.studies`).
 STUDIES = ("map_to_mle", "sparsity_path", "fisher", "bias", "coverage", "likelihood_surface",
            "overdispersion", "predictive_gap", "shrinkage", "joint_mode", "reml_bias",
-           "group_growth")
+           "group_growth", "mixture_methods")
 #: Arguments a spec provides itself.
 CONTEXT = ("builder", "spec", "data", "simulate", "prior", "true_params", "X", "y", "exposure",
            "offset", "random_seed")

@@ -18,6 +18,7 @@ from bayesmle.studies.fisher import FisherResult, fisher
 from bayesmle.studies.group_growth import GroupGrowthResult, group_growth
 from bayesmle.studies.joint_mode import JointModeResult, joint_mode
 from bayesmle.studies.map_to_mle import MapToMleResult, map_to_mle
+from bayesmle.studies.mixture_methods import MixtureMethodsResult, mixture_methods
 from bayesmle.studies.overdispersion import OverdispersionResult, overdispersion
 from bayesmle.studies.predictive_gap import PredictiveGapResult, predictive_gap
 from bayesmle.studies.reml_bias import RemlBiasResult, reml_bias
@@ -28,6 +29,8 @@ from bayesmle.studies.surface import SurfaceResult, likelihood_surface
 
 __all__ = [
     "MapToMleResult",
+    "MixtureMethodsResult",
+    "mixture_methods",
     "SparsityPathResult",
     "StudyResult",
     "map_to_mle",
