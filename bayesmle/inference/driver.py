@@ -7,7 +7,7 @@ from typing import Any
 
 from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
-from bayesmle.inference import lad
+from bayesmle.inference import dask_glm, lad
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
 from bayesmle.inference.mixed import solver as mixed
 from bayesmle.inference.point import PointResult
@@ -182,6 +182,8 @@ def _check_point_options(options: dict) -> None:
 
 def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
+    if dask_glm.applies(spec):  # out-of-core (Dask) data: blockwise Newton
+        return dask_glm.fit_dask_glm(spec, method, **options)
     if lad.applies(spec):
         return lad.fit_lad(spec, method, **options)
     if mixed.applies(spec):
