@@ -51,7 +51,13 @@ from bayesmle.inference.bound import PointEval
 from bayesmle.inference.optimize import L1Terms, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import DECREMENT_TOL, point_result
-from bayesmle.models.dask_data import SOLVER, DaskGLMData, DaskSummary, check_identified
+from bayesmle.models.dask_data import (
+    SOLVER,
+    DaskGLMData,
+    DaskSummary,
+    aligned,
+    check_identified,
+)
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Laplace, Normal
 
@@ -90,29 +96,33 @@ def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, theta: n
     (negative semi-definite), over ``(intercept, coef)`` and ``log sigma``.
     """
     k = int(intercept)
-    b = theta[k:k + xb.shape[1]]
-    eta = xb @ b
+    nb, d = xb.shape
+    x = aligned(xb.shape, xb)  # every array a reduction reads starts on 64 bytes
+    yb = aligned(nb, yb)
+    eta = aligned(nb)
+    np.matmul(x, theta[k:k + d], out=eta)
     if intercept:
-        eta = eta + theta[0]
+        eta += theta[0]
     if ob is not None:
-        eta = eta + ob
+        eta += ob
     extreme = 0.0
+    resid, w, terms = aligned(nb), aligned(nb), aligned(nb)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if family == "bernoulli":
-            ll = float(np.sum(yb * eta - np.logaddexp(0.0, eta)))
-            resid = yb - scipy.special.expit(eta)
-            w = scipy.special.expit(eta) * scipy.special.expit(-eta)
+            np.subtract(yb * eta, np.logaddexp(0.0, eta), out=terms)
+            np.subtract(yb, scipy.special.expit(eta), out=resid)
+            np.multiply(scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
+            ll = float(terms.sum())
             extreme = float(np.count_nonzero(eta * (2.0 * yb - 1.0) > _EXTREME))
         elif family == "poisson":
-            mu = np.exp(eta)
-            ll = float(np.sum(yb * eta - mu - scipy.special.gammaln(yb + 1.0)))
-            resid = yb - mu
-            w = mu
+            np.exp(eta, out=w)
+            terms[...] = yb * eta - w - scipy.special.gammaln(yb + 1.0)
+            np.subtract(yb, w, out=resid)
+            ll = float(terms.sum())
             extreme = float(np.count_nonzero((yb == 0) & (eta < -_EXTREME)))
         else:  # gaussian
-            resid = yb - eta
+            np.subtract(yb, eta, out=resid)
             rr = float(resid @ resid)
-            nb = float(yb.shape[0])
             if sigma_known > 0:
                 s2 = sigma_known**2
                 ll = -0.5 * nb * _LOG_2PI - nb * math.log(sigma_known) - rr / (2.0 * s2)
@@ -120,23 +130,22 @@ def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, theta: n
                 s = float(theta[-1])
                 s2 = math.exp(2.0 * s)
                 ll = -0.5 * nb * _LOG_2PI - nb * s - rr / (2.0 * s2)
-            resid = resid / s2
-            w = np.full(yb.shape[0], 1.0 / s2)
+            resid /= s2
+            w[...] = 1.0 / s2
     q = theta.size
-    p = k + xb.shape[1]
+    p = k + d
     g = np.zeros(q)
     h = np.zeros((q, q))
-    gx = xb.T @ resid
-    hx = xb.T @ (xb * w[:, None])
-    g[k:p] = gx
-    h[k:p, k:p] = -hx
+    xw = aligned(xb.shape)
+    np.multiply(x, w[:, None], out=xw)
+    g[k:p] = x.T @ resid
+    h[k:p, k:p] = -(x.T @ xw)
     if intercept:
         g[0] = resid.sum()
-        wx = w @ xb
         h[0, 0] = -w.sum()
-        h[0, 1:p] = h[1:p, 0] = -wx
+        h[0, 1:p] = h[1:p, 0] = -(w @ x)
     if family == "gaussian" and sigma_known <= 0:  # log sigma
-        g[q - 1] = -float(yb.shape[0]) + rr / s2
+        g[q - 1] = -float(nb) + rr / s2
         h[:p, q - 1] = h[q - 1, :p] = -2.0 * g[:p]
         h[q - 1, q - 1] = -2.0 * rr / s2
     return np.concatenate(([ll], g, h.ravel(), [extreme]))
@@ -242,7 +251,8 @@ def _flat_intercept(spec: ModelSpec, method: str) -> bool:
 
 
 def _check_existence(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary,
-                     method: str) -> None:
+                     method: str) -> float:
+    """Raise MLENotFoundError when the optimum does not exist; the design's condition."""
     what = "MLE" if method == "mle" else "MAP"
     runaway = method == "mle" or _flat_intercept(spec, method)
     if data.family == "bernoulli" and summary.y_min == summary.y_max and runaway:
@@ -258,7 +268,7 @@ def _check_existence(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary,
             "intercept runs to -inf (the rate's MLE is 0, on the boundary).",
             ["Give the intercept a proper prior (intercept_prior=Normal(5.0)) and fit 'map'.",
              "Check the response column."]))
-    check_identified(data, summary, spec.priors, method)
+    cond = check_identified(data, summary, spec.priors, method)
     if data.family == "gaussian" and "sigma" in spec.params:
         r = summary.r
         p = r.shape[1] - 1
@@ -270,6 +280,7 @@ def _check_existence(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary,
                 "residuals), so the likelihood grows without bound as sigma -> 0.",
                 ["Check for a column that duplicates the response.",
                  "Give a known sigma (sigma=...) to fit the coefficients."]))
+    return cond
 
 
 def _start(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary, q: int,
@@ -403,7 +414,7 @@ def fit_dask_glm(spec: ModelSpec, method: str, *, start: Mapping[str, Any] | Non
     data: DaskGLMData = spec.options["dask"]
     sigma_known = float(spec.options.get("sigma_known", 0.0))
     summary = data.scan()
-    _check_existence(spec, data, summary, method)
+    cond = _check_existence(spec, data, summary, method)
     k = int(data.intercept)
     p = k + data.d
     q = p + int("sigma" in spec.params)
@@ -440,7 +451,8 @@ def fit_dask_glm(spec: ModelSpec, method: str, *, start: Mapping[str, Any] | Non
                    logp_jacobian=logp + (float(x[-1]) if q > p else 0.0),
                    values=values, jacobian=jac)
     message = (f"{opt.message}; blockwise Newton over {len(data.chunks)} row chunks, "
-               f"{objective.passes} passes over the data")
+               f"{objective.passes} passes over the data; condition number of the "
+               f"column-equilibrated design {cond:.3g}")
     return point_result(spec, method, opt, ev, converged=converged,
                         n_params=int(opt.free.sum()), strict=strict, message=message,
                         seconds=time.perf_counter() - t0)

@@ -37,7 +37,8 @@ from bayesmle.models.design import describe_groups, pow2
 from bayesmle.models.spec import ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Prior, check_support
 
-__all__ = ["SOLVER", "DaskGLMData", "DaskSummary", "dask_regression_spec", "is_dask_input"]
+__all__ = ["SOLVER", "DaskGLMData", "DaskSummary", "aligned", "dask_regression_spec",
+           "is_dask_input"]
 
 #: The name under which the out-of-core specs ask for their solver (``ModelSpec.solver``).
 SOLVER = "dask_glm"
@@ -61,6 +62,31 @@ def is_dask_input(*values: Any) -> bool:
     import dask
 
     return any(dask.is_dask_collection(v) for v in values)
+
+
+def aligned(shape: tuple[int, ...] | int, value: np.ndarray | None = None) -> np.ndarray:
+    """A float64 array whose data start on a 64-byte boundary (a copy of ``value`` if given).
+
+    Per-chunk reductions (NumPy's SIMD sums, OpenBLAS kernels) may round differently
+    depending on where an array starts in memory, and a chunk's address differs between the
+    client and a worker process (and between allocations). Every array a chunk reduction
+    reads is put on the same alignment, so the per-chunk results -- and the fit -- are the
+    same bits under every scheduler.
+
+    Examples
+    --------
+    >>> a = aligned((3, 2), np.arange(6.0).reshape(3, 2))
+    >>> a.ctypes.data % 64, a.tolist()
+    (0, [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    size = int(np.prod(shape))
+    buf = np.empty(size + 8, dtype=np.float64)
+    start = (-buf.ctypes.data % 64) // 8
+    out = buf[start:start + size].reshape(shape)
+    if value is not None:
+        out[...] = value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,15 +266,18 @@ def _scan_block(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, family: s
             out["bad"] = (what, int(hits[0]))
     if out["bad"] is not None:
         return out
-    parts = ([np.ones((xb.shape[0], 1))] if intercept else []) + [xb]
+    k = int(intercept)
+    a = aligned((xb.shape[0], k + xb.shape[1] + int(family == "gaussian")))
+    if intercept:
+        a[:, 0] = 1.0
+    a[:, k:k + xb.shape[1]] = xb
     if family == "gaussian":
-        parts.append(yb[:, None])
-    a = np.hstack(parts)
+        a[:, -1] = yb
     r = scipy.linalg.qr(a, mode="r", check_finite=False)[0]
     out["r"] = r[: min(r.shape)]
-    out["y_sum"] = float(yb.sum())
+    out["y_sum"] = float(aligned(yb.shape, yb).sum())
     out["y_min"], out["y_max"] = float(yb.min()), float(yb.max())
-    out["off_sum"] = float(ob.sum()) if ob is not None else 0.0
+    out["off_sum"] = float(aligned(ob.shape, ob).sum()) if ob is not None else 0.0
     return out
 
 
