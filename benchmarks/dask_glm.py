@@ -77,7 +77,7 @@ def fit_on_cluster(n: int, workers: int, memory_limit: str, chunk: int = CHUNK):
     import bayesmle as bm
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory_limit, dashboard_address=None,
+                      memory_limit=memory_limit, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         base = client.run(_warm_worker)
         X, y = generated(n, chunk=chunk)
@@ -124,7 +124,7 @@ def measure(cfg: Config | None, n: int, worker_counts=(1, 2), memory_limit: str 
             fit, seconds, base, peak = fit_on_cluster(n, k, memory_limit, chunk)
             fits[k] = fit
             res.row(f"Dask fit, {k} worker{'s' if k > 1 else ''}: wall time", "bayesmle + Dask",
-                    seconds, "s", note=f"{fit.optimum.message}")
+                    seconds, "s", note=fit.message)
             res.row(f"Dask fit, {k} worker{'s' if k > 1 else ''}: peak RSS per worker",
                     "bayesmle + Dask", max(peak), "MiB",
                     note=f"peaks {', '.join(f'{v:.0f}' for v in peak)} MiB; after warm-up "

@@ -192,7 +192,7 @@ def test_distributed_run_is_bit_identical_to_the_threaded_scheduler(processes):
     with dask.config.set(scheduler="threads"):
         threaded = bm.fit(spec, "mle")
     with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
-                                   dashboard_address=None) as cluster,
+                                   dashboard_address=":0") as cluster,
           distributed.Client(cluster)):
         dist = bm.fit(lazy_logistic(X, y, chunks=8_000), "mle")
     assert dist.converged
@@ -208,6 +208,16 @@ def test_nuts_laplace_and_prior_draws_are_refused(small_logistic):
     for method in ("nuts", "laplace", "prior"):
         with pytest.raises(SpecError, match=r"(?s)'mle' and 'map' only.*\.compute\(\)"):
             bm.fit(spec, method)
+
+
+def test_sigma_priors_other_than_flat_are_refused(small_logistic):
+    X, y, _ = small_logistic
+    yl = X @ [1.0, 2.0, 3.0] + np.random.default_rng(11).normal(size=len(y))
+    spec = bm.models.linear_regression(da.from_array(X, chunks=(5_000, 3)),
+                                       da.from_array(yl, chunks=5_000),
+                                       sigma_prior=bm.HalfNormal(1.0))
+    with pytest.raises(SpecError, match="flat prior on `sigma` only"):
+        bm.fit(spec, "map")
 
 
 def test_bad_values_are_reported_with_their_row():
@@ -233,6 +243,9 @@ def test_shapes_and_types_are_checked_without_computing():
     with pytest.raises(DataError, match="complex"):
         bm.models.logistic_regression(da.from_array(X + 1j, chunks=50),
                                       da.from_array(y, chunks=50))
+    frame = dd.from_pandas(pd.DataFrame({"a": X[:, 0], "b": ["u"] * 100}), npartitions=2)
+    with pytest.raises(DataError, match=r"non-numeric column\(s\) \['b'\]"):
+        bm.models.logistic_regression(frame, da.from_array(y, chunks=50))
     unknown = da.from_array(X, chunks=(50, 2))
     unknown = unknown[unknown[:, 0] > -10]  # unknown chunk sizes
     with pytest.raises(DataError, match="compute_chunk_sizes"):

@@ -23,6 +23,7 @@ with a :class:`~bayesmle.errors.SpecError`: out-of-core data support ``"mle"`` a
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Mapping
@@ -92,8 +93,12 @@ def aligned(shape: tuple[int, ...] | int, value: np.ndarray | None = None) -> np
 # ---------------------------------------------------------------------------------------------
 # Lazy arrays
 # ---------------------------------------------------------------------------------------------
-def _dtype_ok(dtype: np.dtype) -> bool:
-    return dtype.kind in "biuf"
+def _dtype_ok(dtype: Any) -> bool:
+    """A NumPy bool, integer or float dtype (pandas extension dtypes are not)."""
+    try:
+        return np.dtype(dtype).kind in "biuf"
+    except TypeError:
+        return False
 
 
 def _as_dask_array(name: str, value: Any, *, ndim: tuple[int, ...]):
@@ -104,15 +109,19 @@ def _as_dask_array(name: str, value: Any, *, ndim: tuple[int, ...]):
     names = None
     if isinstance(value, dd.DataFrame):
         names = tuple(str(c) for c in value.columns)
-        bad = [str(c) for c, t in value.dtypes.items() if not _dtype_ok(np.dtype(t))]
+        bad = [str(c) for c, t in value.dtypes.items() if not _dtype_ok(t)]
         if bad:
             raise DataError(checklist(
-                f"`{name}` has non-numeric column(s) {bad}.",
-                ["Encode categories as dummy columns before fitting out of core."]))
+                f"`{name}` has non-numeric column(s) {bad} (valid: NumPy bool, integer or "
+                "float columns).",
+                ["Encode categories as dummy columns before fitting out of core.",
+                 "Nullable pandas columns (Int64, Float64): drop the missing rows and "
+                 "`.astype('float64')`."]))
         arr = value.to_dask_array(lengths=True)
     elif isinstance(value, dd.Series):
-        if not _dtype_ok(np.dtype(value.dtype)):
-            raise DataError(f"`{name}` must be numeric, got dtype {value.dtype}.")
+        if not _dtype_ok(value.dtype):
+            raise DataError(f"`{name}` must be numeric (NumPy bool, integer or float), got "
+                            f"dtype {value.dtype}.")
         arr = value.to_dask_array(lengths=True)
     elif isinstance(value, da.Array):
         arr = value
@@ -121,7 +130,7 @@ def _as_dask_array(name: str, value: Any, *, ndim: tuple[int, ...]):
             arr = np.asarray(value)
         except (TypeError, ValueError):
             raise DataError(f"`{name}` must be an array, got {type(value).__name__}.") from None
-    if not _dtype_ok(np.dtype(arr.dtype)):
+    if not _dtype_ok(arr.dtype):
         kind = "complex numbers" if np.dtype(arr.dtype).kind == "c" else f"dtype {arr.dtype}"
         raise DataError(f"`{name}` holds {kind}; out-of-core data must be real numbers "
                         "(bool, integer or float).")
@@ -413,10 +422,9 @@ def refuse_in_memory(spec: ModelSpec) -> None:
     raise SpecError(checklist(_REFUSAL.format(name=spec.name), _REFUSAL_HINTS))
 
 
-def _declare_out_of_core(data: Mapping, priors: Mapping) -> None:
+def _declare_out_of_core(data: Mapping, priors: Mapping, *, name: str) -> None:
     """The ``declare`` of an out-of-core spec: refuses to build a PyMC model."""
-    raise SpecError(checklist(_REFUSAL.format(name="(out-of-core regression)"),
-                              _REFUSAL_HINTS))
+    raise SpecError(checklist(_REFUSAL.format(name=name), _REFUSAL_HINTS))
 
 
 _EQUATIONS = {
@@ -514,7 +522,8 @@ def dask_regression_spec(
             extras = ("sigma",)
     params = (("intercept",) if intercept else ()) + ("coef",) + extras
     return ModelSpec(
-        name=name, declare=_declare_out_of_core, data={}, priors=priors, params=params,
+        name=name, declare=functools.partial(_declare_out_of_core, name=name), data={},
+        priors=priors, params=params,
         dims={"coef": ("feature",)}, coords={"feature": names}, nobs=n, options=options,
         description=_EQUATIONS[family], posterior_checks=(refuse_in_memory,),
         family=family, solver=SOLVER,
