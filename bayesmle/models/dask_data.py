@@ -212,10 +212,16 @@ class DaskGLMData:
                 f"{len(self.chunks)} row chunks, X={self.X.name})")
 
     def blocks(self) -> list[tuple]:
-        """Per row chunk: (delayed X block, delayed y block, delayed offset block or None)."""
-        xs = self.X.to_delayed().ravel()
-        ys = self.y.to_delayed().ravel()
-        offs = self.offset.to_delayed().ravel() if self.offset is not None else [None] * len(xs)
+        """Per row chunk: (delayed X block, delayed y block, delayed offset block or None).
+
+        The graphs are not optimised separately: X and y sliced from one array (or one
+        dataframe) keep their common tasks, so a pass computes each source chunk once
+        (optimised one by one, the fused X and y tasks would each recompute it).
+        """
+        xs = self.X.to_delayed(optimize_graph=False).ravel()
+        ys = self.y.to_delayed(optimize_graph=False).ravel()
+        offs = (self.offset.to_delayed(optimize_graph=False).ravel()
+                if self.offset is not None else [None] * len(xs))
         return list(zip(xs, ys, offs, strict=True))
 
     def scan(self) -> DaskSummary:
