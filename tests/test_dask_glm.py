@@ -105,6 +105,26 @@ def test_poisson_with_exposure_equals_in_memory_and_statsmodels():
     assert rel_diff(lazy.loglik, ref.llf) < 1e-12
 
 
+def test_binomial_with_trials_equals_in_memory_and_statsmodels():
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(12)
+    n = 20_000
+    X = rng.normal(size=(n, 3))
+    t = rng.integers(1, 8, size=n).astype(float)
+    k = rng.binomial(t.astype(int), scipy.special.expit(0.2 + X @ [0.4, -0.3, 0.1]))
+    lazy = bm.fit(bm.models.binomial_regression(
+        da.from_array(X, chunks=(6_000, 3)), da.from_array(k.astype(float), chunks=6_000),
+        da.from_array(t, chunks=6_000)), "mle")
+    eager = bm.fit(bm.models.binomial_regression(X, k, t), "mle")
+    assert_same_fit(lazy, eager)
+    ref = sm.GLM(np.column_stack([k, t - k]), sm.add_constant(X),
+                 family=sm.families.Binomial()).fit(tol=1e-14)
+    assert rel_diff(lazy.flat_params(), ref.params) < 1e-9
+    with pytest.raises(SpecError, match="logit link only"):
+        bm.models.binomial_regression(da.from_array(X, chunks=(6_000, 3)),
+                                      da.from_array(k, chunks=6_000), 7, link="probit")
+
+
 @pytest.mark.parametrize("sigma", [None, 1.5], ids=["sigma-estimated", "sigma-known"])
 def test_linear_regression_equals_in_memory_and_least_squares(sigma):
     rng = np.random.default_rng(3)

@@ -19,8 +19,8 @@ Existence of the optimum, checked without gathering the data:
 
 * rank / identification: the R factor of ``[1, X]`` from the validation pass (one-level
   TSQR), judged as in memory (:func:`bayesmle.models.dask_data.check_identified`);
-* a single class (logistic), all-zero counts (Poisson), an exact fit (Gaussian ``sigma``):
-  from the same pass;
+* a single class (logistic; binomial: no or every trial a success), all-zero counts
+  (Poisson), an exact fit (Gaussian ``sigma``): from the same pass;
 * (quasi-)complete separation: the in-memory code solves a linear programme over the rows,
   which is not blockwise. Here it is *detected from the iterates*: on separated data the
   log-likelihood is bounded by 0 but not attained, the Newton iterates diverge, and the
@@ -88,8 +88,9 @@ def applies(spec: ModelSpec) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Per chunk (runs on the workers)
 # ---------------------------------------------------------------------------------------------
-def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, theta: np.ndarray,
-                 family: str, intercept: bool, sigma_known: float) -> np.ndarray:
+def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None,
+                 tb: np.ndarray | None, theta: np.ndarray, family: str, intercept: bool,
+                 sigma_known: float) -> np.ndarray:
     """Log-likelihood, gradient, Hessian (flattened), extreme-row count of one row chunk.
 
     ``theta`` = ``(intercept, coef[, log sigma])``; the Hessian is of the log-likelihood
@@ -114,6 +115,15 @@ def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, theta: n
             np.multiply(scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
             ll = float(terms.sum())
             extreme = float(np.count_nonzero(eta * (2.0 * yb - 1.0) > _EXTREME))
+        elif family == "binomial":
+            terms[...] = (yb * eta - tb * np.logaddexp(0.0, eta) + scipy.special.gammaln(
+                tb + 1.0) - scipy.special.gammaln(yb + 1.0)
+                - scipy.special.gammaln(tb - yb + 1.0))
+            np.subtract(yb, tb * scipy.special.expit(eta), out=resid)
+            np.multiply(tb * scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
+            ll = float(terms.sum())
+            extreme = float(np.count_nonzero(((yb == 0) & (eta < -_EXTREME))
+                                             | ((yb == tb) & (eta > _EXTREME))))
         elif family == "poisson":
             np.exp(eta, out=w)
             terms[...] = yb * eta - w - scipy.special.gammaln(yb + 1.0)
@@ -218,8 +228,8 @@ class _Objective:
 
         theta = np.array(x, dtype=float)
         tasks = [dask.delayed(_block_terms, pure=True)(
-            xb, yb, ob, theta, self.data.family, self.data.intercept, self.sigma_known)
-            for xb, yb, ob in self.blocks]
+            xb, yb, ob, tb, theta, self.data.family, self.data.intercept, self.sigma_known)
+            for xb, yb, ob, tb in self.blocks]
         parts = dask.compute(*tasks)
         self.passes += 1
         total = np.zeros_like(parts[0])
@@ -262,6 +272,16 @@ def _check_existence(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary,
             "intercept runs to " + ("+inf." if v == 1 else "-inf."),
             ["Check the response column.",
              "Give the intercept a proper prior (intercept_prior=Normal(2.5)) and fit 'map'."]))
+    if data.family == "binomial" and runaway and data.n in (summary.n_none, summary.n_all):
+        none = summary.n_none == data.n
+        raise MLENotFoundError(checklist(
+            f"The {what} does not exist: "
+            + ("no row has a success (every `successes` is 0)" if none else
+               "every trial is a success (`successes` equals `trials` on every row)")
+            + ", so the probability's MLE is " + ("0" if none else "1")
+            + " and the intercept runs to " + ("-inf." if none else "+inf."),
+            ["Check the response columns (successes and trials).",
+             "Give the intercept a proper prior (intercept_prior=Normal(2.5)) and fit 'map'."]))
     if data.family == "poisson" and summary.y_max == 0 and runaway:
         raise MLENotFoundError(checklist(
             f"The {what} does not exist: every count of `y` is zero, so the log-link "
@@ -301,7 +321,9 @@ def _start(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary, q: int,
             x[-1] = 0.5 * math.log(max(rss / data.n, 1e-300))
     elif k:
         m = summary.y_sum / data.n
-        if data.family == "bernoulli":
+        if data.family in ("bernoulli", "binomial"):
+            if data.family == "binomial":
+                m = summary.y_sum / summary.trials_sum
             m = min(max(m, 0.02), 0.98)
             x[0] = math.log(m / (1.0 - m))
         else:
@@ -328,7 +350,7 @@ def _start(spec: ModelSpec, data: DaskGLMData, summary: DaskSummary, q: int,
 def _confirm_separation(spec: ModelSpec, data: DaskGLMData, method: str,
                         extreme: float) -> None:
     """Raise MLENotFoundError for suspected separation (LP-confirmed when small enough)."""
-    nbytes = data.n * (data.d + 2) * 8
+    nbytes = data.n * (data.d + 3) * 8
     what = "MLE" if method == "mle" else "MAP"
     if nbytes <= CONFIRM_MAX_BYTES:
         import dask
@@ -336,13 +358,15 @@ def _confirm_separation(spec: ModelSpec, data: DaskGLMData, method: str,
         from bayesmle.models import regression
         from bayesmle.models.separation import SEPARATION, no_map_if_separated
 
-        X, y, off = dask.compute(data.X, data.y, data.offset)
+        X, y, off, trials = dask.compute(data.X, data.y, data.offset, data.trials)
         kwargs: dict[str, Any] = {"intercept": data.intercept,
                                   "prior": spec.priors["coef"]}
         if data.intercept:
             kwargs["intercept_prior"] = spec.priors["intercept"]
         if data.family == "bernoulli":
             mem = regression.logistic_regression(X, y, **kwargs)
+        elif data.family == "binomial":
+            mem = regression.binomial_regression(X, y, trials, **kwargs)
         else:
             mem = regression.poisson_regression(X, y, offset=off, **kwargs)
         if method == "mle":
@@ -353,8 +377,8 @@ def _confirm_separation(spec: ModelSpec, data: DaskGLMData, method: str,
     raise MLENotFoundError(checklist(
         f"The {what} appears not to exist: the Newton iterates diverge towards "
         f"(quasi-)complete separation -- after the fit {int(extreme)} row(s) have fitted "
-        + ("probabilities within exp(-20) of their 0/1 label"
-           if data.family == "bernoulli" else "means within exp(-20) of their zero count")
+        + ("means within exp(-20) of their zero count" if data.family == "poisson" else
+           "probabilities within exp(-20) of the observed 0/1 (no / every trial a success)")
         + ", the signature of a log-likelihood that keeps rising towards its supremum at "
         "infinity. This is indicated by the iterates, not proven: the exact linear-programming "
         f"check runs in memory only on data of at most {CONFIRM_MAX_BYTES // 2**20} MiB "
@@ -433,7 +457,7 @@ def fit_dask_glm(spec: ModelSpec, method: str, *, start: Mapping[str, Any] | Non
     loglik, extreme = objective.seen[opt.x.tobytes()]
     converged = bool(opt.hess_pd and opt.decrement <= DECREMENT_TOL and np.isfinite(loglik))
     flat_coef = method == "mle" or spec.priors["coef"].is_flat or _flat_intercept(spec, method)
-    if data.family in ("bernoulli", "poisson") and extreme > 0 and flat_coef:
+    if data.family != "gaussian" and extreme > 0 and flat_coef:
         _confirm_separation(spec, data, method, extreme)
 
     x = opt.x

@@ -1,7 +1,7 @@
 """Out-of-core GLM data on Dask: lazy validation and the spec of an out-of-core regression.
 
-``linear_regression``, ``logistic_regression`` and ``poisson_regression`` accept a
-``dask.array`` or ``dask.dataframe`` design; their spec (``solver = "dask_glm"``) keeps the
+``linear_regression``, ``logistic_regression``, ``binomial_regression`` (logit link) and
+``poisson_regression`` accept a ``dask.array`` or ``dask.dataframe`` design; their spec (``solver = "dask_glm"``) keeps the
 *lazy* arrays in :class:`DaskGLMData` (``spec.options["dask"]``) and is fitted by
 :mod:`bayesmle.inference.dask_glm` by blockwise reductions -- nothing is gathered into one
 process. What is checked when, without computing the data in one piece:
@@ -11,7 +11,8 @@ process. What is checked when, without computing the data in one piece:
   put on the design's row chunks, float64;
 * in one blockwise pass before the first fit (:meth:`DaskGLMData.scan`, cached per data
   object): finiteness and ``|x| <= 1e100`` of the design, the response's support per family
-  (0/1, counts, finite), finiteness of the offset -- a violation names the first bad row --
+  (0/1, counts, successes in ``0..trials`` with positive whole trials, finite), finiteness
+  of the offset -- a violation names the first bad row --
   and the R factor of ``[1, X]`` (``[1, X, y]`` for the Gaussian family) by a one-level TSQR
   (per chunk ``qr(mode="r")``, the stacked factors reduced locally), from which the rank
   is judged exactly as for in-memory designs (equilibrated columns, numpy's
@@ -44,7 +45,7 @@ __all__ = ["SOLVER", "DaskGLMData", "DaskSummary", "aligned", "dask_regression_s
 #: The name under which the out-of-core specs ask for their solver (``ModelSpec.solver``).
 SOLVER = "dask_glm"
 #: The families with an out-of-core solver.
-FAMILIES = ("gaussian", "bernoulli", "poisson")
+FAMILIES = ("gaussian", "bernoulli", "binomial", "poisson")
 _MAX_ABS = 1e100
 
 
@@ -173,14 +174,19 @@ class DaskSummary:
     y_min: float
     y_max: float
     offset_mean: float
+    #: Binomial: the total number of trials and the rows with no / every trial a success.
+    trials_sum: float = 0.0
+    n_none: int = 0
+    n_all: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class DaskGLMData:
     """The lazy, validated arrays of an out-of-core regression.
 
-    ``X`` is ``(n, d)`` float64 with one column chunk, ``y`` and ``offset`` (or None) ``(n,)``
-    float64 on the same row chunks. Equality is identity; the repr names the Dask keys.
+    ``X`` is ``(n, d)`` float64 with one column chunk, ``y``, ``offset`` and ``trials`` (or
+    None) ``(n,)`` float64 on the same row chunks. Equality is identity; the repr names the
+    Dask keys.
     """
 
     X: Any
@@ -189,6 +195,7 @@ class DaskGLMData:
     names: tuple[str, ...]
     family: str
     intercept: bool
+    trials: Any = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -212,7 +219,7 @@ class DaskGLMData:
                 f"{len(self.chunks)} row chunks, X={self.X.name})")
 
     def blocks(self) -> list[tuple]:
-        """Per row chunk: (delayed X block, delayed y block, delayed offset block or None).
+        """Per row chunk: delayed X, y, offset (or None), trials (or None) blocks.
 
         The graphs are not optimised separately: X and y sliced from one array (or one
         dataframe) keep their common tasks, so a pass computes each source chunk once
@@ -222,7 +229,9 @@ class DaskGLMData:
         ys = self.y.to_delayed(optimize_graph=False).ravel()
         offs = (self.offset.to_delayed(optimize_graph=False).ravel()
                 if self.offset is not None else [None] * len(xs))
-        return list(zip(xs, ys, offs, strict=True))
+        trials = (self.trials.to_delayed(optimize_graph=False).ravel()
+                  if self.trials is not None else [None] * len(xs))
+        return list(zip(xs, ys, offs, trials, strict=True))
 
     def scan(self) -> DaskSummary:
         """One blockwise pass: validation and the R factor of the design (cached).
@@ -239,8 +248,8 @@ class DaskGLMData:
         import dask
 
         starts = np.concatenate(([0], np.cumsum(self.chunks)[:-1]))
-        tasks = [dask.delayed(_scan_block)(xb, yb, ob, self.family, self.intercept)
-                 for xb, yb, ob in self.blocks()]
+        tasks = [dask.delayed(_scan_block)(xb, yb, ob, tb, self.family, self.intercept)
+                 for xb, yb, ob, tb in self.blocks()]
         parts = dask.compute(*tasks)
         for start, part in zip(starts, parts, strict=True):  # the first bad row, in row order
             if part["bad"] is not None:
@@ -253,17 +262,21 @@ class DaskGLMData:
             r=r, y_sum=float(np.sum([p["y_sum"] for p in parts])),
             y_min=float(np.min([p["y_min"] for p in parts])),
             y_max=float(np.max([p["y_max"] for p in parts])),
-            offset_mean=float(np.sum([p["off_sum"] for p in parts])) / self.n)
+            offset_mean=float(np.sum([p["off_sum"] for p in parts])) / self.n,
+            trials_sum=float(np.sum([p["t_sum"] for p in parts])),
+            n_none=int(np.sum([p["n_none"] for p in parts])),
+            n_all=int(np.sum([p["n_all"] for p in parts])))
         with self._lock:
             self._cache["summary"] = summary
         return summary
 
 
-def _scan_block(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, family: str,
-                intercept: bool) -> dict:
+def _scan_block(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None,
+                tb: np.ndarray | None, family: str, intercept: bool) -> dict:
     """Validation counts and the R factor of one row block (runs on a worker)."""
     out: dict[str, Any] = {"bad": None, "r": None, "y_sum": 0.0, "y_min": np.inf,
-                           "y_max": -np.inf, "off_sum": 0.0}
+                           "y_max": -np.inf, "off_sum": 0.0, "t_sum": 0.0, "n_none": 0,
+                           "n_all": 0}
     checks = [("X", ~np.all(np.isfinite(xb), axis=1)),
               ("X-huge", np.any(np.abs(np.where(np.isfinite(xb), xb, 0.0)) > _MAX_ABS, axis=1)),
               ("y", ~np.isfinite(yb))]
@@ -271,6 +284,10 @@ def _scan_block(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, family: s
         checks.append(("y-binary", (yb != 0) & (yb != 1)))
     elif family == "poisson":
         checks.append(("y-count", (yb < 0) | (yb != np.floor(yb))))
+    elif family == "binomial":
+        checks.append(("trials", ~np.isfinite(tb) | (tb < 1) | (tb != np.floor(tb))))
+        with np.errstate(invalid="ignore"):
+            checks.append(("y-binomial", (yb < 0) | (yb != np.floor(yb)) | (yb > tb)))
     else:
         checks.append(("y-huge", np.abs(yb) > _MAX_ABS))
     if ob is not None:
@@ -293,6 +310,10 @@ def _scan_block(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None, family: s
     out["y_sum"] = float(aligned(yb.shape, yb).sum())
     out["y_min"], out["y_max"] = float(yb.min()), float(yb.max())
     out["off_sum"] = float(aligned(ob.shape, ob).sum()) if ob is not None else 0.0
+    if tb is not None:
+        out["t_sum"] = float(aligned(tb.shape, tb).sum())
+        out["n_none"] = int(np.count_nonzero(yb == 0))
+        out["n_all"] = int(np.count_nonzero(yb == tb))
     return out
 
 
@@ -310,6 +331,12 @@ def _bad_message(what: str, row: int, family: str) -> str:
     if what == "y-binary":
         return (f"`y` must hold binary labels 0/1 (or booleans), but row {row} does not. "
                 "Valid values: 0, 1, False, True.")
+    if what == "trials":
+        return (f"`trials` must hold positive whole numbers (at least one trial per row), "
+                f"but row {row} does not.")
+    if what == "y-binomial":
+        return (f"`successes` must hold whole numbers from 0 to the row's number of trials, "
+                f"but row {row} does not.")
     if what == "y-count":
         return (f"`y` must hold non-negative whole-number counts, but row {row} does not "
                 f"({family} regression).")
@@ -408,6 +435,22 @@ def _cond(r: np.ndarray) -> float:
     return float(sv[0] / sv[-1]) if sv.size and sv[-1] > 0 else np.inf
 
 
+def _trials(trials: Any, chunks: tuple[int, ...]):
+    """Binomial trials as a dask row array (a scalar checked now, an array by the scan)."""
+    import dask.array as da
+
+    if not is_dask_input(trials) and np.ndim(trials) == 0:
+        try:
+            t = float(trials)
+        except (TypeError, ValueError):
+            t = np.nan
+        if not (np.isfinite(t) and t >= 1 and t == np.floor(t)):
+            raise DataError(f"`trials` must be a positive whole number (or one per row), got "
+                            f"{trials!r}.")
+        return da.full((sum(chunks),), t, chunks=(chunks,), dtype=np.float64)
+    return _on_rows("trials", _as_dask_array("trials", trials, ndim=(1,))[0], chunks)
+
+
 # ---------------------------------------------------------------------------------------------
 # The spec
 # ---------------------------------------------------------------------------------------------
@@ -437,13 +480,15 @@ _EQUATIONS = {
     "gaussian": "y_i ~ Normal(intercept + x_i·coef, sigma)  [out of core, Dask]",
     "bernoulli": "y_i ~ Bernoulli(logit⁻¹(intercept + x_i·coef))  [out of core, Dask]",
     "poisson": "y_i ~ Poisson(exp(intercept + x_i·coef + offset_i))  [out of core, Dask]",
+    "binomial": "y_i ~ Binomial(trials_i, logit⁻¹(intercept + x_i·coef))  [out of core, Dask]",
 }
 
 
 def dask_regression_spec(
     name: str, family: str, X: Any, y: Any, *, prior: Prior | None, intercept: bool,
     intercept_prior: Prior | None, sigma_prior: Prior | None = None,
-    sigma: float | None = None, exposure: Any = None, offset: Any = None,
+    sigma: float | None = None, exposure: Any = None, offset: Any = None, trials: Any = None,
+    link: str = "",
 ) -> ModelSpec:
     """The spec of an out-of-core regression (``solver = "dask_glm"``), validated lazily.
 
@@ -498,8 +543,15 @@ def dask_regression_spec(
             off = da.log(da.where(off > 0, off, np.nan))  # non-positive: caught by the scan
         elif offset is not None:
             off = _on_rows("offset", _as_dask_array("offset", offset, ndim=(1,))[0], chunks)
+    ta = None
+    if family == "binomial":
+        if link not in ("", "logit"):
+            raise SpecError(checklist(
+                f"Out-of-core binomial fits support the logit link only, got link={link!r}.",
+                ["Use link='logit', or fit an in-memory spec (a `.compute()`d sample)."]))
+        ta = _trials(trials, chunks)
     data = DaskGLMData(X=xa, y=ya, offset=off, names=names, family=family,
-                       intercept=intercept)
+                       intercept=intercept, trials=ta)
 
     priors: dict[str, Prior] = {"coef": check_support("prior", prior, "real", default=Flat())}
     priors["coef"].check_shape("coef", (d,))
@@ -511,6 +563,8 @@ def dask_regression_spec(
         raise DataError("`intercept_prior` was given but `intercept=False`; drop one of them.")
     extras: tuple[str, ...] = ()
     options: dict[str, Any] = {"intercept": intercept, "classes": None, "dask": data}
+    if family == "binomial":
+        options["link"] = "logit"
     if family == "gaussian":
         if sigma is not None:
             if sigma_prior is not None:

@@ -272,6 +272,10 @@ def binomial_regression(
     4.6866
     """
     link = check_link("binomial", link)
+    if is_dask_input(X, successes, trials):  # out of core: mle/map (dask_data.py)
+        return dask_regression_spec("binomial_regression", "binomial", X, successes,
+                                    prior=prior, intercept=intercept,
+                                    intercept_prior=intercept_prior, trials=trials, link=link)
     k, t = binomial_counts(successes, trials)
     return regression_spec(
         "binomial_regression", "binomial", X, k, prior=prior, intercept=intercept,
