@@ -4,7 +4,8 @@
 ``poisson_regression`` accept a ``dask.array`` or ``dask.dataframe`` design; their spec
 (``solver = "dask_glm"``) keeps the *lazy* arrays in :class:`DaskGLMData`
 (``spec.options["dask"]``) and is fitted by :mod:`bayesmle.inference.dask_glm` by blockwise
-reductions -- nothing is gathered into one process. What is checked when, without computing the data in one piece:
+reductions -- nothing is gathered into one process. What is checked when, without
+computing the data in one piece:
 
 * at build time (no pass over the data): types (numeric dtypes, no complex), shapes, known
   row-chunk sizes, equal numbers of rows; columns rechunked to one chunk, every row array
