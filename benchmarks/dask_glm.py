@@ -119,6 +119,12 @@ def measure(cfg: Config | None, n: int, worker_counts=(1, 2), memory_limit: str 
         f"processes, 1 thread each, memory_limit={memory_limit}. Each pass over the data "
         "regenerates it chunk by chunk (generation is in the timings).")
     fits = {}
+    if len(worker_counts) > 1:
+        from benchmarks.dask_fisher import parallel_capacity
+
+        res.row("control: speed-up of a pure-Python CPU task on 2 processes vs 1", "(machine)",
+                parallel_capacity(3), "×", 3,
+                note="2× = two idle cores; less = the machine is busy")
     with quiet():
         for k in worker_counts:
             fit, seconds, base, peak = fit_on_cluster(n, k, memory_limit, chunk)

@@ -106,10 +106,11 @@ def _dtype_ok(dtype: Any) -> bool:
 def _as_dask_array(name: str, value: Any, *, ndim: tuple[int, ...]):
     """A dask array from a dask array / dataframe / series (column names or None)."""
     import dask.array as da
-    import dask.dataframe as dd
 
+    # dask.dataframe (with its pandas/pyarrow requirements) only when a frame was passed
+    dd = sys.modules.get("dask.dataframe")
     names = None
-    if isinstance(value, dd.DataFrame):
+    if dd is not None and isinstance(value, dd.DataFrame):
         names = tuple(str(c) for c in value.columns)
         bad = [str(c) for c, t in value.dtypes.items() if not _dtype_ok(t)]
         if bad:
@@ -120,7 +121,7 @@ def _as_dask_array(name: str, value: Any, *, ndim: tuple[int, ...]):
                  "Nullable pandas columns (Int64, Float64): drop the missing rows and "
                  "`.astype('float64')`."]))
         arr = value.to_dask_array(lengths=True)
-    elif isinstance(value, dd.Series):
+    elif dd is not None and isinstance(value, dd.Series):
         if not _dtype_ok(value.dtype):
             raise DataError(f"`{name}` must be numeric (NumPy bool, integer or float), got "
                             f"dtype {value.dtype}.")
