@@ -15,6 +15,7 @@ CASES = (
     (6, "dask_fisher"),
     (7, "memory"),
     (9, "mixed_lmm"),
+    (10, "dask_glm"),
 )
 #: Cases run only when asked for by name or number (``--cases backends``).
 OPTIONAL = ((8, "backends"),)

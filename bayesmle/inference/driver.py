@@ -7,7 +7,7 @@ from typing import Any
 
 from bayesmle._validation import check_int
 from bayesmle.errors import SpecError
-from bayesmle.inference import find_map, lad, mixture_fit
+from bayesmle.inference import dask_glm, find_map, lad, mixture_fit
 from bayesmle.inference.advi import advi
 from bayesmle.inference.approximation import ApproximationResult
 from bayesmle.inference.laplace import LaplaceResult, laplace_approximation
@@ -245,6 +245,12 @@ def _check_point_options(options: dict) -> None:
 
 def _optimum(spec: ModelSpec, method: str, options: dict) -> PointResult:
     """The MLE/MAP of ``spec`` by its exact solver where one applies, else certified Newton."""
+    if dask_glm.applies(spec):  # out-of-core (Dask) data: blockwise Newton
+        if "find_map_kwargs" in options:
+            raise SpecError("optimizer='find_map' needs the data in memory; model "
+                            f"{spec.name!r} holds Dask arrays, fitted by blockwise Newton.")
+        mixture_fit.refuse_options(spec, method, options)
+        return dask_glm.fit_dask_glm(spec, method, **options)
     if "find_map_kwargs" in options:  # optimizer="find_map"
         if mixture_fit.applies(spec):
             raise SpecError("optimizer='find_map' runs pymc.find_MAP from one start; mixture "

@@ -14,6 +14,7 @@ import numpy as np
 
 from bayesmle._validation import as_count_array, as_float_array
 from bayesmle.errors import DataError, ImproperPosteriorError, MLENotFoundError, checklist
+from bayesmle.models.dask_data import dask_regression_spec, is_dask_input
 from bayesmle.models.design import Design
 from bayesmle.models.distributions import (
     _exact_fit_hints,
@@ -128,6 +129,10 @@ def linear_regression(
     >>> bm.models.linear_regression(X, y, sigma=1.0).params
     ('intercept', 'coef')
     """
+    if is_dask_input(X, y):  # out of core: mle/map by blockwise Newton (dask_data.py)
+        return dask_regression_spec("linear_regression", "gaussian", X, y, prior=prior,
+                                    intercept=intercept, intercept_prior=intercept_prior,
+                                    sigma_prior=sigma_prior, sigma=sigma)
     y = as_float_array("y", y, ndim=1)
     if sigma is not None:
         if sigma_prior is not None:
@@ -203,6 +208,9 @@ def logistic_regression(
     >>> round(float(map_.params["coef"][0]), 4)
     1.3503
     """
+    if is_dask_input(X, y):  # out of core: mle/map by blockwise Newton (dask_data.py)
+        return dask_regression_spec("logistic_regression", "bernoulli", X, y, prior=prior,
+                                    intercept=intercept, intercept_prior=intercept_prior)
     y = _labels_01("y", y)
     return regression_spec(
         "logistic_regression", "bernoulli", X, y, prior=prior, intercept=intercept,
@@ -264,6 +272,10 @@ def binomial_regression(
     4.6866
     """
     link = check_link("binomial", link)
+    if is_dask_input(X, successes, trials):  # out of core: mle/map (dask_data.py)
+        return dask_regression_spec("binomial_regression", "binomial", X, successes,
+                                    prior=prior, intercept=intercept,
+                                    intercept_prior=intercept_prior, trials=trials, link=link)
     k, t = binomial_counts(successes, trials)
     return regression_spec(
         "binomial_regression", "binomial", X, k, prior=prior, intercept=intercept,
@@ -409,6 +421,10 @@ def poisson_regression(
     >>> round(float(mle.params["intercept"]), 4), round(float(mle.params["coef"][0]), 4)
     (0.5088, 0.7905)
     """
+    if is_dask_input(X, y):  # out of core: mle/map by blockwise Newton (dask_data.py)
+        return dask_regression_spec("poisson_regression", "poisson", X, y, prior=prior,
+                                    intercept=intercept, intercept_prior=intercept_prior,
+                                    exposure=exposure, offset=offset)
     y = as_count_array("y", y)
     off = offset_array(_nrows(X), exposure, offset)
     return regression_spec(
