@@ -27,6 +27,7 @@ from bayesmle.inference.bound import BoundModel
 from bayesmle.inference.draws import Draws, posterior_tree
 from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.predictive import Predicts
+from bayesmle.inference.responsibilities import Responsibilities
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["APPROXIMATION_METHODS", "K_BAD", "K_GOOD", "ApproximationResult", "check_spec",
@@ -124,7 +125,7 @@ def check_spec(spec: ModelSpec, method: str) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class ApproximationResult(Predicts):
+class ApproximationResult(Predicts, Responsibilities):
     """Draws from a variational approximation of the posterior, with its Pareto k.
 
     ``params`` are the means of the draws (as for NUTS); ``mean()``, ``sd()`` and
