@@ -470,12 +470,16 @@ def _declare_full_gaussian_mixture(data, priors, k: int, d: int) -> pm.Model:
         # transform maps it to the real line (Jacobian for NUTS only, none in MLE/MAP).
         corr = pm.Uniform("corr", -1.0, 1.0, shape=(k, 1), initval=np.zeros((k, 1)))
     prior = priors["corr"]
-    if not prior.is_flat:  # the LKJ density of R, less the uniform density already declared
-        one = pt.ones_like(corr[:, 0])
-        R = pt.stack([pt.stack([one, corr[:, 0]], axis=-1),
-                      pt.stack([corr[:, 0], one], axis=-1)], axis=-2)
+    if not prior.is_flat:
+        # The LKJ density of R = [[1, r], [r, 1]] is (1 - r^2)^(eta - 1) / c(eta): the prior's
+        # own logp at the identity gives -log c(eta) (and registers its pm.Data ``eta``); the
+        # determinant is written out, so that r -> +-1 gives -inf rather than a singular
+        # matrix in the gradient. The uniform density log(1/2) already declared is removed.
+        log_c = -prior.logp(model, "corr", pt.eye(d))
+        eta = model["corr__prior_eta"]
         with model:
-            pm.Potential("corr__prior", prior.logp(model, "corr", R) + k * np.log(2.0))
+            pm.Potential("corr__prior", (eta - 1.0) * pt.sum(pt.log1p(-corr[:, 0] ** 2))
+                         - k * log_c + k * np.log(2.0))
     with model:
         pm.CustomDist("y_obs", weights, mu, sigma, corr, logp=_full_mixture_logp,
                       signature="(k),(k,d),(k,d),(k,p)->(d)", observed=y)
@@ -559,7 +563,12 @@ def _full_gaussian_start(y: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 
 def _max_collinear(y: np.ndarray) -> int:
-    """The largest number of rows of a 2-column ``y`` on one straight line (ties included)."""
+    """The largest number of rows of a 2-column ``y`` on one oblique straight line.
+
+    Lines parallel to an axis are left out: a component collapses onto them through a
+    ``sigma -> 0`` (the tie check of ``sigma``), not through its correlation. Duplicated rows
+    count on every line.
+    """
     n = y.shape[0]
     best = min(n, 2)
     for i in range(n - 1):
@@ -570,7 +579,9 @@ def _max_collinear(y: np.ndarray) -> int:
         if diff.size:
             u = diff / np.hypot(diff[:, :1], diff[:, 1:])  # unit directions, sign-normalised
             u = np.where((u[:, :1] < 0) | ((u[:, :1] == 0) & (u[:, 1:] < 0)), -u, u)
-            counts = int(np.unique(np.round(u, 9), axis=0, return_counts=True)[1].max())
+            u = u[np.all(u != 0.0, axis=1)]  # axis-parallel lines: the sigma check's ties
+            if u.size:
+                counts = int(np.unique(np.round(u, 9), axis=0, return_counts=True)[1].max())
         best = max(best, 1 + int(dup.sum()) + int(counts))
     return best
 
@@ -578,7 +589,7 @@ def _max_collinear(y: np.ndarray) -> int:
 def _corr_map_check(y: np.ndarray):
     """``map_checks`` entry of a full-covariance mixture: the LKJ shape the MAP needs.
 
-    A component on the line through ``m`` collinear observations (``m = 2`` in general
+    A component on the oblique line through ``m`` collinear observations (``m = 2`` in general
     position) with its correlation ``r -> +-1`` and its sds fixed has a likelihood growing
     like ``(1 - r^2)^(-m/2)``; the prior ``LKJ(eta)`` has density ``(1 - r^2)^(eta - 1)``, so
     the posterior density stays bounded only if ``eta >= 1 + m/2``. No prior on the sds
