@@ -9,7 +9,7 @@ from sklearn.datasets import load_iris
 from sklearn.mixture import GaussianMixture
 
 import bayesmle as bm
-from bayesmle.errors import MLENotFoundError, SpecError
+from bayesmle.errors import ImproperPosteriorError, MLENotFoundError, SpecError
 from bayesmle.models.mixture import covariances, degenerate_components
 
 
@@ -138,6 +138,25 @@ def test_map_equals_a_scipy_posterior(clusters):
                                      options={"gtol": 1e-9})
     assert -better.fun - log_post(th) < 1e-8
     np.testing.assert_allclose(better.x, th, atol=1e-5)
+
+
+def test_collinear_rounded_data_need_a_stronger_lkj(sepals):
+    # iris sepals are rounded to 1 mm: 12 rows lie on one oblique line (counted here directly)
+    y = sepals
+    best = 0
+    for i in range(len(y)):
+        for j in range(len(y)):
+            d = y[j] - y[i]
+            if i != j and d[0] != 0 and d[1] != 0:
+                cross = (y[:, 0] - y[i, 0]) * d[1] - (y[:, 1] - y[i, 1]) * d[0]
+                best = max(best, int(np.sum(np.abs(cross) < 1e-9)))
+    assert best == 12
+    spec = bm.models.gaussian_mixture(sepals, 2, covariance="full", mu_prior=bm.Normal(3.0),
+                                      sigma_prior=bm.Gamma(30.0, 30.0))
+    with pytest.raises(ImproperPosteriorError, match="eta > 5"):
+        bm.fit(spec, "laplace")
+    with pytest.raises(MLENotFoundError, match="eta >= 7"):
+        bm.fit(spec.with_priors(corr=bm.LKJ(6.0)), "map")
 
 
 def test_full_refuses_other_shapes(sepals):

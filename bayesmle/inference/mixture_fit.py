@@ -255,9 +255,12 @@ def _notes(spec: ModelSpec, method: str, n_starts: int, n_good: int) -> tuple[st
     unbounded = spec.options["mixture"] in ("gaussian", "regression") and not \
         spec.options.get("equal_variances", False)
     if unbounded and what == "likelihood":
+        line = (", or a component on the line through two observations with its correlation"
+                " -> +-1" if spec.options.get("covariance") == "full" else "")
         notes.append("With free component variances the likelihood is unbounded (a component "
-                     "centred on one observation with sigma -> 0): the global MLE does not "
-                     "exist, and starts that run into such a spike are reported as degenerate.")
+                     f"centred on one observation with sigma -> 0{line}): the global MLE does "
+                     "not exist, and starts that run into such a spike are reported as "
+                     "degenerate.")
     return tuple(notes)
 
 

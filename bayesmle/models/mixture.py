@@ -1,6 +1,7 @@
 r"""Finite mixtures: latent-class models whose labels are marginalised.
 
-Three builders -- :func:`gaussian_mixture` (univariate), :func:`poisson_mixture` and
+Three builders -- :func:`gaussian_mixture` (univariate, or multivariate with diagonal or,
+``covariance="full"``, full covariance matrices), :func:`poisson_mixture` and
 :func:`mixture_regression` (a mixture of linear regressions) -- declare the *marginal*
 likelihood :math:`\prod_i \sum_j w_j f(y_i \mid \theta_j)` with PyMC's mixture distributions,
 so every method of the engine applies unchanged. The components are identified by ordering:
@@ -18,6 +19,11 @@ What a mixture likelihood does *not* have:
   then unbounded too (``map_checks``). A prior with density ~ ``sigma**(a - 1)`` at 0 (``Gamma(a,
   b)``) keeps it bounded when ``a >= m + 1``, ``m`` the largest number of tied observations
   (1 for continuous data); half-normal, half-Cauchy, exponential and flat priors (``a = 1``) do not.
+  With full covariances the likelihood is also unbounded along a line: a component on the
+  line through ``m`` observations (2 in general position) with its correlation ``r -> +-1``
+  and its sds *fixed* grows like ``(1 - r^2)^(-m/2)``, which no prior on ``sigma`` can stop;
+  ``LKJ(eta)`` (density ``(1 - r^2)^(eta - 1)``) keeps the posterior bounded when
+  ``eta >= 1 + m/2`` (``LKJ(2)`` for continuous data), together with the ``Gamma`` condition.
 * a proper posterior, with flat priors on component parameters (an empty component's
   parameters are free to run off to infinity), or, for tied data, with ``a <= m - 1``.
 """
@@ -586,23 +592,29 @@ def _max_collinear(y: np.ndarray) -> int:
     return best
 
 
-def _corr_map_check(y: np.ndarray):
-    """``map_checks`` entry of a full-covariance mixture: the LKJ shape the MAP needs.
+def _corr_checks(y: np.ndarray):
+    """``map_checks`` and ``posterior_checks`` entries of a full-covariance mixture (LKJ shape).
 
     A component on the oblique line through ``m`` collinear observations (``m = 2`` in general
     position) with its correlation ``r -> +-1`` and its sds fixed has a likelihood growing
-    like ``(1 - r^2)^(-m/2)``; the prior ``LKJ(eta)`` has density ``(1 - r^2)^(eta - 1)``, so
-    the posterior density stays bounded only if ``eta >= 1 + m/2``. No prior on the sds
-    prevents this collapse (the sds stay fixed on the way).
+    like ``eps^(-m/2)``, ``eps = 1 - r^2``; the prior ``LKJ(eta)`` has density
+    ``eps^(eta - 1)``. The posterior *density* stays bounded only if ``eta >= 1 + m/2``
+    (no prior on the sds prevents this collapse: they stay fixed on the way). Integrating the
+    line's offset and slope (each within ``~ sqrt(eps)`` of the points' line) leaves
+    ``eps^(eta - m/2)``, so the posterior is *proper* only if ``eta > m/2 - 1`` (any ``eta``
+    for data in general position). ``m`` is computed on first use (``O(n^2)``).
     """
     state: dict[str, int] = {}
+
+    def collinear() -> int:
+        if "m" not in state:
+            state["m"] = _max_collinear(y)
+        return state["m"]
 
     def no_map(spec: ModelSpec) -> None:
         prior = spec.priors["corr"]
         eta = float(prior.eta)
-        if "m" not in state:
-            state["m"] = _max_collinear(y)
-        m = state["m"]
+        m = collinear()
         need = 1.0 + m / 2.0
         if eta >= need:
             return
@@ -617,7 +629,23 @@ def _corr_map_check(y: np.ndarray):
              "(sigma_prior=Gamma(2.0, b) or larger shape).",
              "Or fit 'mle' (several starts) and read it as a local maximum."]))
 
-    return no_map
+    def proper(spec: ModelSpec) -> None:
+        prior = spec.priors["corr"]
+        eta = float(prior.eta)
+        m = collinear()
+        if eta > m / 2.0 - 1.0:
+            return
+        raise ImproperPosteriorError(checklist(
+            f"The posterior is improper: {m} observations of `y` lie on one line, so a "
+            "component on it with its correlation r -> +-1 has a likelihood ~ (1 - r^2)^"
+            f"-{m / 2:g}; integrating the line's offset and slope leaves (1 - r^2)^"
+            f"{1 - m / 2:g}, and the prior {prior!r} on `corr` (~ (1 - r^2)^{eta - 1:g}) does "
+            f"not make that integrable (it needs eta > {m / 2 - 1:g}).",
+            [f"Use corr_prior=LKJ({m / 2:g}) or a larger eta.",
+             "Rounded data: the values are intervals; collinear rows are an artefact of the "
+             "rounding, and a prior keeping the correlations away from +-1 is the honest fix."]))
+
+    return no_map, proper
 
 
 def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]:
@@ -647,6 +675,7 @@ def _full_gaussian_mixture(y: np.ndarray, k: int, d: int, columns, weights_prior
               "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat()),
               "corr": check_support("corr_prior", corr_prior, "correlation", default=LKJ(1.0))}
     no_map, proper = _sigma_checks(False, y)
+    corr_no_map, corr_proper = _corr_checks(y)
     names = columns or tuple(f"y{i + 1}" for i in range(d))
     iu = np.triu_indices(d, 1)
     pairs = tuple(f"{names[a]}:{names[b]}" for a, b in zip(*iu, strict=True))
@@ -675,8 +704,9 @@ def _full_gaussian_mixture(y: np.ndarray, k: int, d: int, columns, weights_prior
         family="gaussian_mixture",
         observations=_observations(("y",)),
         prior_shapes={"weights": (k,), "mu": (k, d), "sigma": (k, d), "corr": (k, iu[0].size)},
-        posterior_checks=(lambda spec: _improper_flat(spec, ("mu", "sigma")), proper),
-        map_checks=(no_map, _corr_map_check(y)),
+        posterior_checks=(lambda spec: _improper_flat(spec, ("mu", "sigma")), proper,
+                          corr_proper),
+        map_checks=(no_map, corr_no_map),
         rebuild=rebuild,
     )
 
