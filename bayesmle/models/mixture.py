@@ -59,7 +59,7 @@ from bayesmle.priors import LKJ, Dirichlet, Flat, HalfFlat, Prior, check_support
 
 __all__ = ["COVARIANCES", "DEGENERATE_SIGMA", "MIN_COMPONENT_ROWS", "component_logpdf",
            "corr_matrices", "covariances", "degenerate_components",
-           "gaussian_mixture", "is_mixture", "mixture_regression", "ordering_key",
+           "gaussian_mixture", "is_full", "is_mixture", "mixture_regression", "ordering_key",
            "ordering_values", "poisson_mixture", "responsibilities_at"]
 
 #: A component whose ``sigma`` falls below this fraction of the data's standard deviation is
