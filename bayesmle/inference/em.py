@@ -19,6 +19,7 @@ import scipy.special
 from bayesmle.models.mixture import (
     DEGENERATE_SIGMA,
     component_logpdf,
+    is_full,
     ordering_values,
     sigma_ratio,
 )
@@ -67,7 +68,9 @@ def m_step(spec: ModelSpec, resp: np.ndarray) -> dict[str, np.ndarray]:
     """The weighted maximum-likelihood parameters for responsibilities ``resp`` (n, k).
 
     Closed forms: ``w_j = N_j / n``; Gaussian ``mu_j``, ``sigma_j`` (pooled when the spec has
-    equal variances) the weighted mean and standard deviation; Poisson ``rate_j`` the weighted
+    equal variances) the weighted mean and standard deviation (full covariances: the weighted
+    scatter matrix ``sum_i r_ij (y_i - mu_j)(y_i - mu_j)' / N_j``, reported as its sds and
+    correlations); Poisson ``rate_j`` the weighted
     mean; regression: weighted least squares per component and the weighted residual sd.
     Components are not reordered here.
 
@@ -85,7 +88,17 @@ def m_step(spec: ModelSpec, resp: np.ndarray) -> dict[str, np.ndarray]:
     nk = resp.sum(axis=0)
     tiny = np.finfo(float).tiny
     out = {"weights": nk / y.shape[0]}
-    if kind == "gaussian" and y.ndim == 2:  # diagonal covariances
+    if kind == "gaussian" and y.ndim == 2 and is_full(spec):  # full covariances
+        mu = resp.T @ y / np.maximum(nk, tiny)[:, None]
+        diff = y[None, :, :] - mu[:, None, :]  # (k, n, d)
+        scatter = np.einsum("nk,kni,knj->kij", resp, diff, diff) / np.maximum(nk, tiny)[:, None,
+                                                                                       None]
+        sigma = np.sqrt(np.diagonal(scatter, axis1=1, axis2=2))
+        iu = np.triu_indices(y.shape[1], 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = (scatter / (sigma[:, :, None] * sigma[:, None, :]))[:, iu[0], iu[1]]
+        out.update(mu=mu, sigma=sigma, corr=corr)
+    elif kind == "gaussian" and y.ndim == 2:  # diagonal covariances
         mu = resp.T @ y / np.maximum(nk, tiny)[:, None]
         sq = (resp[:, :, None] * (y[:, None, :] - mu[None, :, :]) ** 2).sum(axis=0)
         if spec.options["equal_variances"]:
@@ -136,7 +149,7 @@ def _degenerate(spec: ModelSpec, params: dict[str, np.ndarray]) -> str:
         return f"component {j + 1} lost all its observations (n * weight = {nk[j]:.3g})"
     if "sigma" in params:
         ratio = sigma_ratio(spec, params)
-        if np.any(ratio < DEGENERATE_SIGMA):
+        if not np.all(np.isfinite(ratio)) or np.any(ratio < DEGENERATE_SIGMA):
             j = int(np.argmin(ratio))
             return (f"component {j + 1} collapsed onto its observations (sigma = "
                     f"{ratio[j]:.3g} * sd(y) < {DEGENERATE_SIGMA:g} * sd(y)): the likelihood "

@@ -27,6 +27,7 @@ from bayesmle.inference.optimize import Optimum, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import DECREMENT_TOL, point_result
 from bayesmle.models.mixture import (
+    corr_matrices,
     degenerate_components,
     is_mixture,
     ordering_key,
@@ -112,6 +113,9 @@ def _valid(spec: ModelSpec, params: dict[str, np.ndarray]) -> bool:
     ok = ok and np.all(np.diff(key) > 0) and np.all(params["weights"] > 0)
     if "sigma" in params:
         ok = ok and np.all(np.asarray(params["sigma"]) > 0)
+    if ok and "corr" in params:  # full covariances: positive definite correlation matrices
+        R = corr_matrices(params["corr"], spec.options["d"])
+        ok = bool(np.all(np.linalg.eigvalsh(R)[..., 0] > 0))
     if "rate" in params:
         ok = ok and np.all(np.asarray(params["rate"]) > 0)
     return bool(ok)
@@ -251,9 +255,12 @@ def _notes(spec: ModelSpec, method: str, n_starts: int, n_good: int) -> tuple[st
     unbounded = spec.options["mixture"] in ("gaussian", "regression") and not \
         spec.options.get("equal_variances", False)
     if unbounded and what == "likelihood":
+        line = (", or a component on the line through two observations with its correlation"
+                " -> +-1" if spec.options.get("covariance") == "full" else "")
         notes.append("With free component variances the likelihood is unbounded (a component "
-                     "centred on one observation with sigma -> 0): the global MLE does not "
-                     "exist, and starts that run into such a spike are reported as degenerate.")
+                     f"centred on one observation with sigma -> 0{line}): the global MLE does "
+                     "not exist, and starts that run into such a spike are reported as "
+                     "degenerate.")
     return tuple(notes)
 
 

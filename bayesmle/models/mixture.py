@@ -1,6 +1,7 @@
 r"""Finite mixtures: latent-class models whose labels are marginalised.
 
-Three builders -- :func:`gaussian_mixture` (univariate), :func:`poisson_mixture` and
+Three builders -- :func:`gaussian_mixture` (univariate, or multivariate with diagonal or,
+``covariance="full"``, full covariance matrices), :func:`poisson_mixture` and
 :func:`mixture_regression` (a mixture of linear regressions) -- declare the *marginal*
 likelihood :math:`\prod_i \sum_j w_j f(y_i \mid \theta_j)` with PyMC's mixture distributions,
 so every method of the engine applies unchanged. The components are identified by ordering:
@@ -18,6 +19,11 @@ What a mixture likelihood does *not* have:
   then unbounded too (``map_checks``). A prior with density ~ ``sigma**(a - 1)`` at 0 (``Gamma(a,
   b)``) keeps it bounded when ``a >= m + 1``, ``m`` the largest number of tied observations
   (1 for continuous data); half-normal, half-Cauchy, exponential and flat priors (``a = 1``) do not.
+  With full covariances the likelihood is also unbounded along a line: a component on the
+  line through ``m`` observations (2 in general position) with its correlation ``r -> +-1``
+  and its sds *fixed* grows like ``(1 - r^2)^(-m/2)``, which no prior on ``sigma`` can stop;
+  ``LKJ(eta)`` (density ``(1 - r^2)^(eta - 1)``) keeps the posterior bounded when
+  ``eta >= 1 + m/2`` (``LKJ(2)`` for continuous data), together with the ``Gamma`` condition.
 * a proper posterior, with flat priors on component parameters (an empty component's
   parameters are free to run off to infinity), or, for tied data, with ``a <= m - 1``.
 """
@@ -49,11 +55,12 @@ from bayesmle.errors import (
 from bayesmle.models.distributions import scale_prior_order
 from bayesmle.models.observations import Observations
 from bayesmle.models.spec import ModelSpec
-from bayesmle.priors import Dirichlet, Flat, HalfFlat, Prior, check_support
+from bayesmle.priors import LKJ, Dirichlet, Flat, HalfFlat, Prior, check_support
 
-__all__ = ["DEGENERATE_SIGMA", "MIN_COMPONENT_ROWS", "component_logpdf",
-           "degenerate_components", "gaussian_mixture", "is_mixture", "mixture_regression",
-           "ordering_key", "ordering_values", "poisson_mixture", "responsibilities_at"]
+__all__ = ["COVARIANCES", "DEGENERATE_SIGMA", "MIN_COMPONENT_ROWS", "component_logpdf",
+           "corr_matrices", "covariances", "degenerate_components",
+           "gaussian_mixture", "is_full", "is_mixture", "mixture_regression", "ordering_key",
+           "ordering_values", "poisson_mixture", "responsibilities_at"]
 
 #: A component whose ``sigma`` falls below this fraction of the data's standard deviation is
 #: collapsing onto its observations (the unbounded direction of the likelihood).
@@ -63,6 +70,8 @@ DEGENERATE_SIGMA = 1e-6
 MIN_COMPONENT_ROWS = 1.5
 
 _KINDS = ("gaussian", "poisson", "regression")
+#: The covariance structures of a multivariate Gaussian mixture.
+COVARIANCES = ("diag", "full")
 
 
 def is_mixture(spec: ModelSpec) -> bool:
@@ -144,6 +153,14 @@ def component_logpdf(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.nd
     kind = spec.options["mixture"]
     y = spec.data["y"]
     logw = np.log(np.asarray(params["weights"], dtype=float))[..., None, :]
+    if kind == "gaussian" and y.ndim == 2 and is_full(spec):
+        cov = covariances(spec, params)[..., None, :, :, :]  # (..., 1, k, d, d)
+        chol = np.linalg.cholesky(cov)
+        diff = y[:, None, :] - np.asarray(params["mu"], dtype=float)[..., None, :, :]
+        z = np.linalg.solve(chol, diff[..., None])[..., 0]  # (..., n, k, d)
+        logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        return logw - 0.5 * (z**2).sum(axis=-1) - logdet \
+            - 0.5 * y.shape[1] * np.log(2 * np.pi)
     if kind == "gaussian" and y.ndim == 2:  # independent coordinates within a component
         mu = np.asarray(params["mu"], dtype=float)[..., None, :, :]
         sigma = np.asarray(params["sigma"], dtype=float)
@@ -161,6 +178,53 @@ def component_logpdf(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.nd
         return logw + scipy.stats.poisson.logpmf(y[:, None], rate)
     sigma = np.asarray(params["sigma"], dtype=float)[..., None, :]
     return logw + scipy.stats.norm.logpdf(y[:, None], _means(spec, params), sigma)
+
+
+def is_full(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a multivariate Gaussian mixture with full covariance matrices."""
+    return spec.options.get("covariance") == "full"
+
+
+def corr_matrices(corr: Any, d: int) -> np.ndarray:
+    """Correlation matrices ``(..., d, d)`` from their free correlations ``(..., d(d-1)/2)``.
+
+    The free correlations are the upper triangle row by row (``r_12, r_13, ..., r_23, ...``),
+    the order of ``corr``'s ``corr_pair`` coordinate.
+
+    Examples
+    --------
+    >>> corr_matrices([0.5], 2).tolist()
+    [[1.0, 0.5], [0.5, 1.0]]
+    """
+    corr = np.asarray(corr, dtype=float)
+    iu = np.triu_indices(d, 1)
+    out = np.broadcast_to(np.eye(d), corr.shape[:-1] + (d, d)).copy()
+    out[..., iu[0], iu[1]] = corr
+    out[..., iu[1], iu[0]] = corr
+    return out
+
+
+def covariances(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Component covariance matrices ``(..., k, d, d)`` of a multivariate Gaussian mixture.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> y = np.random.default_rng(0).normal(size=(20, 2))
+    >>> spec = bm.models.gaussian_mixture(y, 2, covariance="full")
+    >>> covariances(spec, {"sigma": np.array([[1.0, 2.0], [1.0, 1.0]]),
+    ...                    "corr": np.array([[0.5], [0.0]])})[0].tolist()
+    [[1.0, 1.0], [1.0, 4.0]]
+    """
+    k, d = spec.options["k"], spec.options["d"]
+    sigma = np.broadcast_to(np.asarray(params["sigma"], dtype=float), (k, d)) \
+        if np.ndim(params["sigma"]) == 1 else np.asarray(params["sigma"], dtype=float)
+    if is_full(spec):
+        R = corr_matrices(params["corr"], d)
+    else:
+        R = np.broadcast_to(np.eye(d), sigma.shape + (d,))
+    return sigma[..., :, None] * R * sigma[..., None, :]
 
 
 def responsibilities_at(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -181,12 +245,22 @@ def responsibilities_at(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np
 
 
 def sigma_ratio(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Each component's smallest ``sigma`` relative to the data's sd (per coordinate), ``(k,)``."""
+    """Each component's smallest ``sigma`` relative to the data's sd (per coordinate), ``(k,)``.
+
+    Full covariances: the square root of the smallest eigenvalue of the component's
+    covariance with each coordinate divided by the data's sd (its smallest sd in any
+    direction, standardised): it vanishes when the component collapses onto a line or plane.
+    """
     y = spec.data["y"]
     sd = np.std(y, axis=0)
     sd = np.where(sd > 0, sd, 1.0)
     k = spec.options["k"]
     sigma = np.asarray(params["sigma"], dtype=float)
+    if y.ndim == 2 and is_full(spec):  # the smallest sd in any direction, on the data's scale
+        cov = covariances(spec, params) / np.outer(sd, sd)
+        finite = np.all(np.isfinite(cov), axis=(-2, -1))
+        low = np.linalg.eigvalsh(np.where(finite[..., None, None], cov, 0.0))[..., 0]
+        return np.where(finite, np.sqrt(np.maximum(low, 0.0)), 0.0)
     if y.ndim == 2:
         sigma = np.broadcast_to(sigma, (k, y.shape[1]))
         return (sigma / sd).min(axis=1)
@@ -199,7 +273,11 @@ def degenerate_components(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> 
     A component is degenerate when its ``sigma`` is below ``DEGENERATE_SIGMA`` times the
     data's standard deviation (it collapses onto its observations: the likelihood's unbounded
     direction) or when it holds fewer than ``MIN_COMPONENT_ROWS`` rows in expectation
-    (``n * w_j``: a component fitted to a single observation).
+    (``n * w_j``: a component fitted to a single observation). With full covariances
+    (``covariance="full"``) the first test uses the component's smallest sd in any direction
+    (:func:`sigma_ratio`: a covariance becoming singular, e.g. a component on a line through
+    two points) and the second ``MIN_COMPONENT_ROWS + d - 1`` (at most ``d`` observations,
+    whose scatter matrix is singular).
 
     Examples
     --------
@@ -214,15 +292,21 @@ def degenerate_components(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> 
     out = []
     n = spec.nobs
     w = np.asarray(params["weights"], dtype=float)
+    full = is_full(spec)
     if "sigma" in params:
         ratio = sigma_ratio(spec, params)
+        what = "smallest sd in any direction" if full else "sigma"
         for j in np.flatnonzero(ratio < DEGENERATE_SIGMA):
-            out.append(f"component {j + 1}: sigma = {ratio[j]:.3g} * sd(y) < "
+            out.append(f"component {j + 1}: {what} = {ratio[j]:.3g} * sd(y) < "
                        f"{DEGENERATE_SIGMA:g} * sd(y) (collapsing onto its "
-                       "observations: the likelihood is unbounded there)")
-    for j in np.flatnonzero(n * w < MIN_COMPONENT_ROWS):
-        out.append(f"component {j + 1}: n * weight = {n * w[j]:.3g} < {MIN_COMPONENT_ROWS:g} "
-                   "(a component holding at most one observation)")
+                       f"observations{' or a line/plane through them' if full else ''}: the "
+                       "likelihood is unbounded there)")
+    d = spec.options.get("d", 0) if full else 1
+    floor = MIN_COMPONENT_ROWS + d - 1
+    for j in np.flatnonzero(n * w < floor):
+        held = "one observation" if d == 1 else f"{d} observations (a singular covariance)"
+        out.append(f"component {j + 1}: n * weight = {n * w[j]:.3g} < {floor:g} "
+                   f"(a component holding at most {held})")
     return out
 
 
@@ -368,6 +452,62 @@ class _DeclareGaussianMixture:
         return _declare_gaussian_mixture(data, priors, self.k, self.equal)
 
 
+@dataclass(frozen=True)
+class _DeclareFullGaussianMixture:
+    """The builder of a k-component mixture of d-variate Gaussians with full covariances."""
+
+    k: int
+    d: int
+
+    def __call__(self, data, priors) -> pm.Model:
+        return _declare_full_gaussian_mixture(data, priors, self.k, self.d)
+
+
+def _declare_full_gaussian_mixture(data, priors, k: int, d: int) -> pm.Model:
+    with pm.Model() as model:
+        y = pm.Data("y", data["y"])
+    weights = priors["weights"].rv(model, "weights", shape=(k,))
+    init = np.zeros((k, d))
+    init[:, 0] = np.arange(k)
+    mu = priors["mu"].rv(model, "mu", shape=(k, d), transform=_ORDERED_FIRST, initval=init)
+    sigma = priors["sigma"].rv(model, "sigma", shape=(k, d))
+    with model:
+        # d = 2: the correlation r is uniform on (-1, 1) under LKJ(1); PyMC's interval
+        # transform maps it to the real line (Jacobian for NUTS only, none in MLE/MAP).
+        corr = pm.Uniform("corr", -1.0, 1.0, shape=(k, 1), initval=np.zeros((k, 1)))
+    prior = priors["corr"]
+    if not prior.is_flat:
+        # The LKJ density of R = [[1, r], [r, 1]] is (1 - r^2)^(eta - 1) / c(eta): the prior's
+        # own logp at the identity gives -log c(eta) (and registers its pm.Data ``eta``); the
+        # determinant is written out, so that r -> +-1 gives -inf rather than a singular
+        # matrix in the gradient. The uniform density log(1/2) already declared is removed.
+        log_c = -prior.logp(model, "corr", pt.eye(d))
+        eta = model["corr__prior_eta"]
+        with model:
+            pm.Potential("corr__prior", (eta - 1.0) * pt.sum(pt.log1p(-corr[:, 0] ** 2))
+                         - k * log_c + k * np.log(2.0))
+    with model:
+        pm.CustomDist("y_obs", weights, mu, sigma, corr, logp=_full_mixture_logp,
+                      signature="(k),(k,d),(k,d),(k,p)->(d)", observed=y)
+    return model
+
+
+def _full_mixture_logp(value, w, mu, sigma, corr):
+    """Log-density of a row under a mixture of bivariate Gaussians ``N(mu_j, S_j R_j S_j)``.
+
+    ``S_j = diag(sigma_j)``, ``R_j`` with correlation ``r_j``; written out for d = 2 (a few
+    elementwise ops, cheap to compile): with ``x = (y - mu_j) / sigma_j``, the quadratic form
+    is ``(x1^2 - 2 r x1 x2 + x2^2) / (1 - r^2)`` and ``log det = 2 sum log sigma_j +
+    log(1 - r^2)``.
+    """
+    x = (value[..., None, :] - mu) / sigma  # (..., k, 2)
+    r = corr[..., 0]
+    one_m = 1.0 - r**2
+    quad = (x[..., 0] ** 2 - 2.0 * r * x[..., 0] * x[..., 1] + x[..., 1] ** 2) / one_m
+    comp = -0.5 * quad - pt.sum(pt.log(sigma), axis=-1) - 0.5 * pt.log(one_m) - np.log(2 * np.pi)
+    return pt.logsumexp(pt.log(w) + comp, axis=-1)
+
+
 def _declare_mv_gaussian_mixture(data, priors, k: int, equal: bool, d: int) -> pm.Model:
     with pm.Model() as model:
         y = pm.Data("y", data["y"])
@@ -416,6 +556,98 @@ def _mv_gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarr
             else sig}
 
 
+def _full_gaussian_start(y: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Quantile split on the first coordinate: group means, sds and (shrunk) correlations."""
+    start = _mv_gaussian_start(y, k, False)
+    d = y.shape[1]
+    iu = np.triu_indices(d, 1)
+    for j, g in enumerate(_quantile_groups(y[:, 0], k)):
+        R = np.corrcoef(y[g], rowvar=False) if len(g) > d else np.eye(d)
+        R = 0.8 * np.nan_to_num(R) + 0.2 * np.eye(d)  # positive definite, |r| <= 0.8
+        start.setdefault("corr", np.zeros((k, iu[0].size)))[j] = R[iu]
+    return start
+
+
+def _max_collinear(y: np.ndarray) -> int:
+    """The largest number of rows of a 2-column ``y`` on one oblique straight line.
+
+    Lines parallel to an axis are left out: a component collapses onto them through a
+    ``sigma -> 0`` (the tie check of ``sigma``), not through its correlation. Duplicated rows
+    count on every line.
+    """
+    n = y.shape[0]
+    best = min(n, 2)
+    for i in range(n - 1):
+        diff = y[i + 1:] - y[i]
+        dup = np.all(diff == 0.0, axis=1)
+        diff = diff[~dup]
+        counts = 0
+        if diff.size:
+            u = diff / np.hypot(diff[:, :1], diff[:, 1:])  # unit directions, sign-normalised
+            u = np.where((u[:, :1] < 0) | ((u[:, :1] == 0) & (u[:, 1:] < 0)), -u, u)
+            u = u[np.all(u != 0.0, axis=1)]  # axis-parallel lines: the sigma check's ties
+            if u.size:
+                counts = int(np.unique(np.round(u, 9), axis=0, return_counts=True)[1].max())
+        best = max(best, 1 + int(dup.sum()) + int(counts))
+    return best
+
+
+def _corr_checks(y: np.ndarray):
+    """``map_checks`` and ``posterior_checks`` entries of a full-covariance mixture (LKJ shape).
+
+    A component on the oblique line through ``m`` collinear observations (``m = 2`` in general
+    position) with its correlation ``r -> +-1`` and its sds fixed has a likelihood growing
+    like ``eps^(-m/2)``, ``eps = 1 - r^2``; the prior ``LKJ(eta)`` has density
+    ``eps^(eta - 1)``. The posterior *density* stays bounded only if ``eta >= 1 + m/2``
+    (no prior on the sds prevents this collapse: they stay fixed on the way). Integrating the
+    line's offset and slope (each within ``~ sqrt(eps)`` of the points' line) leaves
+    ``eps^(eta - m/2)``, so the posterior is *proper* only if ``eta > m/2 - 1`` (any ``eta``
+    for data in general position). ``m`` is computed on first use (``O(n^2)``).
+    """
+    state: dict[str, int] = {}
+
+    def collinear() -> int:
+        if "m" not in state:
+            state["m"] = _max_collinear(y)
+        return state["m"]
+
+    def no_map(spec: ModelSpec) -> None:
+        prior = spec.priors["corr"]
+        eta = float(prior.eta)
+        m = collinear()
+        need = 1.0 + m / 2.0
+        if eta >= need:
+            return
+        raise MLENotFoundError(checklist(
+            f"No MAP exists: a component on the line through {m} collinear observations of "
+            "`y`, with its correlation r -> +-1 (its sds fixed), makes the likelihood grow like "
+            f"(1 - r^2)^-{m / 2:g}, and the prior {prior!r} on `corr` has density "
+            f"(1 - r^2)^{eta - 1:g}, so the posterior density is unbounded (it needs "
+            f"LKJ(eta) with eta >= {need:g}). A prior on `sigma` cannot prevent this.",
+            [f"Use corr_prior=LKJ({need:g}) or a larger eta, together with a sigma prior that "
+             "keeps the density bounded when a component collapses onto a point "
+             "(sigma_prior=Gamma(2.0, b) or larger shape).",
+             "Or fit 'mle' (several starts) and read it as a local maximum."]))
+
+    def proper(spec: ModelSpec) -> None:
+        prior = spec.priors["corr"]
+        eta = float(prior.eta)
+        m = collinear()
+        if eta > m / 2.0 - 1.0:
+            return
+        raise ImproperPosteriorError(checklist(
+            f"The posterior is improper: {m} observations of `y` lie on one line, so a "
+            "component on it with its correlation r -> +-1 has a likelihood ~ (1 - r^2)^"
+            f"-{m / 2:g}; integrating the line's offset and slope leaves (1 - r^2)^"
+            f"{1 - m / 2:g}, and the prior {prior!r} on `corr` (~ (1 - r^2)^{eta - 1:g}) does "
+            f"not make that integrable (it needs eta > {m / 2 - 1:g}).",
+            [f"Use corr_prior=LKJ({m / 2:g}) or a larger eta.",
+             "Rounded data: the values are intervals; collinear rows are an artefact of the "
+             "rounding, and a prior keeping the correlations away from +-1 is the honest fix."]))
+
+    return no_map, proper
+
+
 def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]:
     if y.ndim == 2:
         return _mv_gaussian_start(y, k, equal)
@@ -427,9 +659,62 @@ def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]
     return {"mu": mu, "sigma": np.array(max(float(np.std(resid)), 0.1 * sd / k)) if equal else sig}
 
 
+def _full_gaussian_mixture(y: np.ndarray, k: int, d: int, columns, weights_prior, mu_prior,
+                           sigma_prior, equal_variances: bool, corr_prior) -> ModelSpec:
+    """:func:`gaussian_mixture` with ``covariance="full"`` (``y`` validated, ``k`` checked)."""
+    if d != 2:
+        raise SpecError(
+            f"covariance='full' is built for d = 2 coordinates; `y` has "
+            f"{'one column' if d == 0 else f'{d} columns'}. For d >= 3 the correlation "
+            "parametrisation (PyMC's LKJ Cholesky factor) would put a non-constant Jacobian "
+            "into the MLE objective; use covariance='diag' or two columns.")
+    if equal_variances:
+        raise SpecError("equal_variances=True (one shared covariance) is not available with "
+                        "covariance='full'; use covariance='diag' or equal_variances=False.")
+    priors = {"weights": _weights_prior(weights_prior), "mu": _location_prior("mu_prior", mu_prior),
+              "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat()),
+              "corr": check_support("corr_prior", corr_prior, "correlation", default=LKJ(1.0))}
+    no_map, proper = _sigma_checks(False, y)
+    corr_no_map, corr_proper = _corr_checks(y)
+    names = columns or tuple(f"y{i + 1}" for i in range(d))
+    iu = np.triu_indices(d, 1)
+    pairs = tuple(f"{names[a]}:{names[b]}" for a, b in zip(*iu, strict=True))
+
+    def rebuild(data, new_priors):
+        return gaussian_mixture(pd.DataFrame(data["y"], columns=list(names)), k,
+                                weights_prior=new_priors["weights"], mu_prior=new_priors["mu"],
+                                sigma_prior=new_priors["sigma"], covariance="full",
+                                corr_prior=new_priors["corr"])
+
+    return ModelSpec(
+        name="gaussian_mixture",
+        declare=_DeclareFullGaussianMixture(k, d),
+        data={"y": y},
+        priors=priors,
+        params=("weights", "mu", "sigma", "corr"),
+        dims={"weights": ("component",), "mu": ("component", "coordinate"),
+              "sigma": ("component", "coordinate"), "corr": ("component", "corr_pair")},
+        coords={"component": _component_coords(k), "coordinate": names, "corr_pair": pairs},
+        start=_full_gaussian_start(y, k),
+        row_data=frozenset({"y"}), nobs=y.shape[0],
+        options={"mixture": "gaussian", "k": k, "equal_variances": False, "d": d,
+                 "covariance": "full"},
+        description=(f"y_i (d = {d}) ~ sum_j w_j MvNormal(mu_j, diag(sigma_j) R_j "
+                     f"diag(sigma_j)), j = 1..{k}, mu[:, 0] increasing; labels marginalised"),
+        family="gaussian_mixture",
+        observations=_observations(("y",)),
+        prior_shapes={"weights": (k,), "mu": (k, d), "sigma": (k, d), "corr": (k, iu[0].size)},
+        posterior_checks=(lambda spec: _improper_flat(spec, ("mu", "sigma")), proper,
+                          corr_proper),
+        map_checks=(no_map, corr_no_map),
+        rebuild=rebuild,
+    )
+
+
 def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
                      mu_prior: Prior | None = None, sigma_prior: Prior | None = None,
-                     equal_variances: bool = False) -> ModelSpec:
+                     equal_variances: bool = False, covariance: str = "diag",
+                     corr_prior: Prior | None = None) -> ModelSpec:
     r"""A mixture of ``k`` Gaussians: :math:`y_i \sim \sum_j w_j N(\mu_j, \sigma_j)`.
 
     The component labels are marginalised; ``mu`` is strictly increasing (PyMC's ordered
@@ -453,12 +738,24 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     equal_variances : bool, default False
         One ``sigma`` (per coordinate) shared by every component (the likelihood is then
         bounded).
+    covariance : {"diag", "full"}, default "diag"
+        Multivariate ``y`` only. ``"full"``: each component has its own covariance matrix
+        ``diag(sigma_j) R_j diag(sigma_j)``, ``R_j`` a correlation matrix (``d = 2`` for now).
+        Its likelihood is unbounded also along a line through two observations (``r -> +-1``
+        with the sds fixed); a start ending there is reported as degenerate.
+    corr_prior : Prior, default LKJ(1)
+        ``covariance="full"`` only: the prior of every component's correlation matrix
+        (``LKJ(eta)``; ``LKJ(1)`` is uniform). The MAP needs ``eta >= 1 + m/2``, ``m`` the
+        largest number of collinear observations (2 in general position), *and* a sigma prior
+        vanishing at 0 (``Gamma(2, b)``): see ``map_checks``.
 
     Returns
     -------
     ModelSpec
         Parameters ``weights`` (k), ``mu`` (k, increasing), ``sigma`` (k, or a scalar);
-        multivariate: ``mu`` (k, d), ``sigma`` (k, d) or (d,).
+        multivariate: ``mu`` (k, d), ``sigma`` (k, d) or (d,); ``covariance="full"`` adds
+        ``corr`` (k, d(d-1)/2), each component's correlations ``r_12, r_13, ..., r_23, ...``
+        (:func:`covariances` turns ``sigma`` and ``corr`` into the covariance matrices).
         With free variances the likelihood is unbounded and every MLE is a local maximum.
 
     Examples
@@ -472,6 +769,15 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     ([-0.0, 6.0], True)
     >>> mle.responsibilities().shape
     (100, 2)
+
+    Full covariances (two correlated clusters):
+
+    >>> c = np.array([[1.0, 0.8], [0.8, 1.0]])
+    >>> y2 = np.r_[rng.multivariate_normal([0, 0], c, 80), rng.multivariate_normal([5, 5], c, 80)]
+    >>> full = bm.fit(bm.models.gaussian_mixture(y2, 2, covariance="full"), "em", starts=2,
+    ...               random_seed=1)
+    >>> np.round(full.params["corr"], 1).ravel().tolist()
+    [0.8, 0.8]
     """
     columns = tuple(str(c) for c in y.columns) if isinstance(y, pd.DataFrame) else None
     y = as_float_array("y", y, ndim=(1, 2))
@@ -483,6 +789,14 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
     k = _check_k(k, n, np.unique(y, axis=0).shape[0])
     if not isinstance(equal_variances, bool):
         raise SpecError(f"`equal_variances` must be True or False, got {equal_variances!r}.")
+    if covariance not in COVARIANCES:
+        raise SpecError(f"`covariance` must be one of {list(COVARIANCES)}, got {covariance!r}.")
+    if covariance == "full":
+        return _full_gaussian_mixture(y, k, d, columns, weights_prior, mu_prior, sigma_prior,
+                                      equal_variances, corr_prior)
+    if corr_prior is not None:
+        raise SpecError(f"`corr_prior` applies to covariance='full' only (got {corr_prior!r} "
+                        "with covariance='diag').")
     priors = {"weights": _weights_prior(weights_prior), "mu": _location_prior("mu_prior", mu_prior),
               "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat())}
     no_map, proper = _sigma_checks(equal_variances, y)
