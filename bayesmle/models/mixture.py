@@ -24,6 +24,8 @@ What a mixture likelihood does *not* have:
   and its sds *fixed* grows like ``(1 - r^2)^(-m/2)``, which no prior on ``sigma`` can stop;
   ``LKJ(eta)`` (density ``(1 - r^2)^(eta - 1)``) keeps the posterior bounded when
   ``eta >= 1 + m/2`` (``LKJ(2)`` for continuous data), together with the ``Gamma`` condition.
+  For ``d >= 3`` coordinates (a collapse onto a hyperplane) the condition has not been worked
+  out: MAP and the posterior methods are refused there, MLE and EM are available.
 * a proper posterior, with flat priors on component parameters (an empty component's
   parameters are free to run off to infinity), or, for tied data, with ``a <= m - 1``.
 """
@@ -838,14 +840,18 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
         bounded).
     covariance : {"diag", "full"}, default "diag"
         Multivariate ``y`` only. ``"full"``: each component has its own covariance matrix
-        ``diag(sigma_j) R_j diag(sigma_j)``, ``R_j`` a correlation matrix (``d = 2`` for now).
-        Its likelihood is unbounded also along a line through two observations (``r -> +-1``
-        with the sds fixed); a start ending there is reported as degenerate.
+        ``diag(sigma_j) R_j diag(sigma_j)``, ``R_j`` a correlation matrix (any ``d >= 2``;
+        for ``d >= 3`` the free correlations reach the real line through the CPC transform,
+        :class:`~bayesmle.models.corr_transform.CorrCPC`, and LKJ(1) is flat in them, so the
+        MLE is that of the covariances). Its likelihood is unbounded also along a line
+        (hyperplane) through ``d`` observations (``R_j`` singular with the sds fixed); a start
+        ending there is reported as degenerate. MAP and posterior methods: ``d = 2`` only.
     corr_prior : Prior, default LKJ(1)
         ``covariance="full"`` only: the prior of every component's correlation matrix
         (``LKJ(eta)``; ``LKJ(1)`` is uniform). The MAP needs ``eta >= 1 + m/2``, ``m`` the
         largest number of collinear observations (2 in general position), *and* a sigma prior
-        vanishing at 0 (``Gamma(2, b)``): see ``map_checks``.
+        vanishing at 0 (``Gamma(2, b)``): see ``map_checks``. For ``d >= 3`` that condition
+        is not established: MAP, Laplace and NUTS are refused (MLE and EM work).
 
     Returns
     -------
