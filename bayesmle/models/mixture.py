@@ -24,6 +24,8 @@ What a mixture likelihood does *not* have:
   and its sds *fixed* grows like ``(1 - r^2)^(-m/2)``, which no prior on ``sigma`` can stop;
   ``LKJ(eta)`` (density ``(1 - r^2)^(eta - 1)``) keeps the posterior bounded when
   ``eta >= 1 + m/2`` (``LKJ(2)`` for continuous data), together with the ``Gamma`` condition.
+  For ``d >= 3`` coordinates (a collapse onto a hyperplane) the condition has not been worked
+  out: MAP and the posterior methods are refused there, MLE and EM are available.
 * a proper posterior, with flat priors on component parameters (an empty component's
   parameters are free to run off to infinity), or, for tied data, with ``a <= m - 1``.
 """
@@ -52,10 +54,19 @@ from bayesmle.errors import (
     SpecError,
     checklist,
 )
+from bayesmle.models.corr_transform import CorrCPC, corr_cholesky
 from bayesmle.models.distributions import scale_prior_order
 from bayesmle.models.observations import Observations
 from bayesmle.models.spec import ModelSpec
-from bayesmle.priors import LKJ, Dirichlet, Flat, HalfFlat, Prior, check_support
+from bayesmle.priors import (
+    LKJ,
+    Dirichlet,
+    Flat,
+    HalfFlat,
+    Prior,
+    check_support,
+    lkj_log_normaliser,
+)
 
 __all__ = ["COVARIANCES", "DEGENERATE_SIGMA", "MIN_COMPONENT_ROWS", "component_logpdf",
            "corr_matrices", "covariances", "degenerate_components",
@@ -471,6 +482,8 @@ def _declare_full_gaussian_mixture(data, priors, k: int, d: int) -> pm.Model:
     init[:, 0] = np.arange(k)
     mu = priors["mu"].rv(model, "mu", shape=(k, d), transform=_ORDERED_FIRST, initval=init)
     sigma = priors["sigma"].rv(model, "sigma", shape=(k, d))
+    if d > 2:
+        return _declare_full_gaussian_mixture_nd(model, priors, k, d, y, weights, mu, sigma)
     with model:
         # d = 2: the correlation r is uniform on (-1, 1) under LKJ(1); PyMC's interval
         # transform maps it to the real line (Jacobian for NUTS only, none in MLE/MAP).
@@ -490,6 +503,63 @@ def _declare_full_gaussian_mixture(data, priors, k: int, d: int) -> pm.Model:
         pm.CustomDist("y_obs", weights, mu, sigma, corr, logp=_full_mixture_logp,
                       signature="(k),(k,d),(k,d),(k,p)->(d)", observed=y)
     return model
+
+
+def _declare_full_gaussian_mixture_nd(model, priors, k: int, d: int, y, weights, mu, sigma
+                                      ) -> pm.Model:
+    """The correlations of a full-covariance mixture with ``d >= 3`` coordinates.
+
+    ``corr`` (the ``d(d-1)/2`` free correlations per component) has density constant in its
+    values (LKJ(1): ``1 / c_d(1)`` on the correlation matrices) and reaches the unconstrained
+    space through the CPC transform (:class:`CorrCPC`, Jacobian for Laplace/NUTS only, none in
+    MLE/MAP); ``LKJ(eta)`` adds ``(eta - 1) log det R - log c_d(eta)`` per component.
+    """
+    p = d * (d - 1) // 2
+    with model:
+        corr = pm.Flat("corr", shape=(k, p), transform=CorrCPC(d), initval=np.zeros((k, p)))
+    prior = priors["corr"]
+    if prior.is_flat:
+        with model:
+            pm.Potential("corr__prior", pt.as_tensor(-k * lkj_log_normaliser(1.0, d)))
+    else:
+        log_c = -prior.logp(model, "corr", pt.eye(d))  # registers the pm.Data ``eta``
+        eta = model["corr__prior_eta"]
+        L = corr_cholesky(corr, d)
+        logdet = 2.0 * sum(pt.log(L[i, i]) for i in range(1, d))  # (k,)
+        with model:
+            pm.Potential("corr__prior", (eta - 1.0) * pt.sum(logdet) - k * log_c)
+    with model:
+        pm.CustomDist("y_obs", weights, mu, sigma, corr, logp=_FullMixtureLogp(d),
+                      signature="(k),(k,d),(k,d),(k,p)->(d)", observed=y)
+    return model
+
+
+@dataclass(frozen=True)
+class _FullMixtureLogp:
+    """Log-density of a row under a mixture of ``d``-variate Gaussians ``N(mu_j, S_j R_j S_j)``.
+
+    ``R_j = L_j L_j'`` from the free correlations (:func:`corr_cholesky`, written out over
+    ``d``); with ``x = (y - mu_j) / sigma_j`` the triangular solve ``L_j z = x`` is unrolled too,
+    ``log det = 2 sum log sigma_j + 2 sum log diag(L_j)``.
+    """
+
+    d: int
+
+    def __call__(self, value, w, mu, sigma, corr):
+        d = self.d
+        x = (value[..., None, :] - mu) / sigma  # (..., k, d)
+        L = corr_cholesky(corr, d)  # entries of shape (k,)
+        z: list = []
+        for i in range(d):
+            s = x[..., i]
+            for m in range(i):
+                s = s - L[i, m] * z[m]
+            z.append(s / L[i, i] if i else s)
+        quad = sum(zi**2 for zi in z)
+        logdet = sum(pt.log(L[i, i]) for i in range(1, d))
+        comp = -0.5 * quad - pt.sum(pt.log(sigma), axis=-1) - logdet \
+            - 0.5 * d * np.log(2 * np.pi)
+        return pt.logsumexp(pt.log(w) + comp, axis=-1)
 
 
 def _full_mixture_logp(value, w, mu, sigma, corr):
@@ -648,6 +718,37 @@ def _corr_checks(y: np.ndarray):
     return no_map, proper
 
 
+def _corr_checks_nd(d: int):
+    """``map_checks`` and ``posterior_checks`` for ``d >= 3``: MAP, Laplace and NUTS refused.
+
+    A component collapsing onto an affine hyperplane through ``m`` observations (``m >= d``)
+    with its sds fixed makes the likelihood grow like ``eps^(-m/2)`` (``eps`` the vanishing
+    eigenvalue of ``R``) against ``det(R)^(eta - 1) ~ eps^(eta - 1)`` under ``LKJ(eta)``, which
+    suggests ``eta >= 1 + m/2`` for a bounded posterior density; but ``m`` (the largest number
+    of rows on one oblique hyperplane) and the collapse onto lower-dimensional flats have not
+    been worked out and checked for ``d >= 3``, nor the properness of the posterior. Rather
+    than return a MAP or posterior that may not exist, these methods are refused.
+    """
+    def no_map(spec: ModelSpec) -> None:
+        raise MLENotFoundError(checklist(
+            f"MAP of a full-covariance mixture is available for d = 2 coordinates only; `y` "
+            f"has d = {d}. A component collapsing onto a hyperplane through d or more "
+            "observations (its correlation matrix singular, its sds fixed) makes the "
+            "likelihood unbounded, and the LKJ eta that keeps the posterior density bounded "
+            "has not been established for d >= 3.",
+            ["Fit 'mle' or 'em' (several starts) and read the result as a local maximum.",
+             "Or use covariance='diag', or two columns of `y`."]))
+
+    def proper(spec: ModelSpec) -> None:
+        raise SpecError(
+            f"Posterior methods (Laplace, NUTS, ...) of a full-covariance mixture are available "
+            f"for d = 2 coordinates only; `y` has d = {d}: whether the posterior is proper "
+            "(a component collapsing onto a hyperplane through the observations) has not been "
+            "established for d >= 3. Use 'mle' or 'em', covariance='diag', or two columns.")
+
+    return no_map, proper
+
+
 def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]:
     if y.ndim == 2:
         return _mv_gaussian_start(y, k, equal)
@@ -662,12 +763,11 @@ def _gaussian_start(y: np.ndarray, k: int, equal: bool) -> dict[str, np.ndarray]
 def _full_gaussian_mixture(y: np.ndarray, k: int, d: int, columns, weights_prior, mu_prior,
                            sigma_prior, equal_variances: bool, corr_prior) -> ModelSpec:
     """:func:`gaussian_mixture` with ``covariance="full"`` (``y`` validated, ``k`` checked)."""
-    if d != 2:
+    if d < 2:
         raise SpecError(
-            f"covariance='full' is built for d = 2 coordinates; `y` has "
-            f"{'one column' if d == 0 else f'{d} columns'}. For d >= 3 the correlation "
-            "parametrisation (PyMC's LKJ Cholesky factor) would put a non-constant Jacobian "
-            "into the MLE objective; use covariance='diag' or two columns.")
+            f"covariance='full' needs d >= 2 coordinates; `y` has "
+            f"{'one column' if d == 0 else f'{d} columns'}. Pass a 2-D `y` (one row per "
+            "observation) or use covariance='diag'.")
     if equal_variances:
         raise SpecError("equal_variances=True (one shared covariance) is not available with "
                         "covariance='full'; use covariance='diag' or equal_variances=False.")
@@ -675,7 +775,7 @@ def _full_gaussian_mixture(y: np.ndarray, k: int, d: int, columns, weights_prior
               "sigma": check_support("sigma_prior", sigma_prior, "positive", default=HalfFlat()),
               "corr": check_support("corr_prior", corr_prior, "correlation", default=LKJ(1.0))}
     no_map, proper = _sigma_checks(False, y)
-    corr_no_map, corr_proper = _corr_checks(y)
+    corr_no_map, corr_proper = _corr_checks(y) if d == 2 else _corr_checks_nd(d)
     names = columns or tuple(f"y{i + 1}" for i in range(d))
     iu = np.triu_indices(d, 1)
     pairs = tuple(f"{names[a]}:{names[b]}" for a, b in zip(*iu, strict=True))
@@ -740,14 +840,18 @@ def gaussian_mixture(y: Any, k: int = 2, *, weights_prior: Prior | None = None,
         bounded).
     covariance : {"diag", "full"}, default "diag"
         Multivariate ``y`` only. ``"full"``: each component has its own covariance matrix
-        ``diag(sigma_j) R_j diag(sigma_j)``, ``R_j`` a correlation matrix (``d = 2`` for now).
-        Its likelihood is unbounded also along a line through two observations (``r -> +-1``
-        with the sds fixed); a start ending there is reported as degenerate.
+        ``diag(sigma_j) R_j diag(sigma_j)``, ``R_j`` a correlation matrix (any ``d >= 2``;
+        for ``d >= 3`` the free correlations reach the real line through the CPC transform,
+        :class:`~bayesmle.models.corr_transform.CorrCPC`, and LKJ(1) is flat in them, so the
+        MLE is that of the covariances). Its likelihood is unbounded also along a line
+        (hyperplane) through ``d`` observations (``R_j`` singular with the sds fixed); a start
+        ending there is reported as degenerate. MAP and posterior methods: ``d = 2`` only.
     corr_prior : Prior, default LKJ(1)
         ``covariance="full"`` only: the prior of every component's correlation matrix
         (``LKJ(eta)``; ``LKJ(1)`` is uniform). The MAP needs ``eta >= 1 + m/2``, ``m`` the
         largest number of collinear observations (2 in general position), *and* a sigma prior
-        vanishing at 0 (``Gamma(2, b)``): see ``map_checks``.
+        vanishing at 0 (``Gamma(2, b)``): see ``map_checks``. For ``d >= 3`` that condition
+        is not established: MAP, Laplace and NUTS are refused (MLE and EM work).
 
     Returns
     -------
