@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from arviz_stats.base import array_stats
 from bayesmle._validation import no_positional
 from bayesmle.errors import Diagnostic, SamplingWarning, SpecError, checklist
 from bayesmle.inference.bound import BoundModel
-from bayesmle.inference.draws import Draws, posterior_tree
+from bayesmle.inference.draws import DrawSummaries, posterior_tree
 from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.predictive import Predicts
 from bayesmle.inference.responsibilities import Responsibilities
@@ -125,7 +124,7 @@ def check_spec(spec: ModelSpec, method: str) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class ApproximationResult(Predicts, Responsibilities):
+class ApproximationResult(DrawSummaries, Predicts, Responsibilities):
     """Draws from a variational approximation of the posterior, with its Pareto k.
 
     ``params`` are the means of the draws (as for NUTS); ``mean()``, ``sd()`` and
@@ -170,37 +169,6 @@ class ApproximationResult(Predicts, Responsibilities):
     random_seed: int | None = None
     info: dict = field(default_factory=dict, repr=False)
     extra_diagnostics: tuple[Diagnostic, ...] = field(default=(), repr=False)
-
-    @cached_property
-    def _draws(self) -> Draws:
-        return Draws(self.spec, self.datatree)
-
-    @property
-    def labels(self) -> list[str]:
-        """One label per scalar parameter."""
-        return list(self.mean().index)
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """Means of the draws by parameter name, in each parameter's shape."""
-        return self._draws.params()
-
-    def draws(self) -> pd.DataFrame:
-        """All draws, one column per scalar parameter."""
-        return self._draws.table()
-
-    def mean(self) -> pd.Series:
-        """Mean of the approximate posterior (Monte Carlo over the draws)."""
-        return self._draws.mean()
-
-    def sd(self) -> pd.Series:
-        """Standard deviation of the approximate posterior (Monte Carlo over the draws)."""
-        return self._draws.sd()
-
-    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
-        """Equal-tailed intervals of the approximate posterior."""
-        no_positional("interval", args, 0.94)
-        return self._draws.interval(level)
 
     def summary(self, *args, level: float = 0.94) -> pd.DataFrame:
         """Mean, sd and equal-tailed interval of the draws, one row per scalar parameter."""

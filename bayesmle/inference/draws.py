@@ -8,6 +8,7 @@ are *composed* with one (see :mod:`bayesmle.inference.posterior` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import arviz_stats as azs
@@ -15,12 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmle._validation import check_level
+from bayesmle._validation import check_level, no_positional
 
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
 
-__all__ = ["Draws", "posterior_tree"]
+__all__ = ["DrawSummaries", "Draws", "posterior_tree"]
 
 
 def posterior_tree(spec: ModelSpec, values: dict[str, np.ndarray], *,
@@ -116,3 +117,41 @@ class Draws:
     def mcse_mean(self) -> pd.Series:
         """Monte Carlo standard error of the mean per scalar parameter."""
         return self.per_label(lambda a: azs.mcse(a, method="mean"))
+
+
+class DrawSummaries:
+    """Mixin: the summaries every draws-based result (NUTS, ADVI, Pathfinder) shares.
+
+    The class provides ``spec`` and ``datatree`` (whose ``posterior`` group holds the draws).
+    """
+
+    @cached_property
+    def _draws(self) -> Draws:
+        return Draws(self.spec, self.datatree)
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per scalar parameter (``coef[age]``, ``sigma``...)."""
+        return list(self.mean().index)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Means of the draws by parameter name, in each parameter's shape."""
+        return self._draws.params()
+
+    def draws(self) -> pd.DataFrame:
+        """All draws, one column per scalar parameter (chains stacked)."""
+        return self._draws.table()
+
+    def mean(self) -> pd.Series:
+        """Means of the draws, one per scalar parameter."""
+        return self._draws.mean()
+
+    def sd(self) -> pd.Series:
+        """Standard deviations of the draws (ddof=1)."""
+        return self._draws.sd()
+
+    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
+        """Equal-tailed intervals of the draws (columns ``lower``, ``upper``)."""
+        no_positional("interval", args, 0.94)
+        return self._draws.interval(level)

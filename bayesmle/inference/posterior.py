@@ -12,7 +12,7 @@ import xarray as xr
 
 from bayesmle._validation import no_positional
 from bayesmle.errors import Diagnostic, SamplingWarning, checklist
-from bayesmle.inference.draws import Draws
+from bayesmle.inference.draws import DrawSummaries
 from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.predictive import Predicts
 from bayesmle.inference.responsibilities import Responsibilities
@@ -29,7 +29,7 @@ ESS_MIN = 100.0
 
 
 @dataclass(frozen=True, eq=False)
-class PosteriorResult(Predicts, RandomEffects, Responsibilities):
+class PosteriorResult(DrawSummaries, Predicts, RandomEffects, Responsibilities):
     """Posterior draws with their diagnostics.
 
     Attributes
@@ -66,37 +66,6 @@ class PosteriorResult(Predicts, RandomEffects, Responsibilities):
     requested_draws: int = field(default=0, repr=False)
     #: The sampler's seed: the one given, or the one drawn when none was.
     random_seed: int | None = None
-
-    @cached_property
-    def _draws(self) -> Draws:
-        return Draws(self.spec, self.datatree)
-
-    @property
-    def labels(self) -> list[str]:
-        """One label per scalar parameter (``coef[age]``, ``sigma``...)."""
-        return list(self.mean().index)
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """Posterior means by parameter name, in each parameter's shape."""
-        return self._draws.params()
-
-    def draws(self) -> pd.DataFrame:
-        """All draws, one column per scalar parameter (chains stacked)."""
-        return self._draws.table()
-
-    def mean(self) -> pd.Series:
-        """Posterior means, one per scalar parameter."""
-        return self._draws.mean()
-
-    def sd(self) -> pd.Series:
-        """Posterior standard deviations (ddof=1)."""
-        return self._draws.sd()
-
-    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
-        """Equal-tailed credible intervals (columns ``lower``, ``upper``)."""
-        no_positional("interval", args, 0.94)
-        return self._draws.interval(level)
 
     # -- diagnostics ------------------------------------------------------------------------
     def rhat(self) -> pd.Series:
