@@ -21,7 +21,7 @@ from bayesmle._validation import check_level, no_positional
 if TYPE_CHECKING:
     from bayesmle.models.spec import ModelSpec
 
-__all__ = ["DrawSummaries", "Draws", "posterior_tree"]
+__all__ = ["DrawStatistics", "DrawSummaries", "Draws", "posterior_tree"]
 
 
 def posterior_tree(spec: ModelSpec, values: dict[str, np.ndarray], *,
@@ -119,8 +119,8 @@ class Draws:
         return self.per_label(lambda a: azs.mcse(a, method="mean"))
 
 
-class DrawSummaries:
-    """Mixin: the summaries every draws-based result (NUTS, ADVI, Pathfinder) shares.
+class DrawStatistics:
+    """Mixin: statistics of the draws of every draws-based result (Laplace, NUTS, ADVI...).
 
     The class provides ``spec`` and ``datatree`` (whose ``posterior`` group holds the draws).
     """
@@ -128,16 +128,6 @@ class DrawSummaries:
     @cached_property
     def _draws(self) -> Draws:
         return Draws(self.spec, self.datatree)
-
-    @property
-    def labels(self) -> list[str]:
-        """One label per scalar parameter (``coef[age]``, ``sigma``...)."""
-        return list(self.mean().index)
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """Means of the draws by parameter name, in each parameter's shape."""
-        return self._draws.params()
 
     def draws(self) -> pd.DataFrame:
         """All draws, one column per scalar parameter (chains stacked)."""
@@ -155,3 +145,17 @@ class DrawSummaries:
         """Equal-tailed intervals of the draws (columns ``lower``, ``upper``)."""
         no_positional("interval", args, 0.94)
         return self._draws.interval(level)
+
+
+class DrawSummaries(DrawStatistics):
+    """Mixin: :class:`DrawStatistics` plus ``labels`` and ``params`` (the draws' means)."""
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per scalar parameter (``coef[age]``, ``sigma``...)."""
+        return list(self.mean().index)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Means of the draws by parameter name, in each parameter's shape."""
+        return self._draws.params()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ import xarray as xr
 from bayesmle._validation import MAX_DRAWS, check_int, check_memory, check_seed, no_positional
 from bayesmle.errors import Diagnostic, SpecError
 from bayesmle.inference.bound import bind
-from bayesmle.inference.draws import Draws, posterior_tree
+from bayesmle.inference.draws import DrawStatistics, posterior_tree
 from bayesmle.inference.lad import SOLVER as LAD
 from bayesmle.inference.mixed.effects import RandomEffects
 from bayesmle.inference.point import PointResult
@@ -32,7 +31,7 @@ __all__ = ["LaplaceResult", "laplace_approximation", "normal_draws"]
 
 
 @dataclass(frozen=True, eq=False)
-class LaplaceResult(Predicts, RandomEffects, Responsibilities):
+class LaplaceResult(DrawStatistics, Predicts, RandomEffects, Responsibilities):
     """Gaussian approximation ``N(mode, H^-1)`` of the posterior in the unconstrained space.
 
     ``params`` is the mode of the posterior density of the unconstrained parameters (log scale,
@@ -67,10 +66,6 @@ class LaplaceResult(Predicts, RandomEffects, Responsibilities):
     #: Unnormalised log posterior density of ``x`` (with the Jacobian) at each draw: with
     #: the Gaussian's own density, the importance ratios of approximate-posterior PSIS-LOO.
     log_p_draws: np.ndarray | None = field(default=None, repr=False)
-
-    @cached_property
-    def _draws(self) -> Draws:
-        return Draws(self.mode.spec, self.datatree)
 
     # -- the mode (delegated) -----------------------------------------------------------------
     @property
@@ -121,23 +116,6 @@ class LaplaceResult(Predicts, RandomEffects, Responsibilities):
         return self.mode.conf_int(level=level, method=method)
 
     # -- the draws ----------------------------------------------------------------------------
-    def draws(self) -> pd.DataFrame:
-        """All draws, one column per scalar parameter."""
-        return self._draws.table()
-
-    def mean(self) -> pd.Series:
-        """Mean of the approximate posterior (Monte Carlo over the draws)."""
-        return self._draws.mean()
-
-    def sd(self) -> pd.Series:
-        """Standard deviation of the approximate posterior (Monte Carlo over the draws)."""
-        return self._draws.sd()
-
-    def interval(self, *args, level: float = 0.94) -> pd.DataFrame:
-        """Equal-tailed intervals of the approximate posterior."""
-        no_positional("interval", args, 0.94)
-        return self._draws.interval(level)
-
     def summary(self, *args, level: float = 0.94) -> pd.DataFrame:
         """Mode and its standard error, mean, sd and equal-tailed interval of the draws."""
         no_positional("summary", args, 0.94)
