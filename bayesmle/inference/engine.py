@@ -43,7 +43,7 @@ from pymc.tuning.scipy_interface import rewrite_pregrad
 from pytensor.compile.sharedvalue import SharedVariable
 
 from bayesmle.errors import SpecError
-from bayesmle.inference import _trigamma_numba  # noqa: F401 - registers a Numba lowering
+from bayesmle.inference.python_linker import PYTHON_MODE, Linker, linker_for
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["CompiledModel", "clear_cache", "compiled_model"]
@@ -56,14 +56,20 @@ _CACHE_SIZE = 64
 
 
 class _Locked:
-    """A compiled function called under its own lock (its storage is not reentrant)."""
+    """A compiled function called under its own lock (its storage is not reentrant).
+
+    Floating-point exceptions are ignored inside the call, as in compiled code: a graph
+    evaluated by the Python/NumPy linker would otherwise warn where a Numba kernel is silent
+    (an infinite log-density at a rejected trial point is an ordinary value for the
+    optimisers). ``np.errstate`` is context-local: other threads are not affected.
+    """
 
     def __init__(self, fn):
         self._fn = fn
         self._lock = threading.Lock()
 
     def __call__(self, *args):
-        with self._lock:
+        with self._lock, np.errstate(all="ignore"):
             return self._fn(*args)
 
 
@@ -74,8 +80,13 @@ class CompiledModel:
     (:func:`bayesmle.inference.bound.bind`).
     """
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, linker: Linker = "numba"):
         t0 = time.perf_counter()
+        #: "python": evaluated by PyTensor's Python/NumPy linker (nothing compiled);
+        #: "numba": compiled with Numba (see :mod:`bayesmle.inference.python_linker`)
+        self.linker = linker
+        if linker == "numba":
+            from bayesmle.inference import _trigamma_numba  # noqa: F401 - a Numba lowering
         self.model = spec.build()
         model = self.model
         discrete = [v.name for v in model.value_vars if v not in model.continuous_value_vars]
@@ -161,6 +172,8 @@ class CompiledModel:
         """Compile ``inputs + data -> outputs``, the shared containers replaced by inputs."""
         data = [var.type() for _, var in self.shared]
         givens = [(var, inp) for (_, var), inp in zip(self.shared, data, strict=True)]
+        if self.linker == "python" and "mode" not in kwargs:
+            kwargs["mode"] = PYTHON_MODE
         fn = pm_compile([*inputs, *data], list(outputs), givens=givens,
                         on_unused_input="ignore", **kwargs)
         return _Locked(fn)
@@ -206,11 +219,15 @@ class CompiledModel:
             return model.logp(vars=list(model.observed_RVs), jacobian=False)
         return model.replace_rvs_by_values([fast])[0]
 
-    def _logp(self, terms, *, jacobian: bool):
-        """Log-density of ``terms`` (free RVs, potentials) plus the log-likelihood."""
+    def _logp(self, terms, *, jacobian: bool, loglik=None):
+        """Log-density of ``terms`` (free RVs, potentials) plus the log-likelihood.
+
+        ``loglik``: the log-likelihood graph when the caller has already built it (building
+        it is a good part of the cost of a first fit).
+        """
         model = self.model
         logp = model.logp(vars=terms, jacobian=jacobian) if terms else pt.constant(0.0)
-        return logp + self._loglik()
+        return logp + (self._loglik() if loglik is None else loglik)
 
     # -- compiled functions ------------------------------------------------------------------
     def objective_fn(self, jacobian: bool, hessian: bool) -> _Locked:
@@ -238,8 +255,8 @@ class CompiledModel:
             model = self.model
             priors = [*model.free_RVs, *model.potentials]
             loglik = self._loglik()
-            logp = self._logp(priors, jacobian=False)
-            logp_jac = self._logp(priors, jacobian=True)
+            logp = self._logp(priors, jacobian=False, loglik=loglik)
+            logp_jac = self._logp(priors, jacobian=True, loglik=loglik)
             reported = model.replace_rvs_by_values([model[p] for p in self.params])
             outs, x = self._join([loglik, logp, logp_jac, *reported])
             flat = pt.concatenate([pt.atleast_1d(r).ravel() for r in outs[3:]])
@@ -257,7 +274,7 @@ class CompiledModel:
             outs, x = self._join(values)
             flat = pt.concatenate([pt.atleast_1d(v).ravel() for v in outs])
             jac = pytensor.gradient.jacobian(flat, [x], vectorize=True)[0]
-            return self._function([x], [flat, jac, *outs], mode="FAST_COMPILE")
+            return self._function([x], [flat, jac, *outs], mode=PYTHON_MODE)
 
         return self._compile(("l1_map",), make)
 
@@ -280,7 +297,7 @@ class CompiledModel:
             batched = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
             outs = vectorize_graph(outs, replace=dict(zip(single, batched, strict=True)))
             # Evaluated once per NUTS run on arrays of draws: numpy implementations, no JIT.
-            return self._function(batched, list(outs), mode="FAST_COMPILE")
+            return self._function(batched, list(outs), mode=PYTHON_MODE)
 
         return self._compile(("derived", names), make)
 
@@ -297,7 +314,7 @@ class CompiledModel:
                 out = transform.forward(inp, *rv.owner.inputs) if transform is not None else inp
                 inputs.append(inp)
                 outputs.append(out)
-            return self._function(inputs, outputs, mode="FAST_COMPILE")
+            return self._function(inputs, outputs, mode=PYTHON_MODE)
 
         return self._compile(("natural_to_x", names), make)
 
@@ -309,7 +326,7 @@ class CompiledModel:
             exprs = make_initial_point_expression(
                 free_rvs=model.free_RVs, rvs_to_transforms=model.rvs_to_transforms,
                 initval_strategies=model.rvs_to_initial_values, return_transformed=True)
-            return self._function([], exprs, mode="FAST_COMPILE")
+            return self._function([], exprs, mode=PYTHON_MODE)
 
         return self._compile(("initial_point",), make)
 
@@ -329,9 +346,20 @@ class CompiledModel:
         return self._compile(("nutpie",), make)
 
 
+def data_size(spec: ModelSpec) -> int:
+    """Total number of values in the spec's data arrays (what the linker is chosen by)."""
+    return int(sum(np.size(v) for v in spec.data_values().values()))
+
+
 def compiled_model(spec: ModelSpec) -> CompiledModel:
-    """The cached compiled model of the spec's structure (built on first use)."""
-    key = spec.structure_key()
+    """The cached compiled model of the spec's structure (built on first use).
+
+    Small data are evaluated by PyTensor's Python/NumPy linker, large data compiled with
+    Numba (:func:`~bayesmle.inference.python_linker.linker_for`); the linker is part of the
+    cache key.
+    """
+    linker = linker_for(data_size(spec))
+    key = (spec.structure_key(), linker)
     with _CACHE_LOCK:
         cm = _CACHE.get(key)
         if cm is not None and not cm.reusable:
@@ -339,7 +367,7 @@ def compiled_model(spec: ModelSpec) -> CompiledModel:
         if cm is None:
             # Built under the lock (a model declaration takes ~0.1 s): two threads never
             # build and compile one structure twice. Compilation itself is lazy, per function.
-            cm = CompiledModel(spec)
+            cm = CompiledModel(spec, linker)
             _CACHE[key if cm.reusable else (key, spec.fingerprint())] = cm
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)

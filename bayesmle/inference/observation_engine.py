@@ -30,6 +30,7 @@ from pytensor.tensor.random.type import RandomGeneratorType
 from pytensor.tensor.type_other import NoneTypeT
 
 from bayesmle.errors import DataError, SpecError
+from bayesmle.inference.python_linker import PYTHON_MODE
 from bayesmle.models.observations import Observations, data_name
 
 __all__ = ["CompiledObservations", "compiled_observations"]
@@ -147,7 +148,7 @@ class CompiledObservations:
         givens = [(var, inp) for (_, var), inp in zip(self.shared, data, strict=True)]
         givens += list(zip(rngs, rng_inputs, strict=True))
         fn = pytensor.function([*batched, *extra_inputs, *data, *rng_inputs], list(outs),
-                               givens=givens, mode="FAST_COMPILE", on_unused_input="ignore")
+                               givens=givens, mode=PYTHON_MODE, on_unused_input="ignore")
         return _Locked(fn), len(rng_inputs)
 
     def _observed(self, name: str):
