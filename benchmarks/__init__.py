@@ -16,6 +16,8 @@ CASES = (
     (7, "memory"),
     (9, "mixed_lmm"),
     (10, "dask_glm"),
+    (11, "cold_path"),
+    (12, "glm_glum"),
 )
 #: Cases run only when asked for by name or number (``--cases backends``).
 OPTIONAL = ((8, "backends"),)

@@ -275,6 +275,7 @@ def run_child(module: str, *args: str, empty_cache: bool = False, env: dict | No
 
     With ``empty_cache`` the child gets empty PyTensor and Numba on-disk compile caches (a
     fresh machine); otherwise it shares this machine's caches (normal use after a first run).
+    ``env`` adds variables to the child's environment (a value ``None`` removes one).
     """
     import json
     import subprocess
@@ -283,7 +284,11 @@ def run_child(module: str, *args: str, empty_cache: bool = False, env: dict | No
 
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         child_env = dict(os.environ)
-        child_env.update(env or {})
+        for key, value in (env or {}).items():  # None removes the variable
+            if value is None:
+                child_env.pop(key, None)
+            else:
+                child_env[key] = value
         if empty_cache:
             flags = child_env.get("PYTENSOR_FLAGS", "")
             child_env["PYTENSOR_FLAGS"] = ",".join(
