@@ -1,8 +1,15 @@
-"""bayesmle: one model, three answers -- MLE, MAP and the full posterior, side by side."""
+"""bayesmle: one model, three answers -- MLE, MAP and the full posterior, side by side.
 
+``import bayesmle`` imports what a fit needs; :mod:`bayesmle.studies` and :mod:`bayesmle.losses`
+(and the heavy libraries only they use, such as matplotlib) are imported on first access
+(``bayesmle.studies``, ``from bayesmle import losses``) through the module ``__getattr__``.
+"""
+
+import importlib
 import logging
+from typing import TYPE_CHECKING
 
-from bayesmle import errors, losses, models, studies
+from bayesmle import errors, models
 from bayesmle.compare import Comparison, compare
 from bayesmle.errors import (
     ConvergenceError,
@@ -38,6 +45,9 @@ from bayesmle.priors import (
     Prior,
 )
 from bayesmle.priors.shrinkage import Cauchy, ElasticNet, Horseshoe, RegularizedHorseshoe, StudentT
+
+if TYPE_CHECKING:
+    from bayesmle import losses, studies
 
 logging.getLogger("bayesmle").addHandler(logging.NullHandler())
 
@@ -83,3 +93,17 @@ __all__ = [
     "models",
     "studies",
 ]
+
+#: Subpackages imported on first access rather than with ``bayesmle`` (PEP 562).
+_LAZY_SUBPACKAGES = frozenset({"losses", "studies"})
+
+
+def __getattr__(name: str):
+    """Import a lazy subpackage (``bayesmle.studies``, ``bayesmle.losses``) on first access."""
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

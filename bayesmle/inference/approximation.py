@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import xarray as xr
-from arviz_stats.base import array_stats
 
 from bayesmle._validation import no_positional
 from bayesmle.errors import Diagnostic, SamplingWarning, SpecError, checklist
@@ -68,6 +67,8 @@ def pareto_k(log_ratios: np.ndarray) -> tuple[float, np.ndarray]:
     lr = np.asarray(log_ratios, dtype=float).ravel()
     if lr.size < 2 or not np.all(np.isfinite(lr)):
         return math.nan, np.full(lr.shape, np.nan)
+    from arviz_stats.base import array_stats  # heavy (~1 s): imported on first use
+
     # arviz_stats' psislw takes log-likelihood values (the ratios of leave-one-out are
     # 1 / likelihood): pass minus the log ratios.
     log_weights, k = array_stats.psislw(-(lr - lr.max()))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -104,18 +103,26 @@ class Draws:
 
     def rhat(self) -> pd.Series:
         """Rank-normalised split R-hat per scalar parameter."""
+        import arviz_stats as azs
+
         return self.per_label(lambda a: azs.rhat(a, method="rank"))
 
     def ess_bulk(self) -> pd.Series:
         """Bulk effective sample size per scalar parameter."""
+        import arviz_stats as azs
+
         return self.per_label(lambda a: azs.ess(a, method="bulk"))
 
     def ess_tail(self) -> pd.Series:
         """Tail effective sample size per scalar parameter."""
+        import arviz_stats as azs
+
         return self.per_label(lambda a: azs.ess(a, method="tail", prob=0.05))
 
     def mcse_mean(self) -> pd.Series:
         """Monte Carlo standard error of the mean per scalar parameter."""
+        import arviz_stats as azs
+
         return self.per_label(lambda a: azs.mcse(a, method="mean"))
 
 

@@ -19,7 +19,6 @@ from typing import ClassVar
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import scipy.stats
 
 from bayesmle._validation import positive_param, real_param
 from bayesmle.errors import PriorError
@@ -63,6 +62,8 @@ def _enet_logp(value, mu, b, sigma):
 
 
 def _enet_random(mu, b, sigma, rng=None, size=None):
+    import scipy.stats  # heavy (~1 s): imported on first use, not with the priors
+
     # Given the sign (+/- with probability 1/2), |w - mu| is N(-sigma^2 / b, sigma^2)
     # truncated to (0, inf): the density exp(-t / b - t^2 / (2 sigma^2)) on t > 0.
     mu, b, sigma = (np.asarray(a, dtype=float) for a in (mu, b, sigma))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from bayesmle.errors import SpecError
 from bayesmle.priors import Prior
 
@@ -83,6 +81,8 @@ def fit_quietly(spec, method: str, **options):
 
 def new_figure(ncols: int = 1, width: float = 5.0, height: float = 4.0):
     """A matplotlib Figure not attached to pyplot (no global state), with its axes."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes

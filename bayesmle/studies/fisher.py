@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import MLENotFoundError, SpecError
@@ -215,6 +214,8 @@ class FisherResult(StudyResult):
 
     def plot(self):
         """Ratio ``var / CRLB`` against n, and the sampling distribution at the largest n."""
+        import scipy.stats
+
         params = list(self.fisher_information)
         fig, axes = new_figure(ncols=1 + len(params), width=4.2, height=3.6)
         ax = axes[0]

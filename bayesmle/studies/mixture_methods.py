@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.special
-import scipy.stats
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, ConvergenceWarning, Diagnostic, SpecError
@@ -120,6 +119,8 @@ class MixtureMethodsResult(StudyResult):
 
 
 def _component_density(spec: ModelSpec, params: dict, grid: np.ndarray) -> np.ndarray:
+    import scipy.stats
+
     w = np.asarray(params["weights"], dtype=float)
     if spec.options["mixture"] == "poisson":
         return w * scipy.stats.poisson.pmf(grid[:, None], params["rate"])

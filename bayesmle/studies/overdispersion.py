@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import ConvergenceError, MLENotFoundError
@@ -95,6 +94,8 @@ class OverdispersionResult(StudyResult):
 
     def plot(self):
         """Observed vs fitted count frequencies, and the variance against the mean."""
+        import scipy.stats
+
         fig, (ax1, ax2) = new_figure(ncols=2, width=5.0, height=4.0)
         y = np.asarray(self.poisson.spec.data["y"], dtype=float)
         mu_p = _fitted_mean(self.poisson)
@@ -176,6 +177,8 @@ def overdispersion(X: Any, y: Any, exposure: Any = None, random_seed: int | None
     >>> res.table.columns.tolist()
     ['loglik', 'n_params', 'aic', 'bic', 'converged', 'intercept', 'coef[x0]', 'alpha']
     """
+    import scipy.stats
+
     random_seed = check_seed(random_seed)
     task_rngs(random_seed, 1)  # validates the seed (the study is deterministic)
     pois_spec = poisson_regression(X, y, exposure=exposure)

@@ -38,12 +38,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pymc as pm
-from matplotlib.figure import Figure
 
 from bayesmle._validation import MAX_DRAWS, check_int, check_memory, check_seed
 from bayesmle.errors import (
@@ -67,6 +66,9 @@ from bayesmle.studies.sbc_ranks import (
     ecdf_band,
     rank_of,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["SbcResult", "sbc"]
 
@@ -224,6 +226,7 @@ class SbcResult(StudyResult):
         One column per parameter. The histogram's grey band is the central 99% range of a bin
         count under uniform ranks (binomial).
         """
+        from matplotlib.figure import Figure
         from scipy import stats
 
         params = list(self.table["parameter"])

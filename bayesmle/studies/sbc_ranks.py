@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from bayesmle.errors import SpecError
 
@@ -81,6 +80,8 @@ def chi2_uniformity(ranks: np.ndarray, draws: int, bins: int) -> tuple[float, fl
     >>> p < 1e-10
     True
     """
+    from scipy import stats
+
     ranks = np.asarray(ranks)
     if bins < 2 or (draws + 1) % bins:
         raise SpecError(f"`bins` must be >= 2 and divide draws + 1 = {draws + 1}, got {bins}.")

@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import Diagnostic, MLENotFoundError, SpecError
@@ -271,6 +270,8 @@ class ShrinkageResult(StudyResult):
         Complete pooling is a horizontal line when it is one value for every group, else a
         marker per group (its value at the group's own group-level covariates).
         """
+        from matplotlib.figure import Figure
+
         t = self.table.sort_values("n", kind="stable").reset_index(drop=True)
         fig = Figure(figsize=(max(6.0, min(0.35 * len(t) + 3, 16.0)), 6.0),
                      layout="constrained")

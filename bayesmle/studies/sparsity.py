@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import NullLocator
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import BayesMLEError, SpecError
@@ -90,6 +89,8 @@ class SparsityPathResult(StudyResult):
 
     def plot(self):
         """glmnet-style paths: Laplace MAP (with posterior means) and Gaussian MAP against b."""
+        from matplotlib.ticker import NullLocator
+
         fig, (ax1, ax2) = new_figure(ncols=2, width=5.5, height=4.2)
         scales = self.table["scale"].to_numpy()
         colours = [f"C{i % 10}" for i in range(len(self.coef_labels))]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from bayesmle._validation import check_seed
 from bayesmle.errors import SpecError
@@ -82,6 +81,8 @@ class SurfaceResult(StudyResult):
 
     def plot(self):
         """Contours of the surface with the MLE and MAP, and the two profiles."""
+        import scipy.stats
+
         p1, p2 = self.params
         fig, axes = new_figure(ncols=3, width=4.3, height=3.8)
         ax = axes[0]
