@@ -9,6 +9,8 @@ slopes for MAP and NUTS):
   inside the timer); in another process the first ``compare(spec)`` -- MLE, MAP, Laplace and
   NUTS with 4 chains x (1000 tuning + 1000 draws) -- straight after the import;
 * statsmodels: ``import statsmodels.api``; ``Logit(y, add_constant(X)).fit(disp=0)``;
+* (the children run without ``PYTHONDONTWRITEBYTECODE``, so Python's bytecode caches are
+  used as on a user's machine; only PyTensor's and Numba's caches are empty);
 * plain PyMC: ``import pymc``; the model (flat priors) and ``pm.find_MAP()``; in another
   process ``find_MAP`` on the flat model and on the Normal-prior model, then ``pm.sample`` (4
   chains x 1000 + 1000, PyMC's NUTS) on the Normal-prior model -- the nearest PyMC equivalent
@@ -102,8 +104,9 @@ def child(kind: str) -> None:
 def run(cfg: Config) -> CaseResult:
     res = CaseResult(NAME, TITLE)
     reps = max(cfg.r(3, 1), 3) if not cfg.quick else 1
-    # The user's threading: what the parent pinned is taken out of the children's environment.
-    env_default = dict.fromkeys(BLAS_ENV)
+    # The user's threading: what the parent pinned is taken out of the children's environment;
+    # so is PYTHONDONTWRITEBYTECODE (set on these machines; users have .pyc files).
+    env_default = dict.fromkeys((*BLAS_ENV, "PYTHONDONTWRITEBYTECODE"))
     res.notes.append(f"Logistic regression n={N}, d={D}; every run a fresh process with empty "
                      f"PyTensor/Numba caches and default BLAS threading; {reps} runs each, "
                      f"interleaved (ours, peers, ours, ...).")

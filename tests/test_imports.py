@@ -22,8 +22,8 @@ import bayesmle as bm
 ROOT = str(Path(bm.__file__).resolve().parents[1])
 
 #: Imported by ``import bayesmle`` before; not needed by a fit.
-LAZY = ("matplotlib", "arviz_stats", "arviz_plots", "bayesmle.studies", "bayesmle.losses",
-        "bayesmle.report", "bayesmle.cli")
+LAZY = ("matplotlib", "scipy.stats", "arviz_stats", "arviz_plots", "bayesmle.studies",
+        "bayesmle.losses", "bayesmle.report", "bayesmle.cli")
 
 
 def run_fresh(code: str) -> Any:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 import xarray as xr
 
 from bayesmle._validation import check_level, no_positional
@@ -179,6 +178,8 @@ class PointResult(Predicts, RandomEffects, Responsibilities):
         >>> bool(ci.loc["sigma", "lower"] < mle.params["sigma"] < ci.loc["sigma", "upper"])
         True
         """
+        import scipy.stats
+
         no_positional("conf_int", args, 0.95)
         level = check_level(level)
         valid = ["wald", "profile"]
@@ -219,6 +220,8 @@ class PointResult(Predicts, RandomEffects, Responsibilities):
         >>> bm.fit(spec, "map").summary().columns.tolist()
         ['mode', 'approx_sd', 'approx_0.025', 'approx_0.975']
         """
+        import scipy.stats
+
         no_positional("summary", args, 0.95)
         est, se = self.flat_params(), self.flat_stderr()
         ci = self.conf_int(level=level)

@@ -41,7 +41,6 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import scipy.special
-import scipy.stats
 from pymc.distributions import transforms
 from pymc.logprob.transforms import Transform
 
@@ -161,6 +160,8 @@ def component_logpdf(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> np.nd
     >>> lp.shape
     (4, 2)
     """
+    import scipy.stats
+
     kind = spec.options["mixture"]
     y = spec.data["y"]
     logw = np.log(np.asarray(params["weights"], dtype=float))[..., None, :]

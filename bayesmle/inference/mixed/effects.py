@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from bayesmle._validation import check_level
 from bayesmle.errors import SpecError
@@ -33,6 +32,8 @@ def _index(spec: ModelSpec) -> pd.MultiIndex:
 
 
 def _point_table(spec: ModelSpec, mixed, level: float) -> pd.DataFrame:
+    import scipy.stats
+
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     b, sd = np.asarray(mixed.b, dtype=float), np.asarray(mixed.b_sd, dtype=float)
     return pd.DataFrame({"estimate": b, "cond_sd": sd, "lower": b - z * sd,
