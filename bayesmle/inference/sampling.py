@@ -333,6 +333,19 @@ def nutpie_expand(dim, expanded, x_, out_, user_data_):
     return 0
 """
 
+#: The expansion when nutpie stores exactly the sampled coordinates: a copy, no PyTensor kernel.
+_COPY_SRC = """
+def nutpie_expand(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_dim}:
+        return -1
+    x = numba.carray(x_, ({n_dim},))
+    out = numba.carray(out_, ({n_dim},))
+    out[...] = x
+    return 0
+"""
+
 
 def _word_offsets(user_data: np.ndarray, key: str, ndim: int) -> tuple[int, tuple[int, ...]]:
     """Positions (in 8-byte words) of a shared array's pointer and shape in nutpie's record."""
@@ -372,7 +385,8 @@ def _cfunc(template: str, name: str, jit_fn, keys, shared_data, user_data, sig, 
     layout = {"n_words": user_data.dtype.itemsize // 8, **sizes}
     src = template.format(extract="\n".join(lines) or "        pass", args=args, **layout)
     py_func = getattr(jit_fn, "py_func", None)
-    inner_key = CACHED_SRC_FUNCTIONS.get(py_func) if py_func is not None else None
+    inner_key = (CACHED_SRC_FUNCTIONS.get(py_func) if py_func is not None
+                 else "none" if jit_fn is None else None)
     cache_key = None
     if inner_key is not None:
         dtypes = [str(shared_data[k].dtype) for k in keys]
@@ -417,10 +431,15 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
                   [shared_keys[v] for v in logp_pt.get_shared()], shared_data, user_data,
                   t.int64(t.uint64, t.CPointer(t.double), t.CPointer(t.double),
                           t.CPointer(t.double), t.voidptr), n_dim=n_dim)
-    expand = _cfunc(_EXPAND_SRC, "nutpie_expand", expand_pt.vm.jit_fn,
-                    [shared_keys[v] for v in expand_pt.get_shared()], shared_data, user_data,
-                    t.int64(t.uint64, t.uint64, t.CPointer(t.double), t.CPointer(t.double),
-                            t.voidptr), n_dim=n_dim, n_expanded=n_expanded)
+    expand_sig = t.int64(t.uint64, t.uint64, t.CPointer(t.double), t.CPointer(t.double),
+                         t.voidptr)
+    if n_expanded == n_dim:  # nothing beyond the sampled coordinates is stored
+        expand = _cfunc(_COPY_SRC, "nutpie_expand", None, [], shared_data, user_data,
+                        expand_sig, n_dim=n_dim)
+    else:
+        expand = _cfunc(_EXPAND_SRC, "nutpie_expand", expand_pt.vm.jit_fn,
+                        [shared_keys[v] for v in expand_pt.get_shared()], shared_data,
+                        user_data, expand_sig, n_dim=n_dim, n_expanded=n_expanded)
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
     return CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
