@@ -1,5 +1,9 @@
 """NUTS: nutpie when installed (compiled once per structure), PyMC's sampler otherwise.
 
+nutpie's two C callbacks (log-density with gradient, expansion) are generated here and cached
+on disk by Numba next to PyTensor's kernels (:func:`compile_nutpie_model`), so a fresh process
+with warm caches loads them instead of compiling them again.
+
 Interruption is honest: nutpie and PyMC both stop early on Ctrl-C and *return* the draws they
 have; here a KeyboardInterrupt always propagates, and a run that comes back with fewer draws
 than requested raises one -- a partial posterior is never returned as a result.
@@ -135,8 +139,9 @@ def _sample_nutpie(bound: BoundModel, *, draws: int, tune: int, chains: int, see
                    progressbar: bool, target_accept: float) -> xr.DataTree:
     """Sample with nutpie's model compiled once per structure, with this spec's data.
 
-    ``pm.sample(nuts_sampler="nutpie")`` recompiles on every call (~3-4 s); here the compiled
-    model is cached with the structure, each call swaps in the spec's data with nutpie's
+    ``pm.sample(nuts_sampler="nutpie")`` recompiles on every call (~3-8 s); here the compiled
+    model is cached with the structure (and its callbacks on disk, across processes), each
+    call swaps in the spec's data with nutpie's
     ``with_data`` (which copies, so calls never share state), and chains start from the
     builder's guess jittered by U(-1, 1) in the unconstrained space, as PyMC does.
     """
