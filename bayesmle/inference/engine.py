@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytensor
@@ -330,18 +330,19 @@ class CompiledModel:
 
         return self._compile(("initial_point",), make)
 
-    def nutpie_model(self, start: Mapping[str, np.ndarray]):
+    def nutpie_model(self):
         """The nutpie model of the free variables (compiled once per structure)."""
 
         def make():
-            import nutpie
+            from bayesmle.inference.sampling import compile_nutpie_model
 
             # Free variables only: the reported Deterministics (e.g. coefficients recovered
             # from internal coordinates by a linear map) are computed afterwards, vectorised
-            # over all draws, instead of compiled into nutpie's per-draw function.
+            # over all draws, instead of compiled into nutpie's per-draw function. The C
+            # callbacks are cached on disk by Numba (keyed by PyTensor's kernel key and the
+            # data layout); the initial point is set per run by the sampler.
             free = [rv.name for rv in self.model.free_RVs]
-            return nutpie.compile_pymc_model(self.model, var_names=free,
-                                             initial_points=dict(start) or None)
+            return compile_nutpie_model(self.model, var_names=free)
 
         return self._compile(("nutpie",), make)
 

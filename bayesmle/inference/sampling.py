@@ -1,5 +1,9 @@
 """NUTS: nutpie when installed (compiled once per structure), PyMC's sampler otherwise.
 
+nutpie's two C callbacks (log-density with gradient, expansion) are generated here and cached
+on disk by Numba next to PyTensor's kernels (:func:`compile_nutpie_model`), so a fresh process
+with warm caches loads them instead of compiling them again.
+
 Interruption is honest: nutpie and PyMC both stop early on Ctrl-C and *return* the draws they
 have; here a KeyboardInterrupt always propagates, and a run that comes back with fewer draws
 than requested raises one -- a partial posterior is never returned as a result.
@@ -135,8 +139,9 @@ def _sample_nutpie(bound: BoundModel, *, draws: int, tune: int, chains: int, see
                    progressbar: bool, target_accept: float) -> xr.DataTree:
     """Sample with nutpie's model compiled once per structure, with this spec's data.
 
-    ``pm.sample(nuts_sampler="nutpie")`` recompiles on every call (~3-4 s); here the compiled
-    model is cached with the structure, each call swaps in the spec's data with nutpie's
+    ``pm.sample(nuts_sampler="nutpie")`` recompiles on every call (~3-8 s); here the compiled
+    model is cached with the structure (and its callbacks on disk, across processes), each
+    call swaps in the spec's data with nutpie's
     ``with_data`` (which copies, so calls never share state), and chains start from the
     builder's guess jittered by U(-1, 1) in the unconstrained space, as PyMC does.
     """
@@ -145,7 +150,7 @@ def _sample_nutpie(bound: BoundModel, *, draws: int, tune: int, chains: int, see
     import nutpie
 
     cm = bound.compiled
-    compiled = cm.nutpie_model(_free_start(bound))
+    compiled = cm.nutpie_model()
     names = {var.name for var in compiled.shared_var_keys}
     values = {k: v for k, v in bound.spec.data_values().items() if k in names}
     x0 = bound.start_x()
@@ -279,3 +284,173 @@ def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
     new_post = xr.Dataset(renamed, attrs=post.attrs)
     groups = {path: node.to_dataset() for path, node in dt.children.items() if path != "posterior"}
     return xr.DataTree.from_dict({"posterior": new_post, **groups})
+
+
+# -- nutpie's model, compiled so that Numba can cache it on disk ---------------------------------
+#
+# ``nutpie.compile_pymc_model`` wraps PyTensor's logp/gradient kernel in a Numba ``cfunc`` that
+# holds the data layout as large global arrays, so Numba can never cache it: every process
+# re-types, re-inlines and re-optimises it (~6-8 s for a logistic regression, most of a first
+# NUTS call). Here the two C callbacks nutpie calls are generated as source whose only globals
+# are constants (sizes, offsets into nutpie's ``user_data`` record, dtypes) and PyTensor's
+# cached kernel, and cached on disk under a key made of that kernel's own PyTensor cache key and
+# the layout: a persistent cache across processes, keyed by structure.
+
+_CFUNC_VERSION = "bayesmle-nutpie-cfunc-2"
+
+_LOGP_SRC = """
+def nutpie_logp(dim, x_, out_, logp_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    try:
+        words = numba.carray(user_data_, ({n_words},), np.uint64)
+        x = numba.carray(x_, ({n_dim},))
+        out = numba.carray(out_, ({n_dim},))
+        logp = numba.carray(logp_, ())
+{extract}
+        logp_val, grad = inner(x{args})
+        logp[()] = logp_val
+        out[...] = grad
+        if not np.all(np.isfinite(out)):
+            return 3
+        if not np.isfinite(logp_val):
+            return 4
+    except Exception:  # noqa: BLE001
+        return 1
+    return 0
+"""
+
+_EXPAND_SRC = """
+def nutpie_expand(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_expanded}:
+        return -1
+    try:
+        words = numba.carray(user_data_, ({n_words},), np.uint64)
+        x = numba.carray(x_, ({n_dim},))
+        out = numba.carray(out_, ({n_expanded},))
+{extract}
+        (values,) = inner(x{args})
+        out[...] = values
+    except Exception:  # noqa: BLE001
+        return -2
+    return 0
+"""
+
+#: The expansion when nutpie stores exactly the sampled coordinates: a copy, no PyTensor kernel.
+_COPY_SRC = """
+def nutpie_expand(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_dim}:
+        return -1
+    x = numba.carray(x_, ({n_dim},))
+    out = numba.carray(out_, ({n_dim},))
+    out[...] = x
+    return 0
+"""
+
+
+def _word_offsets(user_data: np.ndarray, key: str, ndim: int) -> tuple[int, tuple[int, ...]]:
+    """Positions (in 8-byte words) of a shared array's pointer and shape in nutpie's record."""
+    shared = user_data.dtype["shared"]
+    base = user_data.dtype.fields["shared"][1]
+
+    def offset(part: str) -> int:
+        return base + shared.fields[part][1] + shared[part].fields[key][1]
+
+    shape = offset("shape")
+    return offset("data") // 8, tuple(shape // 8 + i for i in range(ndim))
+
+
+def _cfunc(template: str, name: str, jit_fn, keys, shared_data, user_data, sig, **sizes):
+    """A nutpie C callback calling PyTensor's kernel ``jit_fn`` on the shared arrays ``keys``."""
+    import hashlib
+
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+    if user_data.dtype.itemsize % 8 or any(
+            user_data.dtype["shared"][part].itemsize != 8 * len(shared_data)
+            for part in ("data", "size")):
+        raise TypeError(f"unexpected layout of nutpie's user_data: {user_data.dtype}")
+    # (``__name__``: Numba rebuilds a cached function's environment from its module)
+    lines, args, env = [], "", {"__name__": __name__, "numba": numba, "np": np,
+                                "inner": jit_fn, "as_pointer": address_as_void_pointer}
+    for i, key in enumerate(keys):
+        value = shared_data[key]
+        data, shape = _word_offsets(user_data, key, value.ndim)
+        dims = "".join(f"int(words[{s}]), " for s in shape)
+        env[f"dtype{i}"] = value.dtype
+        lines.append(f"        shared{i} = numba.carray(as_pointer(words[{data}]), ({dims}), "
+                     f"dtype{i})")
+        args += f", shared{i}"
+    layout = {"n_words": user_data.dtype.itemsize // 8, **sizes}
+    src = template.format(extract="\n".join(lines) or "        pass", args=args, **layout)
+    py_func = getattr(jit_fn, "py_func", None)
+    inner_key = (CACHED_SRC_FUNCTIONS.get(py_func) if py_func is not None
+                 else "none" if jit_fn is None else None)
+    cache_key = None
+    if inner_key is not None:
+        dtypes = [str(shared_data[k].dtype) for k in keys]
+        cache_key = hashlib.sha256(repr((_CFUNC_VERSION, src, inner_key, dtypes,
+                                         numba.__version__)).encode()).hexdigest()
+    fn = compile_numba_function_src(src, name, global_env=env, cache_key=cache_key)
+    return numba.cfunc(sig, cache=cache_key is not None)(fn)
+
+
+def compile_nutpie_model(model: pm.Model, var_names: list[str]):
+    """The nutpie ``CompiledPyMCModel`` of ``model``, its C callbacks cached on disk by Numba.
+
+    The same graphs as ``nutpie.compile_pymc_model(model, var_names=var_names)`` (nutpie's own
+    ``_make_functions``: logp and gradient, the expansion to ``var_names``), the same record
+    of data pointers (so ``with_data`` works unchanged); only the two C callbacks differ. The
+    initial point function is a placeholder: :func:`_sample_nutpie` always sets its own.
+    """
+    import numba
+    from nutpie.compile_pymc import (
+        CompiledPyMCModel,
+        _make_functions,
+        _prepare_dims_and_coords,
+        make_user_data,
+    )
+
+    def no_initial_point(seed):
+        raise RuntimeError("bayesmle sets the initial point of every nutpie run")
+
+    n_dim, n_expanded, logp_pt, expand_pt, initial_point, shape_info, reparam = (
+        _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                        pymc_initial_point_fn=no_initial_point, var_names=var_names))
+    shared_data, shared_keys = {}, {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if var not in shared_keys:
+            key = f"s{len(shared_keys)}"
+            shared_data[key] = np.array(var.get_value(), order="C", copy=True)
+            shared_data[key].flags.writeable = False
+            shared_keys[var] = key
+    user_data = make_user_data(shared_keys, shared_data)
+    t = numba.types
+    logp = _cfunc(_LOGP_SRC, "nutpie_logp", logp_pt.vm.jit_fn,
+                  [shared_keys[v] for v in logp_pt.get_shared()], shared_data, user_data,
+                  t.int64(t.uint64, t.CPointer(t.double), t.CPointer(t.double),
+                          t.CPointer(t.double), t.voidptr), n_dim=n_dim)
+    expand_sig = t.int64(t.uint64, t.uint64, t.CPointer(t.double), t.CPointer(t.double),
+                         t.voidptr)
+    if n_expanded == n_dim:  # nothing beyond the sampled coordinates is stored
+        expand = _cfunc(_COPY_SRC, "nutpie_expand", None, [], shared_data, user_data,
+                        expand_sig, n_dim=n_dim)
+    else:
+        expand = _cfunc(_EXPAND_SRC, "nutpie_expand", expand_pt.vm.jit_fn,
+                        [shared_keys[v] for v in expand_pt.get_shared()], shared_data,
+                        user_data, expand_sig, n_dim=n_dim, n_expanded=n_expanded)
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
+    return CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
+        compiled_logp_func=logp, compiled_expand_func=expand,
+        initial_point_func=initial_point, shared_data=shared_data,
+        shared_var_keys=shared_keys, user_data=user_data, n_expanded=n_expanded,
+        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt,
+        reparameterized_names=reparam)
