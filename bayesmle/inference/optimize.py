@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import scipy.linalg
 
+from bayesmle.models.design import small_cholesky, small_matvec
+
 __all__ = ["L1Terms", "Optimum", "minimize_composite", "optimality_residual"]
 
 ObjectiveFn = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
@@ -90,10 +92,22 @@ def optimality_residual(x, g, index, center, weight) -> np.ndarray:
     return r
 
 
+def _cho_factor(h: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``scipy.linalg.cho_factor``-style ``(c, lower)`` of a symmetric matrix (upper factor).
+
+    Small matrices are factorised by compiled loops (no threaded LAPACK call). Raises
+    ``numpy.linalg.LinAlgError`` if ``h`` is not (numerically) positive definite.
+    """
+    if not np.all(np.isfinite(h)):
+        raise np.linalg.LinAlgError("matrix has non-finite entries")
+    # small_cholesky reads the lower triangle; scipy's upper factor reads the upper one
+    return small_cholesky(h.T), False
+
+
 def _positive_definite(h: np.ndarray) -> tuple[tuple, np.ndarray]:
     """Cholesky factor of ``h``, or of ``h + tau I`` (Levenberg-Marquardt shift), and the matrix."""
     try:
-        return scipy.linalg.cho_factor(h, check_finite=False), h
+        return _cho_factor(h), h
     except (np.linalg.LinAlgError, ValueError):
         pass
     sym = 0.5 * (h + h.T)
@@ -103,7 +117,7 @@ def _positive_definite(h: np.ndarray) -> tuple[tuple, np.ndarray]:
     for _ in range(60):
         shifted = sym + tau * np.eye(len(h))
         try:
-            return scipy.linalg.cho_factor(shifted, check_finite=False), shifted
+            return _cho_factor(shifted), shifted
         except np.linalg.LinAlgError:
             tau *= 4.0
     raise np.linalg.LinAlgError("Hessian could not be regularised")
@@ -172,10 +186,12 @@ def _solve_on_pattern(x, g, h, active, s, pen, center, weight) -> np.ndarray | N
     fixed = pen & ~active
     d = np.zeros_like(x)
     d[fixed] = center[fixed] - x[fixed]
-    rhs = -(g[active] + weight[active] * s[active]) - h[np.ix_(active, fixed)] @ d[fixed]
+    rhs = -(g[active] + weight[active] * s[active])
+    if np.any(d[fixed] != 0.0):
+        rhs -= small_matvec(h[np.ix_(active, fixed)], d[fixed])
     block = h[np.ix_(active, active)]
     try:
-        chol = scipy.linalg.cho_factor(block, check_finite=False)
+        chol = _cho_factor(block)
     except (np.linalg.LinAlgError, ValueError):
         return None
     # A (numerically) singular block, e.g. collinear columns on the support, has no unique
@@ -207,7 +223,7 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
     if np.any(np.sign(cand[pen & active] - center[pen & active]) != s[pen & active]):
         return None
     zero = ~active
-    grad_zero = g[zero] + (h @ (cand - x))[zero]
+    grad_zero = g[zero] + small_matvec(h[zero], cand - x)
     if np.any(np.abs(grad_zero) > weight[zero] * (1 + 1e-9) + 1e-12):
         return None
     return cand
@@ -215,7 +231,8 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
 
 def _model_value(x, g, h, w, pen, center, weight) -> float:
     d = w - x
-    return float(g @ d + 0.5 * d @ h @ d + np.sum(weight[pen] * np.abs(w[pen] - center[pen])))
+    return float(g @ d + 0.5 * d @ small_matvec(h, d)
+                 + np.sum(weight[pen] * np.abs(w[pen] - center[pen])))
 
 
 def _feature_sign(x, g, h, w, pen, center, weight) -> np.ndarray | None:
@@ -254,7 +271,7 @@ def _feature_sign(x, g, h, w, pen, center, weight) -> np.ndarray | None:
         s = np.where(pen & active, np.sign(w - center), 0.0)
         if not consistent:
             continue
-        grad = g + h @ (w - x)
+        grad = g + small_matvec(h, w - x)
         violation = np.where(pen & ~active, np.abs(grad) - weight * (1 + 1e-9) - 1e-12, -np.inf)
         j = int(np.argmax(violation)) if violation.size else 0
         if not violation.size or violation[j] <= 0:
@@ -397,8 +414,8 @@ def minimize_composite(
     free = ~(pen & (x == center))
     hff = h[np.ix_(free, free)]
     try:
-        np.linalg.cholesky(0.5 * (hff + hff.T))
-        hess_pd = bool(np.all(np.isfinite(hff)))
+        _cho_factor(0.5 * (hff + hff.T))
+        hess_pd = True
     except np.linalg.LinAlgError:
         hess_pd = False
     return Optimum(
