@@ -205,15 +205,20 @@ def _vector_norm(v: np.ndarray) -> float:
 SMALL_MAX = 192
 
 
-@numba.njit(cache=True, error_model="numpy")
+#: Reassociated sums (SIMD) in the dot products; NaN and inf keep their IEEE meaning.
+_FAST = {"reassoc", "contract"}
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _cholesky_kernel(a):  # pragma: no cover - Numba
     n = a.shape[0]
     low = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1):
-            s = a[i, j]
+            s = 0.0
             for k in range(j):
-                s -= low[i, k] * low[j, k]
+                s += low[i, k] * low[j, k]
+            s = a[i, j] - s
             if i == j:
                 if not s > 0.0:
                     return low.T.copy(), False
@@ -223,17 +228,22 @@ def _cholesky_kernel(a):  # pragma: no cover - Numba
     return low.T.copy(), True
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _tri_inv_kernel(r):  # pragma: no cover - Numba
     n = r.shape[0]
     x = np.zeros((n, n))
-    for j in range(n):
-        x[j, j] = 1.0 / r[j, j]
-        for i in range(j - 1, -1, -1):
-            s = 0.0
-            for k in range(i + 1, j + 1):
-                s += r[i, k] * x[k, j]
-            x[i, j] = -s / r[i, i]
+    row = np.zeros(n)
+    for i in range(n - 1, -1, -1):  # row i of R^-1 from the rows below it
+        row[:] = 0.0
+        row[i] = 1.0
+        for k in range(i + 1, n):
+            rik = r[i, k]
+            if rik != 0.0:
+                for j in range(k, n):
+                    row[j] -= rik * x[k, j]
+        inv = 1.0 / r[i, i]
+        for j in range(i, n):
+            x[i, j] = row[j] * inv
     return x
 
 
@@ -253,7 +263,7 @@ def _tri_gram_kernel(r):  # pragma: no cover - Numba
     return g
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _matvec_kernel(a, v, transpose):  # pragma: no cover - Numba
     m, n = a.shape
     if transpose:
