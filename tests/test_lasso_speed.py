@@ -24,8 +24,8 @@ from bayesmle.models.design import (
     as_design,
     cond_bound,
     gram_factor,
+    matvec,
     small_cholesky,
-    small_matvec,
     triangular_gram,
     triangular_inverse,
 )
@@ -53,10 +53,10 @@ def test_kernels_match_lapack_and_numpy(p):
     assert np.array_equal(g, g.T)
     assert np.max(np.abs(g - ref.T @ ref)) <= 1e3 * p * EPS * np.abs(h).max()
     v = np.random.default_rng(1).standard_normal(p)
-    assert np.allclose(small_matvec(h, v), h @ v, rtol=0, atol=1e3 * p * EPS * scale**2)
+    assert np.allclose(matvec(h, v), h @ v, rtol=0, atol=1e3 * p * EPS * scale**2)
     a = np.random.default_rng(2).standard_normal((p + 3, p))
     w = np.random.default_rng(3).standard_normal(p + 3)
-    assert np.allclose(small_matvec(a, w, transpose=True), a.T @ w, rtol=0, atol=1e-12 * p)
+    assert np.allclose(matvec(a, w, transpose=True), a.T @ w, rtol=0, atol=1e-12 * p)
 
 
 @pytest.mark.parametrize("bad", ["indefinite", "nan"])

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import scipy.linalg
 
-from bayesmle.models.design import small_cholesky, small_matvec
+from bayesmle.models.design import matvec, small_cholesky
 
 __all__ = ["L1Terms", "Optimum", "minimize_composite", "optimality_residual"]
 
@@ -197,7 +197,7 @@ def _solve_on_pattern(x, g, h, active, s, pen, center, weight) -> np.ndarray | N
     d[fixed] = center[fixed] - x[fixed]
     rhs = -(g[active] + weight[active] * s[active])
     if np.any(d[fixed] != 0.0):
-        rhs -= small_matvec(h[np.ix_(active, fixed)], d[fixed])
+        rhs -= matvec(h[np.ix_(active, fixed)], d[fixed])
     block = h[np.ix_(active, active)]
     try:
         chol = _cho_factor(block)
@@ -232,7 +232,7 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
     if np.any(np.sign(cand[pen & active] - center[pen & active]) != s[pen & active]):
         return None
     zero = ~active
-    grad_zero = g[zero] + small_matvec(h[zero], cand - x)
+    grad_zero = g[zero] + matvec(h[zero], cand - x)
     if np.any(np.abs(grad_zero) > weight[zero] * (1 + 1e-9) + 1e-12):
         return None
     return cand
@@ -240,7 +240,7 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
 
 def _model_value(x, g, h, w, pen, center, weight) -> float:
     d = w - x
-    return float(g @ d + 0.5 * d @ small_matvec(h, d)
+    return float(g @ d + 0.5 * d @ matvec(h, d)
                  + np.sum(weight[pen] * np.abs(w[pen] - center[pen])))
 
 
@@ -280,7 +280,7 @@ def _feature_sign(x, g, h, w, pen, center, weight) -> np.ndarray | None:
         s = np.where(pen & active, np.sign(w - center), 0.0)
         if not consistent:
             continue
-        grad = g + small_matvec(h, w - x)
+        grad = g + matvec(h, w - x)
         violation = np.where(pen & ~active, np.abs(grad) - weight * (1 + 1e-9) - 1e-12, -np.inf)
         j = int(np.argmax(violation)) if violation.size else 0
         if not violation.size or violation[j] <= 0:

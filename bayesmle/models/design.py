@@ -8,9 +8,10 @@ conditioned (:func:`gram_factor`), from a blockwise QR otherwise (:func:`colline
 and holds the blockwise helpers that never copy a large design whole.
 
 The (p x p) matrices of a regression -- Gram factors, their inverses and products -- are small:
-:func:`small_cholesky`, :func:`triangular_inverse`, :func:`triangular_gram` and
-:func:`small_matvec` handle them with compiled loops instead of BLAS/LAPACK calls, whose thread
-pools cost more to wake (and, on a busy machine, to wait for) than these products take.
+:func:`small_cholesky`, :func:`triangular_inverse` and :func:`triangular_gram` handle them with
+compiled loops instead of BLAS/LAPACK calls, whose thread pools cost more to wake (and, on a
+busy machine, to wait for) than these products take; :func:`matvec` does the same for
+matrix-vector products, with the design itself too (bound by memory, not arithmetic).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ __all__ = [
     "describe_groups",
     "design_rank",
     "gram_factor",
+    "matvec",
     "null_space",
     "rank_check",
     "residual_norm",
     "small_cholesky",
-    "small_matvec",
     "triangular_gram",
     "triangular_inverse",
 ]
@@ -337,21 +338,23 @@ def triangular_gram(r: np.ndarray) -> np.ndarray:
     return _tri_gram_kernel(np.ascontiguousarray(r))
 
 
-def small_matvec(a: np.ndarray, v: np.ndarray, *, transpose: bool = False) -> np.ndarray:
-    """``a @ v`` (or ``a.T @ v``) for a small dense matrix.
+def matvec(a: np.ndarray, v: np.ndarray, *, transpose: bool = False) -> np.ndarray:
+    """``a @ v`` (or ``a.T @ v``) by a compiled loop, for any size.
+
+    A matrix-vector product is bound by memory, not arithmetic: one pass over ``a`` is as fast
+    in a compiled loop as in BLAS, without waking (or, on a busy machine, waiting for) BLAS's
+    thread pool.
 
     Examples
     --------
     >>> import numpy as np
     >>> a = np.array([[1.0, 2.0], [3.0, 4.0]])
-    >>> small_matvec(a, np.array([1.0, 1.0])).tolist(), small_matvec(
+    >>> matvec(a, np.array([1.0, 1.0])).tolist(), matvec(
     ...     a, np.array([1.0, 1.0]), transpose=True).tolist()
     ([3.0, 7.0], [4.0, 6.0])
     """
     a = np.asarray(a, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    if max(a.shape) > SMALL_MAX:
-        return a.T @ v if transpose else a @ v
     return _matvec_kernel(np.ascontiguousarray(a), np.ascontiguousarray(v), transpose)
 
 

@@ -24,8 +24,8 @@ from bayesmle.models.design import (
     blocks,
     column_norms,
     full_design,
+    matvec,
     pow2,
-    small_matvec,
     triangular_gram,
     tsqr_r,
 )
@@ -142,7 +142,7 @@ def least_squares_without_q(design: Design, intercept: bool, factor: GramFactor 
 def _at(design: Design, intercept: bool, norms: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``A' v`` for ``A = [1, X] / norms``, without forming A (accumulated in v's precision)."""
     if v.dtype == np.float64:
-        xtv = design.X.T @ v
+        xtv = matvec(design.X, v, transpose=True)
     else:  # extended precision: numpy casts X in buffered chunks, never as a whole copy
         xtv = np.einsum("ij,i->j", design.X, v)
     out = (np.concatenate(([v.sum()], xtv)) if intercept else xtv) / norms
@@ -153,7 +153,7 @@ def _residual(design: Design, intercept: bool, y: np.ndarray, coef: np.ndarray,
               extended: bool) -> np.ndarray:
     """``y - [1, X] @ coef``; in extended precision (``numpy.longdouble``) if asked."""
     if not extended:
-        eta = design.X @ coef[int(intercept):]
+        eta = matvec(design.X, coef[int(intercept):])
         return y - (eta + coef[0]) if intercept else y - eta
     c = coef.astype(np.longdouble)
     eta = np.einsum("ij,j->i", design.X, c[int(intercept):])
@@ -204,7 +204,7 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
     out.update(
         anchor=b / norms,
         ss_rss0=np.asarray(float(np.dot(res, res))),
-        ss_c=small_matvec(r_inv, _at(design, intercept, norms, res), transpose=True),
+        ss_c=matvec(r_inv, _at(design, intercept, norms, res), transpose=True),
         ss_gram=0.5 * (g_theta + g_theta.T),
     )
     return out
@@ -221,7 +221,7 @@ def _product(a: np.ndarray, b: np.ndarray, *, transpose: bool = False,
     for j in range(b.shape[1]):
         k = j + 1 if upper_b else b.shape[0]
         part = a[:k] if transpose else a[:, :k]
-        out[:, j] = small_matvec(part, b[:k, j], transpose=transpose)
+        out[:, j] = matvec(part, b[:k, j], transpose=transpose)
     return out
 
 
