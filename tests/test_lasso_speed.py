@@ -26,6 +26,7 @@ from bayesmle.models.design import (
     gram_factor,
     matvec,
     small_cholesky,
+    small_matmul,
     triangular_gram,
     triangular_inverse,
 )
@@ -54,6 +55,8 @@ def test_kernels_match_lapack_and_numpy(p):
     assert np.max(np.abs(g - ref.T @ ref)) <= 1e3 * p * EPS * np.abs(h).max()
     v = np.random.default_rng(1).standard_normal(p)
     assert np.allclose(matvec(h, v), h @ v, rtol=0, atol=1e3 * p * EPS * scale**2)
+    m = np.random.default_rng(4).standard_normal((p, p + 2))
+    assert np.allclose(small_matmul(h, m), h @ m, rtol=0, atol=1e3 * p * EPS * scale**2 * 4)
     a = np.random.default_rng(2).standard_normal((p + 3, p))
     w = np.random.default_rng(3).standard_normal(p + 3)
     assert np.allclose(matvec(a, w, transpose=True), a.T @ w, rtol=0, atol=1e-12 * p)

@@ -41,6 +41,7 @@ __all__ = [
     "rank_check",
     "residual_norm",
     "small_cholesky",
+    "small_matmul",
     "triangular_gram",
     "triangular_inverse",
 ]
@@ -282,6 +283,38 @@ def _matvec_kernel(a, v, transpose):  # pragma: no cover - Numba
             s += a[i, j] * v[j]
         out[i] = s
     return out
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _matmul_kernel(a, b):  # pragma: no cover - Numba
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.zeros((m, n))
+    for i in range(m):
+        row = out[i]
+        for t in range(k):
+            ait = a[i, t]
+            if ait != 0.0:
+                bt = b[t]
+                for j in range(n):
+                    row[j] += ait * bt[j]
+    return out
+
+
+def small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for small matrices by a compiled loop (BLAS above ``SMALL_MAX``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> small_matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]])).tolist()
+    [[11.0]]
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if max(a.shape + b.shape) > SMALL_MAX:
+        return a @ b
+    return _matmul_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
 def small_cholesky(a: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from bayesmle.models.design import (
     full_design,
     matvec,
     pow2,
+    small_matmul,
     triangular_gram,
     tsqr_r,
 )
@@ -199,29 +200,14 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
         return out
     extended = design.n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
     b, res = _least_squares_csne(design, intercept, y, r, _Scaling(1.0 / norms), extended)
-    # Q'Q = R^-T gram R^-1 (upper-triangular R^-1: column j needs its first j + 1 rows)
-    g_theta = _product(r_inv, _product(factor.gram, r_inv, upper_b=True), transpose=True)
+    # Q'Q = R^-T gram R^-1
+    g_theta = small_matmul(r_inv.T, small_matmul(factor.gram, r_inv))
     out.update(
         anchor=b / norms,
         ss_rss0=np.asarray(float(np.dot(res, res))),
         ss_c=matvec(r_inv, _at(design, intercept, norms, res), transpose=True),
         ss_gram=0.5 * (g_theta + g_theta.T),
     )
-    return out
-
-
-def _product(a: np.ndarray, b: np.ndarray, *, transpose: bool = False,
-             upper_b: bool = False) -> np.ndarray:
-    """``a @ b`` (or ``a.T @ b``) of small matrices, column by column (no BLAS-3 call).
-
-    With ``upper_b`` only the first ``j + 1`` rows of column ``j`` of ``b`` are read.
-    """
-    rows = a.shape[1] if transpose else a.shape[0]
-    out = np.empty((rows, b.shape[1]))
-    for j in range(b.shape[1]):
-        k = j + 1 if upper_b else b.shape[0]
-        part = a[:k] if transpose else a[:, :k]
-        out[:, j] = matvec(part, b[:k, j], transpose=transpose)
     return out
 
 
