@@ -23,6 +23,7 @@ from bayesmle.models.design import (
     SMALL_MAX,
     as_design,
     cond_bound,
+    gram,
     gram_factor,
     matvec,
     small_cholesky,
@@ -55,6 +56,10 @@ def test_kernels_match_lapack_and_numpy(p):
     assert np.max(np.abs(g - ref.T @ ref)) <= 1e3 * p * EPS * np.abs(h).max()
     v = np.random.default_rng(1).standard_normal(p)
     assert np.allclose(matvec(h, v), h @ v, rtol=0, atol=1e3 * p * EPS * scale**2)
+    x = np.random.default_rng(5).standard_normal((700, p))
+    gx = gram(x)
+    assert np.array_equal(gx, gx.T)
+    assert np.allclose(gx, x.T @ x, rtol=0, atol=1e-12 * 700 * p)
     m = np.random.default_rng(4).standard_normal((p, p + 2))
     assert np.allclose(small_matmul(h, m), h @ m, rtol=0, atol=1e3 * p * EPS * scale**2 * 4)
     a = np.random.default_rng(2).standard_normal((p + 3, p))
