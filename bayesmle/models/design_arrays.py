@@ -306,6 +306,9 @@ def implicit_standardised_arrays(design: Design, intercept: bool, factor: GramFa
     var = xx - center**2
     scale = np.sqrt(np.where(var > 1e-8 * xx, var, xx))
     scale[scale == 0] = 1.0
+    # a power of two: coef = z / scale and back are exact, so that a coefficient held at a
+    # Laplace prior's (non-zero) centre in z is reported exactly at that centre
+    scale = pow2(scale)
     out = {"X": design.X, "center": center, "scale": scale}
     if y is None:
         return out
@@ -360,7 +363,6 @@ def standardised_arrays(design: Design, intercept: bool, centre: bool = True
     X = design.X
     center = X.mean(axis=0) if (intercept and centre) else np.zeros(design.d)
     xc = X - center
-    scale = np.sqrt(np.einsum("ij,ij->j", xc, xc) / design.n)
-    scale[scale == 0] = 1.0
+    scale = pow2(np.sqrt(np.einsum("ij,ij->j", xc, xc) / design.n))  # exact (see above)
     xc /= scale
     return {"Xs": xc, "center": center, "scale": scale}
