@@ -294,7 +294,9 @@ class RegressionModel:
         coords = self.coordinates(priors)
         gaussian = self.family == "gaussian"
         # at least squares: QR coordinates, or standardised ones with sufficient statistics
-        anchored = gaussian and (isinstance(coords, QRCoordinates) or "ss_w0" in arrays)
+        # (which start at their anchor ss_w0, see StandardisedCoordinates.start)
+        anchored = gaussian and (isinstance(coords, QRCoordinates) or (
+            coords.has_sufficient_stats() and "ss_w0" in arrays))
         start: dict[str, Any] = coords.start(arrays, self._eta0(arrays), gaussian)
         y = arrays["y"]
         if "sigma" in self.extras():
