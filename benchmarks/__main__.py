@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks import CASES, OPTIONAL
-from benchmarks._harness import BLAS_ENV, PACKAGE_ROOT, CaseResult, Config
+from benchmarks._harness import BLAS_ENV, PACKAGE_ROOT, USER_BLAS_ENV, CaseResult, Config
 from benchmarks._report import machine_info, render_markdown, render_text
 
 
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.blas_threads < 0:
         raise SystemExit("--blas-threads must be >= 0.")
     if args.blas_threads:
+        # the user's own settings, for cases that also measure the default threading
+        os.environ.setdefault(USER_BLAS_ENV, json.dumps({v: os.environ.get(v) for v in BLAS_ENV}))
         for var in BLAS_ENV:
             os.environ[var] = str(args.blas_threads)
     cfg = Config(reps=args.reps, quick=args.quick, profile=not args.no_profile,

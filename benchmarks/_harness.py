@@ -8,6 +8,7 @@ the spread), target checks (a ratio against the peer measured in the same run), 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import statistics
 import time
@@ -21,6 +22,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 LIBRARY_ROOT = PACKAGE_ROOT.parent / "bayesmle"
 #: Environment variables that set the thread count of BLAS / OpenMP (set before numpy loads).
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Where ``python -m benchmarks`` keeps the user's own values of ``BLAS_ENV`` (JSON) before it
+#: pins the benchmark processes to ``--blas-threads``.
+USER_BLAS_ENV = "BENCH_USER_BLAS_ENV"
 
 
 @dataclass
@@ -269,21 +273,41 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def blas_settings() -> list[tuple[str, dict, tuple[str, ...]]]:
+    """``(label, env, unset)`` for a child with the default BLAS threading and one with one thread.
+
+    The default is the environment the user started ``python -m benchmarks`` with (BLAS and
+    OpenMP pick their own thread counts unless the user set them), whatever ``--blas-threads``
+    pinned for the other cases.
+    """
+    saved = json.loads(os.environ.get(USER_BLAS_ENV, "null"))
+    current = {var: os.environ.get(var) for var in BLAS_ENV}
+    user = saved if saved is not None else current
+    default_env = {k: v for k, v in user.items() if v is not None}
+    default_unset = tuple(k for k, v in user.items() if v is None)
+    label = ("default BLAS threads" if not default_env else
+             "user's BLAS threads (" + ", ".join(f"{k}={v}" for k, v in default_env.items()) + ")")
+    return [(label, default_env, default_unset),
+            ("1 BLAS thread", {var: "1" for var in BLAS_ENV}, ())]
+
+
 def run_child(module: str, *args: str, empty_cache: bool = False, env: dict | None = None,
-              timeout: float = 900.0) -> dict:
+              timeout: float = 900.0, unset: tuple[str, ...] = ()) -> dict:
     """Run ``python -m benchmarks.<module> *args`` in a fresh process; parse its JSON stdout.
 
     With ``empty_cache`` the child gets empty PyTensor and Numba on-disk compile caches (a
     fresh machine); otherwise it shares this machine's caches (normal use after a first run).
-    ``env`` adds variables to the child's environment (a value ``None`` removes one).
+    ``env`` adds or overrides environment variables (a value ``None`` removes one),
+    ``unset`` removes some.
     """
-    import json
     import subprocess
     import sys
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         child_env = dict(os.environ)
+        for var in unset:
+            child_env.pop(var, None)
         for key, value in (env or {}).items():  # None removes the variable
             if value is None:
                 child_env.pop(key, None)

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import scipy.linalg
 
+from bayesmle.models.design import matvec, small_cholesky
+
 __all__ = ["L1Terms", "Optimum", "minimize_composite", "optimality_residual"]
 
 ObjectiveFn = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
@@ -90,20 +92,41 @@ def optimality_residual(x, g, index, center, weight) -> np.ndarray:
     return r
 
 
+def _cho_factor(h: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``scipy.linalg.cho_factor``-style ``(c, lower)`` of a symmetric matrix (upper factor).
+
+    Small matrices are factorised by compiled loops (no threaded LAPACK call). Raises
+    ``numpy.linalg.LinAlgError`` if ``h`` is not (numerically) positive definite.
+    """
+    if not np.all(np.isfinite(h)):
+        raise np.linalg.LinAlgError("matrix has non-finite entries")
+    # small_cholesky reads the lower triangle; scipy's upper factor reads the upper one
+    return small_cholesky(h.T), False
+
+
 def _positive_definite(h: np.ndarray) -> tuple[tuple, np.ndarray]:
     """Cholesky factor of ``h``, or of ``h + tau I`` (Levenberg-Marquardt shift), and the matrix."""
     try:
-        return scipy.linalg.cho_factor(h, check_finite=False), h
+        return _cho_factor(h), h
     except (np.linalg.LinAlgError, ValueError):
         pass
     sym = 0.5 * (h + h.T)
-    evals = np.linalg.eigvalsh(sym)
-    top = max(np.max(np.abs(evals)), 1.0)
-    tau = max(0.0, -evals.min()) + 1e-6 * top
+    if not np.all(np.isfinite(sym)):
+        raise np.linalg.LinAlgError("Hessian has non-finite entries")
+    # The smallest shift that factorises, to within a factor of 4, without an eigenvalue
+    # decomposition: from 1e-6 of a bound on the spectral radius (the largest absolute row
+    # sum) upwards; Gershgorin's bound on the smallest eigenvalue caps the search.
+    absum = np.abs(sym).sum(axis=1)
+    top = max(float(absum.max()), 1.0)
+    diag = np.diag(sym)
+    gershgorin = max(0.0, float(-(diag + np.abs(diag) - absum).min())) + 1e-6 * top
+    tau, capped = 1e-6 * top, False
     for _ in range(60):
+        if not capped and tau >= gershgorin:
+            tau, capped = gershgorin, True  # positive definite from here (up to rounding)
         shifted = sym + tau * np.eye(len(h))
         try:
-            return scipy.linalg.cho_factor(shifted, check_finite=False), shifted
+            return _cho_factor(shifted), shifted
         except np.linalg.LinAlgError:
             tau *= 4.0
     raise np.linalg.LinAlgError("Hessian could not be regularised")
@@ -172,10 +195,12 @@ def _solve_on_pattern(x, g, h, active, s, pen, center, weight) -> np.ndarray | N
     fixed = pen & ~active
     d = np.zeros_like(x)
     d[fixed] = center[fixed] - x[fixed]
-    rhs = -(g[active] + weight[active] * s[active]) - h[np.ix_(active, fixed)] @ d[fixed]
+    rhs = -(g[active] + weight[active] * s[active])
+    if np.any(d[fixed] != 0.0):
+        rhs -= matvec(h[np.ix_(active, fixed)], d[fixed])
     block = h[np.ix_(active, active)]
     try:
-        chol = scipy.linalg.cho_factor(block, check_finite=False)
+        chol = _cho_factor(block)
     except (np.linalg.LinAlgError, ValueError):
         return None
     # A (numerically) singular block, e.g. collinear columns on the support, has no unique
@@ -207,7 +232,7 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
     if np.any(np.sign(cand[pen & active] - center[pen & active]) != s[pen & active]):
         return None
     zero = ~active
-    grad_zero = g[zero] + (h @ (cand - x))[zero]
+    grad_zero = g[zero] + matvec(h[zero], cand - x)
     if np.any(np.abs(grad_zero) > weight[zero] * (1 + 1e-9) + 1e-12):
         return None
     return cand
@@ -215,7 +240,8 @@ def _exact_on_support(x, g, h, w, pen, center, weight) -> np.ndarray | None:
 
 def _model_value(x, g, h, w, pen, center, weight) -> float:
     d = w - x
-    return float(g @ d + 0.5 * d @ h @ d + np.sum(weight[pen] * np.abs(w[pen] - center[pen])))
+    return float(g @ d + 0.5 * d @ matvec(h, d)
+                 + np.sum(weight[pen] * np.abs(w[pen] - center[pen])))
 
 
 def _feature_sign(x, g, h, w, pen, center, weight) -> np.ndarray | None:
@@ -254,7 +280,7 @@ def _feature_sign(x, g, h, w, pen, center, weight) -> np.ndarray | None:
         s = np.where(pen & active, np.sign(w - center), 0.0)
         if not consistent:
             continue
-        grad = g + h @ (w - x)
+        grad = g + matvec(h, w - x)
         violation = np.where(pen & ~active, np.abs(grad) - weight * (1 + 1e-9) - 1e-12, -np.inf)
         j = int(np.argmax(violation)) if violation.size else 0
         if not violation.size or violation[j] <= 0:
@@ -397,8 +423,8 @@ def minimize_composite(
     free = ~(pen & (x == center))
     hff = h[np.ix_(free, free)]
     try:
-        np.linalg.cholesky(0.5 * (hff + hff.T))
-        hess_pd = bool(np.all(np.isfinite(hff)))
+        _cho_factor(0.5 * (hff + hff.T))
+        hess_pd = True
     except np.linalg.LinAlgError:
         hess_pd = False
     return Optimum(

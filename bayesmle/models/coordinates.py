@@ -188,7 +188,20 @@ class StandardisedCoordinates(_Base):
         return eta, intercept, coef
 
     def start(self, arrays: Mapping[str, np.ndarray], eta0: Any, gaussian: bool) -> dict:
-        """Zero coefficients and the intercept of a constant predictor."""
+        """Zero coefficients and the intercept of a constant predictor.
+
+        A Gaussian model with sufficient statistics starts at their least-squares anchor
+        ``ss_w0`` instead (as QR coordinates do): there the Hessian is positive definite in
+        the coefficients and the scale jointly, and the first step already solves the
+        penalised problem at about the right scale.
+        """
+        if "ss_w0" in arrays and self.has_sufficient_stats():
+            w0 = np.asarray(arrays["ss_w0"], dtype=float)
+            i = int(self.intercept)
+            start = {"coef_std": w0[i:].reshape(self._shape(w0.size - i))}
+            if self.intercept:
+                start[self._intercept_name()] = float(w0[0])
+            return start
         start = {} if self.own_coef else {
             "coef_std": np.zeros(self._shape(arrays["center"].shape[0]))}
         if self.intercept:

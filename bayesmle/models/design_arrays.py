@@ -24,7 +24,10 @@ from bayesmle.models.design import (
     blocks,
     column_norms,
     full_design,
+    matvec,
     pow2,
+    small_matmul,
+    triangular_gram,
     tsqr_r,
 )
 
@@ -140,7 +143,7 @@ def least_squares_without_q(design: Design, intercept: bool, factor: GramFactor 
 def _at(design: Design, intercept: bool, norms: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``A' v`` for ``A = [1, X] / norms``, without forming A (accumulated in v's precision)."""
     if v.dtype == np.float64:
-        xtv = design.X.T @ v
+        xtv = matvec(design.X, v, transpose=True)
     else:  # extended precision: numpy casts X in buffered chunks, never as a whole copy
         xtv = np.einsum("ij,i->j", design.X, v)
     out = (np.concatenate(([v.sum()], xtv)) if intercept else xtv) / norms
@@ -151,7 +154,7 @@ def _residual(design: Design, intercept: bool, y: np.ndarray, coef: np.ndarray,
               extended: bool) -> np.ndarray:
     """``y - [1, X] @ coef``; in extended precision (``numpy.longdouble``) if asked."""
     if not extended:
-        eta = design.X @ coef[int(intercept):]
+        eta = matvec(design.X, coef[int(intercept):])
         return y - (eta + coef[0]) if intercept else y - eta
     c = coef.astype(np.longdouble)
     eta = np.einsum("ij,j->i", design.X, c[int(intercept):])
@@ -190,21 +193,50 @@ def implicit_qr_arrays(design: Design, intercept: bool, factor: GramFactor,
     c = np.sqrt(n)
     norms, r = factor.norms, factor.r
     p = r.shape[0]
-    r_inv = np.triu(scipy.linalg.solve_triangular(r / c, np.eye(p), check_finite=False))
+    r_inv = factor.r_inv * c  # the inverse of r / c
     out = {"coef_map": r_inv / norms[:, None], "col_norm": norms}
     if y is None:
         out["anchor"] = np.zeros(p)
         return out
     extended = design.n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
-    b, res = _least_squares_csne(design, intercept, y, r, np.diag(1.0 / norms), extended)
-    g_theta = r_inv.T @ factor.gram @ r_inv
+    b, res = _least_squares_csne(design, intercept, y, r, _Scaling(1.0 / norms), extended)
+    # Q'Q = R^-T gram R^-1
+    g_theta = small_matmul(r_inv.T, small_matmul(factor.gram, r_inv))
     out.update(
         anchor=b / norms,
         ss_rss0=np.asarray(float(np.dot(res, res))),
-        ss_c=r_inv.T @ _at(design, intercept, norms, res),
+        ss_c=matvec(r_inv, _at(design, intercept, norms, res), transpose=True),
         ss_gram=0.5 * (g_theta + g_theta.T),
     )
     return out
+
+
+class _Scaling:
+    """The change of coordinates ``t = D + e_0 t0'`` (column scales, centring in row 0).
+
+    ``t @ w`` and ``t.T @ v`` in O(p), without forming or multiplying ``t``.
+    """
+
+    def __init__(self, diag: np.ndarray, row0: np.ndarray | None = None):
+        self.diag = diag
+        self.row0 = row0  # t[0, :] - diag[0] * e_0 (zero without centring)
+
+    @property
+    def size(self) -> int:
+        return self.diag.size
+
+    def __matmul__(self, w: np.ndarray) -> np.ndarray:
+        out = self.diag * w
+        if self.row0 is not None:
+            out[0] += float(self.row0 @ w)
+        return out
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``t.T @ v``."""
+        out = self.diag * v
+        if self.row0 is not None:
+            out += v[0] * self.row0
+        return out
 
 
 def gaussian_sufficient_stats(m: np.ndarray, residual: np.ndarray) -> dict[str, np.ndarray]:
@@ -221,7 +253,7 @@ def gaussian_sufficient_stats(m: np.ndarray, residual: np.ndarray) -> dict[str, 
 
 
 def _least_squares_csne(design: Design, intercept: bool, y: np.ndarray, r: np.ndarray,
-                        t: np.ndarray, extended: bool) -> tuple[np.ndarray, np.ndarray]:
+                        t: _Scaling, extended: bool) -> tuple[np.ndarray, np.ndarray]:
     """Least squares in coordinates ``w`` with coefficients ``t @ w`` of ``[1, X]``.
 
     ``r`` is the upper-triangular Cholesky factor of ``M'M`` for ``M = [1, X] t``. Corrected
@@ -235,7 +267,7 @@ def _least_squares_csne(design: Design, intercept: bool, y: np.ndarray, r: np.nd
     ident = Design(design.X, ())
 
     def mt(v):
-        return t.T @ _at(ident, intercept, np.ones(t.shape[0]), v)
+        return t.rmatvec(_at(ident, intercept, np.ones(t.size), v))
 
     cho = (r, False)
     w = scipy.linalg.cho_solve(cho, mt(y), check_finite=False)
@@ -274,21 +306,27 @@ def implicit_standardised_arrays(design: Design, intercept: bool, factor: GramFa
     var = xx - center**2
     scale = np.sqrt(np.where(var > 1e-8 * xx, var, xx))
     scale[scale == 0] = 1.0
+    # a power of two: coef = z / scale and back are exact, so that a coefficient held at a
+    # Laplace prior's (non-zero) centre in z is reported exactly at that centre
+    scale = pow2(scale)
     out = {"X": design.X, "center": center, "scale": scale}
     if y is None:
         return out
     p = d + int(intercept)
-    t = np.zeros((p, p))
+    diag = np.concatenate(([1.0], 1.0 / scale)) if intercept else 1.0 / scale
+    row0 = np.concatenate(([0.0], -center / scale)) if intercept else None
+    t = _Scaling(diag, row0)
+    # r_raw @ t: column j of t has entries only in rows 0 and j, so the product is a column
+    # scaling plus a multiple of r_raw's first column (which is zero below its first row).
+    r_w = r_raw * diag[None, :]
     if intercept:
-        t[0, 0] = 1.0
-        t[0, 1:] = -center / scale
-    t[np.arange(int(intercept), p), np.arange(int(intercept), p)] = 1.0 / scale
-    r_w = np.triu(r_raw @ t)
+        r_w[:, 1:] += np.outer(r_raw[:, 0], row0[1:])
+    r_w = np.triu(r_w)
     extended = n * p <= EXTENDED_MAX_SIZE or factor.cond > EXTENDED_MIN_COND
     w0, res = _least_squares_csne(design, intercept, y, r_w, t, extended)
     out.update(ss_w0=w0, ss_rss0=np.asarray(float(np.dot(res, res))),
-               ss_c=t.T @ _at(Design(design.X, ()), intercept, np.ones(p), res),
-               ss_gram=r_w.T @ r_w)
+               ss_c=t.rmatvec(_at(Design(design.X, ()), intercept, np.ones(p), res)),
+               ss_gram=triangular_gram(r_w))
     return out
 
 
@@ -325,7 +363,6 @@ def standardised_arrays(design: Design, intercept: bool, centre: bool = True
     X = design.X
     center = X.mean(axis=0) if (intercept and centre) else np.zeros(design.d)
     xc = X - center
-    scale = np.sqrt(np.einsum("ij,ij->j", xc, xc) / design.n)
-    scale[scale == 0] = 1.0
+    scale = pow2(np.sqrt(np.einsum("ij,ij->j", xc, xc) / design.n))  # exact (see above)
     xc /= scale
     return {"Xs": xc, "center": center, "scale": scale}

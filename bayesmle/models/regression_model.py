@@ -263,8 +263,11 @@ class RegressionModel:
             return None
         sigma = model["sigma_known"] if self.known_sigma else model["sigma"]
         u = coords.stats_coordinates(model)
-        rss = model["ss_rss0"] - 2.0 * pt.dot(model["ss_c"], u) + pt.dot(
-            u, pt.dot(model["ss_gram"], u))
+        # Written as elementwise products and sums, not pt.dot: the (p x p) matrix-vector
+        # product would be a BLAS gemv, which a threaded BLAS splits across its thread pool
+        # at every evaluation (milliseconds to wake it, far more on a busy machine).
+        gram_u = pt.sum(model["ss_gram"] * u[None, :], axis=1)
+        rss = model["ss_rss0"] - 2.0 * pt.sum(model["ss_c"] * u) + pt.sum(u * gram_u)
         n = model["y"].shape[0].astype("float64")
         return -0.5 * n * np.log(2 * np.pi) - n * pt.log(sigma) - rss / (2.0 * sigma**2)
 
@@ -290,7 +293,10 @@ class RegressionModel:
         """Natural-scale starting values of the free variables (a constant predictor)."""
         coords = self.coordinates(priors)
         gaussian = self.family == "gaussian"
-        anchored = gaussian and isinstance(coords, QRCoordinates)  # at least squares
+        # at least squares: QR coordinates, or standardised ones with sufficient statistics
+        # (which start at their anchor ss_w0, see StandardisedCoordinates.start)
+        anchored = gaussian and (isinstance(coords, QRCoordinates) or (
+            coords.has_sufficient_stats() and "ss_w0" in arrays))
         start: dict[str, Any] = coords.start(arrays, self._eta0(arrays), gaussian)
         y = arrays["y"]
         if "sigma" in self.extras():
