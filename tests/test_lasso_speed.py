@@ -175,3 +175,32 @@ def test_lasso_fits_from_threads_equal_the_serial_fit(lasso_problem):
     for other in fits:
         assert np.array_equal(other.params["coef"], fit.params["coef"])
         assert other.params["sigma"] == fit.params["sigma"]
+
+
+@pytest.mark.parametrize("p", [1, 2, 7])
+def test_compiled_kernels_at_small_sizes(p):
+    """Below OpenBLAS's threading thresholds the wrappers use LAPACK/BLAS; the compiled
+    kernels themselves are checked here on the same small matrices."""
+    from bayesmle.models import _kernels
+
+    h = _spd(p, seed=p)
+    ref = scipy.linalg.cholesky(h, lower=False)
+    r, ok = _kernels.cholesky_kernel(np.ascontiguousarray(h))
+    assert ok and np.max(np.abs(r - ref)) <= 1e3 * p * EPS * np.abs(ref).max()
+    r_inv = _kernels.tri_inv_kernel(np.ascontiguousarray(ref))
+    assert np.max(np.abs(r_inv - np.linalg.inv(ref))) <= 1e3 * p * EPS * np.abs(r_inv).max()
+    g = _kernels.tri_gram_kernel(np.ascontiguousarray(ref))
+    assert np.max(np.abs(g - ref.T @ ref)) <= 1e3 * p * EPS * np.abs(h).max()
+    v = np.random.default_rng(1).standard_normal(p)
+    assert np.allclose(_kernels.matvec_kernel(h, v, False), h @ v, rtol=0,
+                       atol=1e3 * p * EPS * np.abs(h).max() * np.abs(v).max())
+    assert np.allclose(_kernels.matvec_kernel(h, v, True), h.T @ v, rtol=0,
+                       atol=1e3 * p * EPS * np.abs(h).max() * np.abs(v).max())
+    x = np.random.default_rng(5).standard_normal((700, p))
+    assert np.allclose(_kernels.gram_kernel(x, 256), x.T @ x, rtol=0, atol=1e-12 * 700 * p)
+    m = np.random.default_rng(4).standard_normal((p, p + 2))
+    assert np.allclose(_kernels.matmul_kernel(h, m), h @ m, rtol=0,
+                       atol=1e3 * p * EPS * np.abs(h).max() * np.abs(m).max() * 4)
+    bad = h.copy()
+    bad[0, 0] = -1.0
+    assert not _kernels.cholesky_kernel(bad)[1]

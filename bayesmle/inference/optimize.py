@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 import scipy.linalg
 
@@ -132,57 +131,15 @@ def _positive_definite(h: np.ndarray) -> tuple[tuple, np.ndarray]:
     raise np.linalg.LinAlgError("Hessian could not be regularised")
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _cd_kernel(x, g, h, pen, center, weight, tol, max_sweeps):  # pragma: no cover - Numba
-    n = x.size
-    w = x.copy()
-    r = np.zeros(n)  # h @ (w - x)
-    active = np.ones(n, dtype=np.bool_)
-    full_sweep = True
-    for _ in range(max_sweeps):
-        biggest = 0.0
-        for j in range(n):
-            if not (full_sweep or active[j]):
-                continue
-            a = h[j, j]
-            target = w[j] - (g[j] + r[j]) / a
-            if pen[j]:
-                u = target - center[j]
-                lam = weight[j] / a
-                if u > lam:
-                    new = center[j] + u - lam
-                elif u < -lam:
-                    new = center[j] + u + lam
-                else:
-                    new = center[j]
-            else:
-                new = target
-            delta = new - w[j]
-            if delta != 0.0:
-                for i in range(n):
-                    r[i] += h[i, j] * delta
-                w[j] = new
-                step = abs(delta) * np.sqrt(a)
-                if step > biggest:
-                    biggest = step
-        for j in range(n):
-            active[j] = (not pen[j]) or w[j] != center[j]
-        if biggest <= tol:
-            if full_sweep:
-                break
-            full_sweep = True
-        else:
-            full_sweep = biggest > 1e3 * tol and full_sweep
-    return w
-
-
 def _cd_quadratic_l1(x, g, h, pen, center, weight, *, tol=1e-12, max_sweeps=500):
     """Coordinate descent for ``min_w g.(w-x) + (w-x)'h(w-x)/2 + sum_pen weight |w - center|``.
 
     Cyclic sweeps with soft-thresholding, then sweeps over the active set only until they
     stall, then a full sweep to confirm (compiled with Numba).
     """
-    return _cd_kernel(np.ascontiguousarray(x, dtype=np.float64),
+    from bayesmle.models._kernels import cd_kernel
+
+    return cd_kernel(np.ascontiguousarray(x, dtype=np.float64),
                       np.ascontiguousarray(g, dtype=np.float64),
                       np.asfortranarray(h, dtype=np.float64),
                       np.ascontiguousarray(pen, dtype=np.bool_),

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.linalg
 
@@ -203,103 +202,27 @@ def _vector_norm(v: np.ndarray) -> float:
 
 
 # -- small dense kernels -----------------------------------------------------------------------
-#: Matrices up to this order go through the compiled loops below; larger ones through LAPACK,
-#: where the work is large enough to pay for BLAS threads.
+#: Matrices up to this order go through compiled loops (:mod:`bayesmle.models._kernels`);
+#: larger ones through LAPACK, where the work is large enough to pay for BLAS threads.
 SMALL_MAX = 192
+#: OpenBLAS's thresholds for running a product on several threads (``GEMM_MULTITHREAD_THRESHOLD``
+#: x 65,536 multiply-adds for a matrix product, x 2,304 for a matrix-vector product). Below them
+#: BLAS runs on the calling thread, as fast as a compiled loop and without importing Numba or
+#: compiling anything: the compiled kernels are used only from these sizes on.
+THREADED_GEMM_WORK = 262_144
+THREADED_GEMV_WORK = 9_216
 
 
-#: Reassociated sums (SIMD) in the dot products; NaN and inf keep their IEEE meaning.
-_FAST = {"reassoc", "contract"}
+def _kernels():
+    from bayesmle.models import _kernels
+
+    return _kernels
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _cholesky_kernel(a):  # pragma: no cover - Numba
-    n = a.shape[0]
-    low = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1):
-            s = 0.0
-            for k in range(j):
-                s += low[i, k] * low[j, k]
-            s = a[i, j] - s
-            if i == j:
-                if not s > 0.0:
-                    return low.T.copy(), False
-                low[i, i] = np.sqrt(s)
-            else:
-                low[i, j] = s / low[j, j]
-    return low.T.copy(), True
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _tri_inv_kernel(r):  # pragma: no cover - Numba
-    n = r.shape[0]
-    x = np.zeros((n, n))
-    row = np.zeros(n)
-    for i in range(n - 1, -1, -1):  # row i of R^-1 from the rows below it
-        row[:] = 0.0
-        row[i] = 1.0
-        for k in range(i + 1, n):
-            rik = r[i, k]
-            if rik != 0.0:
-                for j in range(k, n):
-                    row[j] -= rik * x[k, j]
-        inv = 1.0 / r[i, i]
-        for j in range(i, n):
-            x[i, j] = row[j] * inv
-    return x
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _tri_gram_kernel(r):  # pragma: no cover - Numba
-    n = r.shape[0]
-    g = np.zeros((n, n))
-    for k in range(n):
-        for i in range(k, n):
-            rki = r[k, i]
-            if rki != 0.0:
-                for j in range(i, n):
-                    g[i, j] += rki * r[k, j]
-    for i in range(n):
-        for j in range(i):
-            g[i, j] = g[j, i]
-    return g
-
-
-@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _matvec_kernel(a, v, transpose):  # pragma: no cover - Numba
-    m, n = a.shape
-    if transpose:
-        out = np.zeros(n)
-        for i in range(m):
-            vi = v[i]
-            if vi != 0.0:
-                for j in range(n):
-                    out[j] += a[i, j] * vi
-        return out
-    out = np.zeros(m)
-    for i in range(m):
-        s = 0.0
-        for j in range(n):
-            s += a[i, j] * v[j]
-        out[i] = s
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _matmul_kernel(a, b):  # pragma: no cover - Numba
-    m, k = a.shape
-    n = b.shape[1]
-    out = np.zeros((m, n))
-    for i in range(m):
-        row = out[i]
-        for t in range(k):
-            ait = a[i, t]
-            if ait != 0.0:
-                bt = b[t]
-                for j in range(n):
-                    row[j] += ait * bt[j]
-    return out
 
 
 def small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -313,33 +236,12 @@ def small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    if max(a.shape + b.shape) > SMALL_MAX:
+    if (max(a.shape + b.shape) > SMALL_MAX
+            or a.shape[0] * a.shape[1] * b.shape[-1] < THREADED_GEMM_WORK):
         return a @ b
-    return _matmul_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b))
+    return _kernels().matmul_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _gram_kernel(x, rows):  # pragma: no cover - Numba
-    n, d = x.shape
-    g = np.zeros((d, d))
-    buf = np.empty((d, rows))
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
-        for i in range(m):  # the block, transposed: contiguous columns for the dot products
-            for j in range(d):
-                buf[j, i] = x[start + i, j]
-        for j in range(d):
-            bj = buf[j]
-            for k in range(j, d):
-                bk = buf[k]
-                acc = 0.0
-                for i in range(m):
-                    acc += bj[i] * bk[i]
-                g[j, k] += acc
-    for j in range(d):
-        for k in range(j):
-            g[j, k] = g[k, j]
-    return g
 
 
 def gram(x: np.ndarray) -> np.ndarray:
@@ -357,10 +259,10 @@ def gram(x: np.ndarray) -> np.ndarray:
     [[10.0, 14.0], [14.0, 20.0]]
     """
     x = np.asarray(x, dtype=np.float64)
-    if x.shape[1] > SMALL_MAX:
+    if x.shape[1] > SMALL_MAX or x.shape[0] * x.shape[1] ** 2 < THREADED_GEMM_WORK:
         g = x.T @ x
         return 0.5 * (g + g.T)
-    return _gram_kernel(np.ascontiguousarray(x), 256)
+    return _kernels().gram_kernel(np.ascontiguousarray(x), 256)
 
 
 def small_cholesky(a: np.ndarray) -> np.ndarray:
@@ -377,9 +279,15 @@ def small_cholesky(a: np.ndarray) -> np.ndarray:
     [[2.0, 1.0], [0.0, 2.0]]
     """
     a = np.asarray(a, dtype=np.float64)
-    if a.shape[0] > SMALL_MAX:
-        return scipy.linalg.cholesky(a, lower=False, check_finite=False)
-    r, ok = _cholesky_kernel(np.ascontiguousarray(a))
+    if a.shape[0] > SMALL_MAX or a.shape[0] ** 3 < THREADED_GEMM_WORK:
+        try:
+            r = scipy.linalg.cholesky(a, lower=True, check_finite=False).T
+        except scipy.linalg.LinAlgError as exc:
+            raise np.linalg.LinAlgError("matrix is not positive definite") from exc
+        if not np.isfinite(r).all():  # OpenBLAS's potrf does not stop at a NaN
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        return r
+    r, ok = _kernels().cholesky_kernel(np.ascontiguousarray(a))
     if not ok:
         raise np.linalg.LinAlgError("matrix is not positive definite")
     return r
@@ -395,10 +303,10 @@ def triangular_inverse(r: np.ndarray) -> np.ndarray:
     [[0.5, -0.125], [0.0, 0.25]]
     """
     r = np.asarray(r, dtype=np.float64)
-    if r.shape[0] > SMALL_MAX:
+    if r.shape[0] > SMALL_MAX or r.shape[0] ** 3 < THREADED_GEMM_WORK:
         return np.triu(scipy.linalg.solve_triangular(r, np.eye(r.shape[0]), lower=False,
                                                      check_finite=False))
-    return _tri_inv_kernel(np.ascontiguousarray(r))
+    return _kernels().tri_inv_kernel(np.ascontiguousarray(r))
 
 
 def triangular_gram(r: np.ndarray) -> np.ndarray:
@@ -411,10 +319,10 @@ def triangular_gram(r: np.ndarray) -> np.ndarray:
     [[4.0, 2.0], [2.0, 10.0]]
     """
     r = np.asarray(r, dtype=np.float64)
-    if r.shape[0] > SMALL_MAX:
+    if r.shape[0] > SMALL_MAX or r.shape[0] ** 3 < THREADED_GEMM_WORK:
         g = r.T @ r
         return 0.5 * (g + g.T)
-    return _tri_gram_kernel(np.ascontiguousarray(r))
+    return _kernels().tri_gram_kernel(np.ascontiguousarray(r))
 
 
 def matvec(a: np.ndarray, v: np.ndarray, *, transpose: bool = False) -> np.ndarray:
@@ -434,7 +342,9 @@ def matvec(a: np.ndarray, v: np.ndarray, *, transpose: bool = False) -> np.ndarr
     """
     a = np.asarray(a, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    return _matvec_kernel(np.ascontiguousarray(a), np.ascontiguousarray(v), transpose)
+    if a.size < THREADED_GEMV_WORK:
+        return a.T @ v if transpose else a @ v
+    return _kernels().matvec_kernel(np.ascontiguousarray(a), np.ascontiguousarray(v), transpose)
 
 
 def cond_bound(r: np.ndarray, r_inv: np.ndarray) -> float:
