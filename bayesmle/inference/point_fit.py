@@ -10,6 +10,7 @@ from bayesmle.errors import ConvergenceError, ConvergenceWarning, Diagnostic, Pr
 from bayesmle.inference.bound import BoundModel, PointEval, bind
 from bayesmle.inference.optimize import Optimum, minimize_composite
 from bayesmle.inference.point import PointResult
+from bayesmle.models.design import small_cholesky, small_matmul, triangular_inverse
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["DECREMENT_TOL", "check_has_mode", "find_optimum", "fit_point", "local_priors",
@@ -91,15 +92,18 @@ def _covariance(opt: Optimum, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     if ok:
         hff = opt.hess[np.ix_(free, free)]
         hff = 0.5 * (hff + hff.T)
-        try:
-            cov_x[np.ix_(free, free)] = np.linalg.inv(hff)
+        try:  # H = R'R, H^-1 = R^-1 R^-T (compiled loops where BLAS would use threads)
+            r_inv = triangular_inverse(small_cholesky(hff))
+            cov_x[np.ix_(free, free)] = small_matmul(r_inv, r_inv.T)
         except np.linalg.LinAlgError:
             ok = False
-    if not ok:
-        cov_x[:] = np.nan
     scale = _row_scale(jac)
     js = jac / scale[:, None]
-    cov_s = js @ cov_x @ js.T
+    if ok:
+        cov_s = small_matmul(small_matmul(js, cov_x), js.T)
+    else:
+        cov_x[:] = np.nan
+        cov_s = js @ cov_x @ js.T
     diag = np.diag(cov_s)
     stderr = scale * np.sqrt(np.where(diag >= 0, diag, np.nan))
     with np.errstate(over="ignore"):  # entries beyond the float range become inf
