@@ -98,12 +98,9 @@ def gaussian_logq(xs: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndar
 
 def values_at(bound: BoundModel, xs: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Reported values ``(1, draws, *shape)`` by name and ``log p`` (with Jacobian) at ``xs``."""
-    evals = [bound.evaluate(x) for x in xs]
-    arrays = {}
-    for name in bound.spec.params:
-        stacked = np.stack([np.asarray(e.values[name], dtype=float) for e in evals])
-        arrays[name] = stacked[None]
-    return arrays, np.array([e.logp_jacobian for e in evals])
+    values, log_p = bound.evaluate_draws(xs)
+    arrays = {name: np.asarray(values[name], dtype=float)[None] for name in bound.spec.params}
+    return arrays, log_p
 
 
 def check_spec(spec: ModelSpec, method: str) -> None:

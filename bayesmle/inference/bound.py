@@ -20,6 +20,9 @@ from bayesmle.models.spec import ModelSpec
 
 __all__ = ["BoundModel", "PointEval", "bind"]
 
+#: Draws x data values evaluated per call of the vectorised point function (bounds memory).
+_DRAWS_CHUNK_VALUES = 10_000_000
+
 
 @dataclass(frozen=True)
 class PointEval:
@@ -109,6 +112,42 @@ class BoundModel:
         return PointEval(loglik=float(out[0]), logp=float(out[1]),
                          logp_jacobian=float(out[2]), values=values,
                          jacobian=np.asarray(out[-1]))
+
+    def evaluate_draws(self, xs: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Reported values ``(draws, *shape)`` by name and log p (with Jacobian) at rows of xs.
+
+        Vectorised over the draws, in chunks of at most ~1e7 values of the data times the
+        draws (memory stays bounded on large data); a chunk whose evaluation raises an
+        arithmetic error is evaluated draw by draw.
+        """
+        xs = np.atleast_2d(np.asarray(xs, dtype=np.float64))
+        draws = xs.shape[0]
+        size = max(1, sum(int(np.size(v)) for v in self.data))
+        chunk = int(min(max(draws, 1), max(1, _DRAWS_CHUNK_VALUES // size)))
+        names = self.spec.params
+        if draws == 0:
+            return {}, np.empty(0)
+        shapes = [np.shape(v) for v in self.evaluate(xs[0]).values.values()]
+        fn = self.compiled.draws_fn()
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        log_p = []
+        for start in range(0, draws, chunk):
+            block = np.ascontiguousarray(xs[start:start + chunk])
+            m = block.shape[0]
+            try:
+                out = fn(block, *self.data)
+            except ArithmeticError:
+                evals = [self.evaluate(x) for x in block]
+                out = [np.array([e.logp_jacobian for e in evals]),
+                       *(np.stack([np.asarray(e.values[n]) for e in evals]) for n in names)]
+            log_p.append(np.broadcast_to(np.asarray(out[0], dtype=float), (m,)))
+            for name, value, ref in zip(names, out[1:], shapes, strict=True):
+                value = np.asarray(value)
+                if value.shape != (m, *ref):  # does not depend on x: same at every draw
+                    value = np.broadcast_to(value, (m, *ref))
+                parts[name].append(value)
+        return ({name: np.concatenate(parts[name]) for name in names},
+                np.concatenate(log_p))
 
     def values(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The reported values at ``x`` (by the point function: one compile per structure)."""

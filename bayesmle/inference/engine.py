@@ -265,6 +265,29 @@ class CompiledModel:
 
         return self._compile(("point",), make)
 
+    def draws_fn(self) -> _Locked:
+        """``(xs, *data) -> (logp_jacobian, *reported)`` for a batch of points (rows of xs).
+
+        The point graph vectorised over a leading draw axis (``vectorize_graph``): one call
+        evaluates the log posterior density (with the Jacobian) and the reported values at
+        every draw of a Laplace or variational approximation, instead of one call per draw.
+        Outputs that do not depend on ``x`` keep their unbatched shape.
+        """
+
+        def make():
+            from pytensor.graph.replace import vectorize_graph
+
+            model = self.model
+            priors = [*model.free_RVs, *model.potentials]
+            logp_jac = self._logp(priors, jacobian=True)
+            reported = model.replace_rvs_by_values([model[p] for p in self.params])
+            outs, x = self._join([logp_jac, *reported])
+            xs = pt.matrix("xs", dtype=x.dtype, shape=(None, x.type.shape[0]))
+            batched = vectorize_graph(outs, replace={x: xs})
+            return self._function([xs], list(batched), trust_input=True)
+
+        return self._compile(("draws",), make)
+
     def l1_map_fn(self) -> _Locked:
         """``(x, *data) -> (flat values of the L1 parameters, Jacobian, *values)``."""
 

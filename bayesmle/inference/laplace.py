@@ -183,7 +183,7 @@ def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = 
     """
     spec, opt = point.spec, point.optimum
     x, free = opt.x, opt.free
-    values: list[dict[str, np.ndarray]] = []
+    values: dict[str, np.ndarray] = {}
     xs = log_p = None
     if point.hessian_pd:
         try:
@@ -196,13 +196,10 @@ def normal_draws(point: PointResult, draws: int, seed: int, *, return_x: bool = 
             z = np.random.default_rng(seed).standard_normal((draws, int(free.sum())))
             xs = np.tile(x, (draws, 1))
             xs[:, free] += z @ chol.T
-            evals = [bound.evaluate(xi) for xi in xs]
-            values = [e.values for e in evals]
-            log_p = np.array([e.logp_jacobian for e in evals])
+            values, log_p = bound.evaluate_draws(xs)
     arrays = {}
     for name in spec.params:
         shape = np.shape(point.params[name])
-        arr = (np.stack([v[name] for v in values]) if values
-               else np.full((draws, *shape), np.nan))
-        arrays[name] = arr.reshape(1, draws, *shape)
+        arr = values[name] if values else np.full((draws, *shape), np.nan)
+        arrays[name] = np.asarray(arr, dtype=float).reshape(1, draws, *shape)
     return (arrays, xs, log_p) if return_x else arrays
