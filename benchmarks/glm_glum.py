@@ -24,6 +24,11 @@ NAME = "glm_glum"
 TITLE = "12. Logistic and Poisson MLE vs glum (n=1e5 target, n=1e6 reported)"
 
 D = 20
+WHY = ("bayesmle's Newton Hessian is PyTensor's automatic Jacobian of the gradient (d+1 "
+       "vectorised passes over the n rows, compiled by Numba) and each fit validates the"
+       " data and certifies the optimum; glum forms X'WX once per IRLS step with its "
+       "compiled sandwich product and stops at gradient 1e-4 on the mean deviance. A "
+       "closed-form X'WX for the GLM families is the next step.")
 
 
 def _poisson(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +73,7 @@ def run(cfg: Config) -> CaseResult:
             if n == 100_000 or cfg.quick:
                 res.targets.append(Target(NAME, f"{kind} n={n:.0e}, d={D}: warm MLE / glum",
                                           ratio, 1.0, "le", f"{t_ours.median:.3g} s",
-                                          f"{t_peer.median:.3g} s"))
+                                          f"{t_peer.median:.3g} s", why=WHY))
             else:
                 res.notes.append(f"{kind} n={n:.0e}: bayesmle / glum = {ratio:.2f}× "
                                  f"({t_ours.median:.3g} s vs {t_peer.median:.3g} s).")
