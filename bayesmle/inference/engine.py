@@ -284,7 +284,9 @@ class CompiledModel:
             outs, x = self._join([logp_jac, *reported])
             xs = pt.matrix("xs", dtype=x.dtype, shape=(None, x.type.shape[0]))
             batched = vectorize_graph(outs, replace={x: xs})
-            return self._function([xs], list(batched), trust_input=True)
+            # Whole arrays of draws per call: NumPy implementations on either linker (a
+            # Numba compilation of this graph would cost more than it saves).
+            return self._function([xs], list(batched), trust_input=True, mode=PYTHON_MODE)
 
         return self._compile(("draws",), make)
 
