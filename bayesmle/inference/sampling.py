@@ -406,8 +406,9 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
 
     The same graphs as ``nutpie.compile_pymc_model(model, var_names=var_names)`` (nutpie's own
     ``_make_functions``: logp and gradient, the expansion to ``var_names``), the same record
-    of data pointers (so ``with_data`` works unchanged); only the two C callbacks differ. The
-    initial point function is a placeholder: :func:`_sample_nutpie` always sets its own.
+    of data pointers (so ``with_data`` works unchanged); only the two C callbacks differ. Its
+    initial point function refuses to run: :func:`_sample_nutpie` always sets the builder's
+    jittered start.
     """
     import numba
     from nutpie.compile_pymc import (

@@ -219,6 +219,12 @@ def _kernels():
     return _kernels
 
 
+def _blas_gram(a: np.ndarray) -> np.ndarray:
+    """``a.T @ a`` by BLAS, made exactly symmetric."""
+    g = a.T @ a
+    return 0.5 * (g + g.T)
+
+
 
 
 
@@ -260,8 +266,7 @@ def gram(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     if x.shape[1] > SMALL_MAX or x.shape[0] * x.shape[1] ** 2 < THREADED_GEMM_WORK:
-        g = x.T @ x
-        return 0.5 * (g + g.T)
+        return _blas_gram(x)
     return _kernels().gram_kernel(np.ascontiguousarray(x), 256)
 
 
@@ -320,8 +325,7 @@ def triangular_gram(r: np.ndarray) -> np.ndarray:
     """
     r = np.asarray(r, dtype=np.float64)
     if r.shape[0] > SMALL_MAX or r.shape[0] ** 3 < THREADED_GEMM_WORK:
-        g = r.T @ r
-        return 0.5 * (g + g.T)
+        return _blas_gram(r)
     return _kernels().tri_gram_kernel(np.ascontiguousarray(r))
 
 
