@@ -217,6 +217,10 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 #: happens at a fixed point of the run, whatever the machine's speed (no sleep).
 INTERRUPT_HOOK = """
 import signal, sys
+# Ctrl-C as a terminal's foreground job gets it. A job started in the background by a
+# non-interactive shell (``pytest ... &``, a CI runner) inherits SIGINT *ignored*, and Python
+# then installs no KeyboardInterrupt handler: the signal would be ignored, as POSIX intends.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import nutpie
 real_sample = nutpie.sample
 def sample(*args, **kwargs):
