@@ -154,3 +154,64 @@ def test_callbacks_persist_across_processes_and_give_the_same_draws(tmp_path):
     assert runs[0]["hits"] == [0, 0]  # empty caches: compiled, then saved
     assert runs[1]["hits"] == [1, 1]  # a fresh process loads both from disk
     assert runs[0]["mu"] == runs[1]["mu"]
+
+
+# -- the gradients' shape assertions, compiled without their error message ----------------------
+def _logistic(n=60, seed=8):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ [1.0, -0.5, 0.25]))).astype(float)
+    return models.logistic_regression(X, y, prior=bm.Normal(2.0))
+
+
+def test_gradient_shape_assertions_are_trusted_and_the_kernel_is_unchanged():
+    from pytensor.tensor.shape import SpecifyShape
+
+    from bayesmle.inference._trusted_shapes import TrustedShape
+
+    spec = _logistic()
+    bound = bind(spec)
+    compiled = _with_spec_data(bound.compiled.nutpie_model(), spec)
+    ops = [type(node.op) for node in compiled.logp_func.maker.fgraph.apply_nodes]
+    assert TrustedShape in ops and SpecifyShape not in ops
+    # The reference: the engine's log-density with the Jacobian and its gradient, evaluated
+    # by PyTensor's Python linker (every SpecifyShape checked), in the same coordinates.
+    reference = bound.objective(jacobian=True, hessian=False)
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        x = rng.normal(scale=0.5, size=bound.size)
+        logp, grad = _logp_grad(compiled, x)
+        f, g = reference(x)
+        # equal up to the constant PyMC's Normal prior carries in each mode (cancels below)
+        np.testing.assert_allclose(grad, -g, rtol=1e-10, atol=1e-10)
+    x0, x1 = rng.normal(size=(2, bound.size))
+    np.testing.assert_allclose(_logp_grad(compiled, x0)[0] - _logp_grad(compiled, x1)[0],
+                               reference(x1)[0] - reference(x0)[0], rtol=1e-10, atol=1e-9)
+
+
+def test_a_model_that_asserts_a_data_shape_keeps_the_checked_op():
+    import pytensor.tensor as pt
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    from bayesmle.inference._trusted_shapes import shapes_are_derived
+
+    y = np.random.default_rng(10).normal(size=8)
+
+    def declare(data, priors):
+        with pm.Model() as model:
+            obs = pm.Data("y", data["y"])
+        mu = priors["mu"].rv(model, "mu")
+        with model:
+            pm.Normal("y_obs", mu, 1.0, observed=pt.specify_shape(obs, (8,)))
+        return model
+
+    spec = bm.ModelSpec(name="asserted", declare=declare, data={"y": y},
+                        priors={"mu": bm.Normal(3.0)}, params=("mu",))
+    model = bind(spec).compiled.model
+    data = [v for v in model.named_vars.values() if isinstance(v, SharedVariable)]
+    assert not shapes_are_derived(model.logp(), data)
+    assert shapes_are_derived(_logistic_model_logp(), [])
+
+
+def _logistic_model_logp():
+    return bind(_logistic()).compiled.model.logp()

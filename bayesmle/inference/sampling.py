@@ -296,7 +296,7 @@ def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
 # cached kernel, and cached on disk under a key made of that kernel's own PyTensor cache key and
 # the layout: a persistent cache across processes, keyed by structure.
 
-_CFUNC_VERSION = "bayesmle-nutpie-cfunc-2"
+_CFUNC_VERSION = "bayesmle-nutpie-cfunc-3"
 
 _LOGP_SRC = """
 def nutpie_logp(dim, x_, out_, logp_, user_data_):
@@ -310,8 +310,11 @@ def nutpie_logp(dim, x_, out_, logp_, user_data_):
 {extract}
         logp_val, grad = inner(x{args})
         logp[()] = logp_val
-        out[...] = grad
-        if not np.all(np.isfinite(out)):
+        finite = True
+        for i in range({n_dim}):
+            out[i] = grad[i]
+            finite = finite and np.isfinite(grad[i])
+        if not finite:
             return 3
         if not np.isfinite(logp_val):
             return 4
@@ -332,7 +335,8 @@ def nutpie_expand(dim, expanded, x_, out_, user_data_):
         out = numba.carray(out_, ({n_expanded},))
 {extract}
         (values,) = inner(x{args})
-        out[...] = values
+        for i in range({n_expanded}):
+            out[i] = values[i]
     except Exception:  # noqa: BLE001
         return -2
     return 0
@@ -347,7 +351,8 @@ def nutpie_expand(dim, expanded, x_, out_, user_data_):
         return -1
     x = numba.carray(x_, ({n_dim},))
     out = numba.carray(out_, ({n_dim},))
-    out[...] = x
+    for i in range({n_dim}):
+        out[i] = x[i]
     return 0
 """
 
@@ -401,6 +406,24 @@ def _cfunc(template: str, name: str, jit_fn, keys, shared_data, user_data, sig, 
     return numba.cfunc(sig, cache=cache_key is not None)(fn)
 
 
+def _nuts_mode(model: pm.Model):
+    """PyTensor's Numba mode, with the gradients' shape assertions trusted when they may be.
+
+    See :mod:`bayesmle.inference._trusted_shapes` (it saves compiling Numba's string
+    formatting for their error messages).
+    """
+    from pytensor.compile.mode import get_mode
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    from bayesmle.inference._trusted_shapes import TRUST_GRADIENT_SHAPES, shapes_are_derived
+
+    mode = get_mode("NUMBA")
+    data = [v for v in model.named_vars.values() if isinstance(v, SharedVariable)]
+    if shapes_are_derived(model.logp(), data):
+        mode = mode.register((TRUST_GRADIENT_SHAPES, 100.0))
+    return mode
+
+
 def compile_nutpie_model(model: pm.Model, var_names: list[str]):
     """The nutpie ``CompiledPyMCModel`` of ``model``, its C callbacks cached on disk by Numba.
 
@@ -422,7 +445,7 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
         raise RuntimeError("bayesmle sets the initial point of every nutpie run")
 
     n_dim, n_expanded, logp_pt, expand_pt, initial_point, shape_info, reparam = (
-        _make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+        _make_functions(model, mode=_nuts_mode(model), compute_grad=True, join_expanded=True,
                         pymc_initial_point_fn=no_initial_point, var_names=var_names))
     shared_data, shared_keys = {}, {}
     for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
