@@ -39,11 +39,16 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.initial_point import make_initial_point_expression
 from pymc.pytensorf import compile as pm_compile
 from pymc.pytensorf import join_nonshared_inputs
-from pymc.tuning.scipy_interface import rewrite_pregrad
 from pytensor.compile.sharedvalue import SharedVariable
 
 from bayesmle.errors import SpecError
-from bayesmle.inference.python_linker import PYTHON_MODE, Linker, linker_for
+from bayesmle.inference.python_linker import (
+    NUMBA_MODE,
+    PYTHON_MODE,
+    Linker,
+    linker_for,
+    rewrite_pregrad,
+)
 from bayesmle.models.spec import ModelSpec
 
 __all__ = ["CompiledModel", "clear_cache", "compiled_model"]
@@ -172,8 +177,8 @@ class CompiledModel:
         """Compile ``inputs + data -> outputs``, the shared containers replaced by inputs."""
         data = [var.type() for _, var in self.shared]
         givens = [(var, inp) for (_, var), inp in zip(self.shared, data, strict=True)]
-        if self.linker == "python" and "mode" not in kwargs:
-            kwargs["mode"] = PYTHON_MODE
+        if "mode" not in kwargs:
+            kwargs["mode"] = PYTHON_MODE if self.linker == "python" else NUMBA_MODE
         fn = pm_compile([*inputs, *data], list(outputs), givens=givens,
                         on_unused_input="ignore", **kwargs)
         return _Locked(fn)

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 import scipy.special as sc
-from pytensor.compile.mode import FAST_COMPILE, Mode
+from pytensor.compile.mode import FAST_COMPILE, Mode, get_mode
 from pytensor.graph.rewriting.basic import in2out, node_rewriter
 from pytensor.scalar import math as scalar_math
 from pytensor.scalar.basic import Second
@@ -30,7 +30,8 @@ from pytensor.tensor.elemwise import Elemwise
 
 from bayesmle.errors import SpecError
 
-__all__ = ["NUMBA_MIN_VALUES", "PYTHON_MODE", "Linker", "linker_for"]
+__all__ = ["COSTLY_REWRITES", "NUMBA_MIN_VALUES", "NUMBA_MODE", "PYTHON_MODE", "Linker",
+           "linker_for", "rewrite_pregrad"]
 
 Linker = Literal["python", "numba"]
 
@@ -117,7 +118,34 @@ def _vectorise_scalar_loop(fgraph, node):
     return new
 
 
-#: ``FAST_COMPILE`` (Python/NumPy evaluation, no compilation) plus the vectorising rewrite,
-#: run last.
-PYTHON_MODE: Mode = FAST_COMPILE.register(
+#: Rewrites left out of the modes the engine compiles with: they look for diagonal, selection
+#: (permutation) and symmetric matrices among the operands of matrix products by PyTensor's
+#: assumption inference, ~15% of building a regression's functions, and the models have no
+#: such products (pure optimisations: leaving them out changes no result).
+COSTLY_REWRITES = ("dot_diag_to_elemwise", "selection_dot_to_indexing",
+                   "useless_symmetric_transpose")
+
+#: ``FAST_COMPILE`` (Python/NumPy evaluation, no compilation) without
+#: :data:`COSTLY_REWRITES`, plus the vectorising rewrite, run last.
+PYTHON_MODE: Mode = FAST_COMPILE.excluding(*COSTLY_REWRITES).register(
     (in2out(_vectorise_scalar_loop, name="bayesmle_vectorise_scalar_loop"), 100.0))
+
+#: PyTensor's Numba mode without :data:`COSTLY_REWRITES` (the engine's ``"numba"`` linker).
+NUMBA_MODE: Mode = get_mode("NUMBA").excluding(*COSTLY_REWRITES)
+
+
+def rewrite_pregrad(graph):
+    """PyMC's ``rewrite_pregrad`` (canonicalize, stabilize) without :data:`COSTLY_REWRITES`.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> x = pt.vector("x")
+    >>> rewrite_pregrad(pt.log(pt.exp(x))).owner is None  # simplified to x itself
+    True
+    """
+    from pymc.pytensorf import pregrad_inner_graphs
+    from pytensor.graph import rewrite_graph
+
+    return rewrite_graph(graph, include=("canonicalize", "stabilize"),
+                         exclude=COSTLY_REWRITES, custom_rewrite=pregrad_inner_graphs)

@@ -407,17 +407,17 @@ def _cfunc(template: str, name: str, jit_fn, keys, shared_data, user_data, sig, 
 
 
 def _nuts_mode(model: pm.Model):
-    """PyTensor's Numba mode, with the gradients' shape assertions trusted when they may be.
+    """The engine's Numba mode, with the gradients' shape assertions trusted when they may be.
 
     See :mod:`bayesmle.inference._trusted_shapes` (it saves compiling Numba's string
     formatting for their error messages).
     """
-    from pytensor.compile.mode import get_mode
     from pytensor.compile.sharedvalue import SharedVariable
 
     from bayesmle.inference._trusted_shapes import TRUST_GRADIENT_SHAPES, shapes_are_derived
+    from bayesmle.inference.python_linker import NUMBA_MODE
 
-    mode = get_mode("NUMBA")
+    mode = NUMBA_MODE
     data = [v for v in model.named_vars.values() if isinstance(v, SharedVariable)]
     if shapes_are_derived(model.logp(), data):
         mode = mode.register((TRUST_GRADIENT_SHAPES, 100.0))
