@@ -167,6 +167,7 @@ def _logistic(n=60, seed=8):
 def test_gradient_shape_assertions_are_trusted_and_the_kernel_is_unchanged():
     from pytensor.tensor.shape import SpecifyShape
 
+    from bayesmle.inference._small_matvec import SmallMatVec
     from bayesmle.inference._trusted_shapes import TrustedShape
 
     spec = _logistic()
@@ -174,6 +175,7 @@ def test_gradient_shape_assertions_are_trusted_and_the_kernel_is_unchanged():
     compiled = _with_spec_data(bound.compiled.nutpie_model(), spec)
     ops = [type(node.op) for node in compiled.logp_func.maker.fgraph.apply_nodes]
     assert TrustedShape in ops and SpecifyShape not in ops
+    assert SmallMatVec in ops  # small data: matrix-vector products as loops, not BLAS gemm
     # The reference: the engine's log-density with the Jacobian and its gradient, evaluated
     # by PyTensor's Python linker (every SpecifyShape checked), in the same coordinates.
     reference = bound.objective(jacobian=True, hessian=False)
@@ -215,3 +217,19 @@ def test_a_model_that_asserts_a_data_shape_keeps_the_checked_op():
 
 def _logistic_model_logp():
     return bind(_logistic()).compiled.model.logp()
+
+
+def test_small_matvec_equals_numpy_for_every_layout():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayesmle.inference._small_matvec import SmallMatVec
+
+    a, v = pt.matrix("a", dtype="float64"), pt.vector("v", dtype="float64")
+    fn = pytensor.function([a, v], SmallMatVec()(a, v), mode="NUMBA")
+    rng = np.random.default_rng(12)
+    base = rng.normal(size=(9, 14))
+    vec = rng.normal(size=14)
+    for matrix in (base, np.asfortranarray(base), base[::2, ::3], base[::-1, 2:9].T):
+        w = vec[: matrix.shape[1]]
+        np.testing.assert_allclose(fn(matrix, w), matrix @ w, rtol=1e-13, atol=1e-13)

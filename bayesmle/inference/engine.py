@@ -372,7 +372,7 @@ class CompiledModel:
             # callbacks are cached on disk by Numba (keyed by PyTensor's kernel key and the
             # data layout); the initial point is set per run by the sampler.
             free = [rv.name for rv in self.model.free_RVs]
-            return compile_nutpie_model(self.model, var_names=free)
+            return compile_nutpie_model(self.model, var_names=free, small=self.linker == "python")
 
         return self._compile(("nutpie",), make)
 

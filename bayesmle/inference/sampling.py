@@ -406,11 +406,12 @@ def _cfunc(template: str, name: str, jit_fn, keys, shared_data, user_data, sig, 
     return numba.cfunc(sig, cache=cache_key is not None)(fn)
 
 
-def _nuts_mode(model: pm.Model):
+def _nuts_mode(model: pm.Model, small: bool):
     """The engine's Numba mode, with the gradients' shape assertions trusted when they may be.
 
     See :mod:`bayesmle.inference._trusted_shapes` (it saves compiling Numba's string
-    formatting for their error messages).
+    formatting for their error messages). ``small`` (data below the engine's Numba threshold):
+    matrix-vector products as plain loops (:mod:`bayesmle.inference._small_matvec`).
     """
     from pytensor.compile.sharedvalue import SharedVariable
 
@@ -421,17 +422,22 @@ def _nuts_mode(model: pm.Model):
     data = [v for v in model.named_vars.values() if isinstance(v, SharedVariable)]
     if shapes_are_derived(model.logp(), data):
         mode = mode.register((TRUST_GRADIENT_SHAPES, 100.0))
+    if small:
+        from bayesmle.inference._small_matvec import SMALL_MATVEC
+
+        mode = mode.register((SMALL_MATVEC, 100.0))
     return mode
 
 
-def compile_nutpie_model(model: pm.Model, var_names: list[str]):
+def compile_nutpie_model(model: pm.Model, var_names: list[str], *, small: bool = False):
     """The nutpie ``CompiledPyMCModel`` of ``model``, its C callbacks cached on disk by Numba.
 
     The same graphs as ``nutpie.compile_pymc_model(model, var_names=var_names)`` (nutpie's own
     ``_make_functions``: logp and gradient, the expansion to ``var_names``), the same record
     of data pointers (so ``with_data`` works unchanged); only the two C callbacks differ. Its
     initial point function refuses to run: :func:`_sample_nutpie` always sets the builder's
-    jittered start.
+    jittered start. ``small``: the data are below the engine's Numba threshold (see
+    :func:`_nuts_mode`).
     """
     import numba
     from nutpie.compile_pymc import (
@@ -445,7 +451,7 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
         raise RuntimeError("bayesmle sets the initial point of every nutpie run")
 
     n_dim, n_expanded, logp_pt, expand_pt, initial_point, shape_info, reparam = (
-        _make_functions(model, mode=_nuts_mode(model), compute_grad=True, join_expanded=True,
+        _make_functions(model, mode=_nuts_mode(model, small), compute_grad=True, join_expanded=True,
                         pymc_initial_point_fn=no_initial_point, var_names=var_names))
     shared_data, shared_keys = {}, {}
     for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
