@@ -296,7 +296,7 @@ def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
 # cached kernel, and cached on disk under a key made of that kernel's own PyTensor cache key and
 # the layout: a persistent cache across processes, keyed by structure.
 
-_CFUNC_VERSION = "bayesmle-nutpie-cfunc-3"
+_CFUNC_VERSION = "bayesmle-nutpie-cfunc-4"
 
 _LOGP_SRC = """
 def nutpie_logp(dim, x_, out_, logp_, user_data_):
@@ -306,10 +306,11 @@ def nutpie_logp(dim, x_, out_, logp_, user_data_):
         words = numba.carray(user_data_, ({n_words},), np.uint64)
         x = numba.carray(x_, ({n_dim},))
         out = numba.carray(out_, ({n_dim},))
-        logp = numba.carray(logp_, ())
+        logp = numba.carray(logp_, (1,))
 {extract}
-        logp_val, grad = inner(x{args})
-        logp[()] = logp_val
+        logp_arr, grad = inner(x{args})
+        logp_val = logp_arr.item()  # (a 0-d setitem would compile Numba's np.take)
+        logp[0] = logp_val
         finite = True
         for i in range({n_dim}):
             out[i] = grad[i]
