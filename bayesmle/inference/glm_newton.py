@@ -1,0 +1,339 @@
+"""Closed-form Newton terms of canonical-link GLMs: log-likelihood, gradient, ``X'WX``.
+
+Two users share these per-block formulas:
+
+* the out-of-core fits (:mod:`bayesmle.inference.dask_glm`): :func:`block_terms`, one task per
+  Dask chunk;
+* in-memory fits of large regressions whose spec declares its log-likelihood a canonical GLM
+  (:class:`~bayesmle.models.spec.CanonicalGLM`): :class:`GLMObjective` evaluates the MLE/MAP
+  objective over the model's coordinates ``x`` as ``f = -(loglik + smooth log prior)`` with
+  ``loglik`` by :func:`loglik_terms` at ``(intercept, coef) = A x + c`` and the gradient and
+  Hessian mapped exactly (``A' g``, ``A' H A``: the map is affine). The prior's smooth part
+  comes from the engine (a function of ``x`` only, no data-sized work).
+
+:func:`loglik_terms` runs over blocks of rows of the user's dense design (C- or F-ordered or
+any strided view; never copied whole): per block ``eta = X_b coef + intercept + offset``, the
+family's weights ``w`` and residuals ``r``, the gradient ``X_b' r`` and the Hessian as one
+symmetric product ``B'B`` of the weighted block ``B = sqrt(w) [1, X_b]``, which stays in cache
+(:data:`BLOCK_BYTES`). The sums run in block order on 64-byte-aligned buffers, so a call gives
+the same bits from any thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.special
+
+from bayesmle.errors import SpecError
+from bayesmle.models.dask_data import aligned
+from bayesmle.models.design import small_matmul
+from bayesmle.models.spec import CanonicalGLM
+
+__all__ = ["BLOCK_BYTES", "FAMILIES", "GLMObjective", "block_rows", "block_terms",
+           "loglik_constant", "loglik_terms"]
+
+#: The families with a canonical link handled here (binomial: logit link, with trials).
+FAMILIES = ("bernoulli", "binomial", "poisson")
+#: Bytes of the weighted copy of one row block (about a core's L2 cache).
+BLOCK_BYTES = 2**19
+_EXTREME = 20.0  # |eta| beyond which a fitted value is within exp(-20) of its limit
+_LOG_2PI = math.log(2.0 * math.pi)
+
+#: ``x -> (f, grad, hess)`` of minus the smooth log prior (the engine's prior function).
+PriorTerms = Callable[[np.ndarray], tuple]
+
+
+# ---------------------------------------------------------------------------------------------
+# Out of core: one Dask chunk
+# ---------------------------------------------------------------------------------------------
+def block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None,
+                 tb: np.ndarray | None, theta: np.ndarray, family: str, intercept: bool,
+                 sigma_known: float) -> np.ndarray:
+    """Log-likelihood, gradient, Hessian (flattened), extreme-row count of one row chunk.
+
+    The out-of-core fits' per-chunk closed forms (:mod:`bayesmle.inference.dask_glm`), every
+    array a reduction reads copied to a 64-byte boundary (the same bits wherever the chunk
+    lives). ``theta`` = ``(intercept, coef[, log sigma])``; the Hessian is of the
+    log-likelihood (negative semi-definite), over ``(intercept, coef)`` and ``log sigma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0]])
+    >>> out = block_terms(X, np.array([0.0, 1.0, 1.0]), None, None, np.zeros(2),
+    ...                   "bernoulli", True, 0.0)
+    >>> round(float(out[0]), 6), out[1:3].tolist()  # 3 log(1/2); X'(y - 1/2)
+    (-2.079442, [0.5, 1.5])
+    """
+    k = int(intercept)
+    nb, d = xb.shape
+    x = aligned(xb.shape, xb)  # every array a reduction reads starts on 64 bytes
+    yb = aligned(nb, yb)
+    eta = aligned(nb)
+    np.matmul(x, theta[k:k + d], out=eta)
+    if intercept:
+        eta += theta[0]
+    if ob is not None:
+        eta += ob
+    extreme = 0.0
+    resid, w, terms = aligned(nb), aligned(nb), aligned(nb)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if family == "bernoulli":
+            np.subtract(yb * eta, np.logaddexp(0.0, eta), out=terms)
+            np.subtract(yb, scipy.special.expit(eta), out=resid)
+            np.multiply(scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
+            ll = float(terms.sum())
+            extreme = float(np.count_nonzero(eta * (2.0 * yb - 1.0) > _EXTREME))
+        elif family == "binomial":
+            terms[...] = (yb * eta - tb * np.logaddexp(0.0, eta) + scipy.special.gammaln(
+                tb + 1.0) - scipy.special.gammaln(yb + 1.0)
+                - scipy.special.gammaln(tb - yb + 1.0))
+            np.subtract(yb, tb * scipy.special.expit(eta), out=resid)
+            np.multiply(tb * scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
+            ll = float(terms.sum())
+            extreme = float(np.count_nonzero(((yb == 0) & (eta < -_EXTREME))
+                                             | ((yb == tb) & (eta > _EXTREME))))
+        elif family == "poisson":
+            np.exp(eta, out=w)
+            terms[...] = yb * eta - w - scipy.special.gammaln(yb + 1.0)
+            np.subtract(yb, w, out=resid)
+            ll = float(terms.sum())
+            extreme = float(np.count_nonzero((yb == 0) & (eta < -_EXTREME)))
+        else:  # gaussian
+            np.subtract(yb, eta, out=resid)
+            rr = float(resid @ resid)
+            if sigma_known > 0:
+                s2 = sigma_known**2
+                ll = -0.5 * nb * _LOG_2PI - nb * math.log(sigma_known) - rr / (2.0 * s2)
+            else:
+                s = float(theta[-1])
+                s2 = math.exp(2.0 * s)
+                ll = -0.5 * nb * _LOG_2PI - nb * s - rr / (2.0 * s2)
+            resid /= s2
+            w[...] = 1.0 / s2
+    q = theta.size
+    p = k + d
+    g = np.zeros(q)
+    h = np.zeros((q, q))
+    xw = aligned(xb.shape)
+    np.multiply(x, w[:, None], out=xw)
+    g[k:p] = x.T @ resid
+    h[k:p, k:p] = -(x.T @ xw)
+    if intercept:
+        g[0] = resid.sum()
+        h[0, 0] = -w.sum()
+        h[0, 1:p] = h[1:p, 0] = -(w @ x)
+    if family == "gaussian" and sigma_known <= 0:  # log sigma
+        g[q - 1] = -float(nb) + rr / s2
+        h[:p, q - 1] = h[q - 1, :p] = -2.0 * g[:p]
+        h[q - 1, q - 1] = -2.0 * rr / s2
+    return np.concatenate(([ll], g, h.ravel(), [extreme]))
+
+
+# ---------------------------------------------------------------------------------------------
+# In memory: row blocks of the user's design
+# ---------------------------------------------------------------------------------------------
+def block_rows(p: int) -> int:
+    """Rows per block for ``p`` columns of ``[1, X]``: the weighted block fits in cache.
+
+    Examples
+    --------
+    >>> block_rows(21), block_rows(1)
+    (3120, 8192)
+    """
+    return int(min(8192, max(256, BLOCK_BYTES // (8 * max(p, 1)))))
+
+
+def loglik_constant(family: str, y: np.ndarray, trials: np.ndarray | None = None) -> float:
+    """The part of the log-likelihood free of the parameters (log factorials), summed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(loglik_constant("poisson", np.array([0.0, 2.0, 3.0])), 6)  # -log 2 - log 6
+    -2.484907
+    """
+    if family == "bernoulli":
+        return 0.0
+    if family == "poisson":
+        return -float(np.sum(scipy.special.gammaln(y + 1.0)))
+    if family == "binomial":
+        if trials is None:
+            raise SpecError("The binomial family needs `trials`.")
+        return float(np.sum(scipy.special.gammaln(trials + 1.0) - scipy.special.gammaln(y + 1.0)
+                            - scipy.special.gammaln(trials - y + 1.0)))
+    raise SpecError(f"No closed-form GLM terms for family {family!r}; valid: {FAMILIES}.")
+
+
+def _family_block(family: str, eta: np.ndarray, y: np.ndarray, t: np.ndarray | None,
+                  resid: np.ndarray, w: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray
+                  ) -> float:
+    """Residuals ``y - mean`` into ``resid``, weights into ``w``; the block's log-likelihood.
+
+    Logit families by ``e = exp(-|eta|)``: ``softplus(eta) = max(eta, 0) + log1p(e)``,
+    ``p = 1 / (1 + e)`` (``eta >= 0``) or ``e / (1 + e)``, ``w = e / (1 + e)^2``: accurate in
+    both tails. Without the log factorials (:func:`loglik_constant`).
+    """
+    if family == "poisson":
+        np.exp(eta, out=w)  # the mean, which is also the log link's weight
+        np.subtract(y, w, out=resid)
+        return float(y @ eta) - float(w.sum())
+    np.abs(eta, out=tmp)
+    np.negative(tmp, out=tmp)
+    np.exp(tmp, out=tmp)                       # e
+    np.add(tmp, 1.0, out=tmp2)                 # 1 + e
+    np.divide(tmp, tmp2, out=resid)            # e / (1 + e): p where eta < 0
+    np.divide(resid, tmp2, out=w)              # e / (1 + e)^2
+    np.reciprocal(tmp2, out=tmp2)              # 1 / (1 + e): p where eta >= 0
+    np.copyto(resid, tmp2, where=eta >= 0)     # p
+    np.log1p(tmp, out=tmp)
+    np.maximum(eta, 0.0, out=tmp2)
+    tmp += tmp2                                # softplus(eta)
+    if t is not None:
+        w *= t
+        resid *= t
+        tmp *= t
+    np.subtract(y, resid, out=resid)
+    return float(y @ eta) - float(tmp.sum())
+
+
+def loglik_terms(family: str, X: np.ndarray, y: np.ndarray, beta: np.ndarray, *,
+                 intercept: bool, offset: np.ndarray | None = None,
+                 trials: np.ndarray | None = None, hessian: bool = True,
+                 constant: float | None = None) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Log-likelihood of a canonical-link GLM, its gradient and Hessian in ``beta``.
+
+    Parameters
+    ----------
+    family : {"bernoulli", "binomial", "poisson"}
+        Logit link (binomial: with ``trials``), log link (Poisson, with ``offset``).
+    X : ndarray, shape (n, d)
+        Dense float64 design, in any memory layout (read block by block, never copied whole).
+    y : ndarray, shape (n,)
+        Responses (0/1, successes, counts) as float64.
+    beta : ndarray, shape (intercept + d,)
+        ``(intercept, coef)`` or ``coef``.
+    intercept : bool
+        Whether ``beta[0]`` is an intercept.
+    offset, trials : ndarray, optional
+        Known offset of ``eta``; the binomial trials.
+    hessian : bool, default True
+        Also the Hessian ``-[1, X]' W [1, X]``.
+    constant : float, optional
+        :func:`loglik_constant` when already known (computed otherwise).
+
+    Returns
+    -------
+    loglik : float
+    grad : ndarray, shape (p,)
+    hess : ndarray, shape (p, p), or None
+        Of the log-likelihood (negative semi-definite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0]])
+    >>> ll, g, h = loglik_terms("bernoulli", X, np.array([0.0, 1.0, 1.0]), np.zeros(2),
+    ...                         intercept=True)
+    >>> round(ll, 6), g.tolist(), h.tolist()  # 3 log(1/2); X'(y - 1/2); -X'X / 4
+    (-2.079442, [0.5, 1.5], [[-0.75, -0.75], [-0.75, -1.25]])
+    """
+    n, d = X.shape
+    k = int(intercept)
+    p = k + d
+    beta = np.asarray(beta, dtype=np.float64)
+    coef = np.ascontiguousarray(beta[k:])
+    b0 = float(beta[0]) if k else 0.0
+    rows = min(block_rows(p), max(n, 1))
+    eta, resid, w, tmp, tmp2 = (aligned(rows) for _ in range(5))
+    yb_buf = aligned(rows)
+    weighted = aligned((rows, p)) if hessian else None
+    ll = loglik_constant(family, y, trials) if constant is None else float(constant)
+    g = np.zeros(p)
+    h = np.zeros((p, p)) if hessian else None
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            m = stop - start
+            xb = X[start:stop]
+            e, r, wb, t1, t2, yb = (a[:m] for a in (eta, resid, w, tmp, tmp2, yb_buf))
+            np.matmul(xb, coef, out=e)
+            if k:
+                e += b0
+            if offset is not None:
+                e += offset[start:stop]
+            yb[...] = y[start:stop]  # aligned: the reductions round alike on every call
+            tb = None if trials is None else trials[start:stop]
+            ll += _family_block(family, e, yb, tb, r, wb, t1, t2)
+            g[k:] += xb.T @ r
+            if k:
+                g[0] += float(r.sum())
+            if h is not None:
+                bw = weighted[:m]
+                np.sqrt(wb, out=t1)
+                np.multiply(xb, t1[:, None], out=bw[:, k:])
+                if k:
+                    bw[:, 0] = t1
+                h -= bw.T @ bw
+    return ll, g, h
+
+
+# ---------------------------------------------------------------------------------------------
+# The MLE/MAP objective in the model's coordinates
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GLMObjective:
+    """``x -> (f, grad[, hess])`` of minus the smooth log posterior of a canonical GLM.
+
+    ``f = -(loglik(A x + c) + smooth log prior(x))``: the likelihood by :func:`loglik_terms`,
+    mapped to ``x`` exactly (``A' g``, ``A' H A``), plus the engine's ``prior`` terms. Values
+    are those of the engine's objective up to rounding; a point where the log-likelihood is
+    not finite evaluates to ``inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesmle.models.spec import CanonicalGLM
+    >>> glm = CanonicalGLM("poisson", np.array([[0.0], [1.0]]), np.array([1.0, 2.0]),
+    ...                    np.zeros(2), None, True, np.eye(2), np.zeros(2), (("x", 2),))
+    >>> flat = GLMObjective(glm, lambda x: (0.0, np.zeros(2), np.zeros((2, 2))))
+    >>> f, g, h = flat(np.zeros(2))
+    >>> round(f, 6), g.tolist()  # 2 + log 2; -(y - 1) summed
+    (2.693147, [-1.0, -1.0])
+    """
+
+    glm: CanonicalGLM
+    prior: PriorTerms
+    hessian: bool = True
+    #: :func:`loglik_constant` of the data (computed when None).
+    constant: float | None = None
+
+    def loglik(self, x: np.ndarray, *, hessian: bool | None = None):
+        """``(loglik, grad, hess)`` in ``x`` (``hess`` None without ``hessian``)."""
+        glm = self.glm
+        want = self.hessian if hessian is None else hessian
+        beta = glm.A @ x + glm.c
+        ll, g, h = loglik_terms(glm.family, glm.X, glm.y, beta, intercept=glm.intercept,
+                                offset=glm.offset, trials=glm.trials, hessian=want,
+                                constant=self.constant)
+        g_x = glm.A.T @ g
+        h_x = small_matmul(glm.A.T, small_matmul(h, glm.A)) if h is not None else None
+        return ll, g_x, h_x
+
+    def __call__(self, x: np.ndarray) -> tuple:
+        """``(f, grad, hess)`` (``(f, grad)`` without ``hessian``) at ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        ll, g, h = self.loglik(x)
+        out = self.prior(x)
+        f = float(out[0]) - ll
+        grad = np.asarray(out[1]) - g
+        if not np.isfinite(f):
+            f = np.inf
+        if not self.hessian:
+            return f, grad
+        hess = np.asarray(out[2]) - h
+        return f, grad, 0.5 * (hess + hess.T)
