@@ -11,16 +11,17 @@ Two users share these per-block formulas:
   Hessian mapped exactly (``A' g``, ``A' H A``: the map is affine). The prior's smooth part
   comes from the engine (a function of ``x`` only, no data-sized work).
 
-:func:`loglik_terms` runs over blocks of rows of the user's dense design (C- or F-ordered or
-any strided view; never copied whole): per block ``eta = X_b coef + intercept + offset``, the
-family's weights ``w`` and residuals ``r``, the gradient ``X_b' r`` and the Hessian as one
-symmetric product ``B'B`` of the weighted block ``B = sqrt(w) [1, X_b]``, which stays in cache
-(:data:`BLOCK_BYTES`). The sums run in block order on 64-byte-aligned buffers, so a call gives
-the same bits from any thread.
+:func:`loglik_terms` is one compiled pass over the rows of the user's dense design (C- or
+F-ordered or any strided view; never copied): per row ``eta = x_i coef + intercept +
+offset``, the family's weight ``w`` and residual ``r``, the gradient ``[1, X]' r``, and the
+Hessian as the symmetric product ``B'B`` of the weighted block ``B = sqrt(w) [1, X_b]`` of
+:data:`BLOCK_ROWS` rows, which stays in cache. No BLAS thread pool is involved, and one
+compiled order of operations gives the same bits from any thread.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +34,11 @@ from bayesmle.models.dask_data import aligned
 from bayesmle.models.design import small_matmul
 from bayesmle.models.spec import CanonicalGLM
 
-__all__ = ["BLOCK_BYTES", "FAMILIES", "GLMObjective", "block_rows", "block_terms",
-           "loglik_constant", "loglik_terms"]
+__all__ = ["BLOCK_ROWS", "FAMILIES", "GLMObjective", "block_terms", "loglik_constant",
+           "loglik_terms"]
 
 #: The families with a canonical link handled here (binomial: logit link, with trials).
 FAMILIES = ("bernoulli", "binomial", "poisson")
-#: Bytes of the weighted copy of one row block (about a core's L2 cache).
-BLOCK_BYTES = 2**19
 _EXTREME = 20.0  # |eta| beyond which a fitted value is within exp(-20) of its limit
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -137,17 +136,6 @@ def block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None,
 # ---------------------------------------------------------------------------------------------
 # In memory: row blocks of the user's design
 # ---------------------------------------------------------------------------------------------
-def block_rows(p: int) -> int:
-    """Rows per block for ``p`` columns of ``[1, X]``: the weighted block fits in cache.
-
-    Examples
-    --------
-    >>> block_rows(21), block_rows(1)
-    (3120, 8192)
-    """
-    return int(min(8192, max(256, BLOCK_BYTES // (8 * max(p, 1)))))
-
-
 def loglik_constant(family: str, y: np.ndarray, trials: np.ndarray | None = None) -> float:
     """The part of the log-likelihood free of the parameters (log factorials), summed.
 
@@ -169,36 +157,107 @@ def loglik_constant(family: str, y: np.ndarray, trials: np.ndarray | None = None
     raise SpecError(f"No closed-form GLM terms for family {family!r}; valid: {FAMILIES}.")
 
 
-def _family_block(family: str, eta: np.ndarray, y: np.ndarray, t: np.ndarray | None,
-                  resid: np.ndarray, w: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray
-                  ) -> float:
-    """Residuals ``y - mean`` into ``resid``, weights into ``w``; the block's log-likelihood.
+_CODES = {"bernoulli": 0, "binomial": 1, "poisson": 2}
 
-    Logit families by ``e = exp(-|eta|)``: ``softplus(eta) = max(eta, 0) + log1p(e)``,
-    ``p = 1 / (1 + e)`` (``eta >= 0``) or ``e / (1 + e)``, ``w = e / (1 + e)^2``: accurate in
-    both tails. Without the log factorials (:func:`loglik_constant`).
+
+#: Rows per block of the compiled pass: the weighted block (transposed, ``p x 256``) stays in
+#: the first-level caches while its ``p (p + 1) / 2`` column products are formed.
+BLOCK_ROWS = 256
+
+
+@functools.cache
+def _kernel():
+    """The compiled pass over the rows (Numba, compiled on first use, cached on disk).
+
+    One pass, block by block (:data:`BLOCK_ROWS` rows): the block transposed (contiguous
+    columns, a row of ones for the intercept), then loops the compiler vectorises over its
+    rows: ``eta = [1, X_b] beta + offset``; the family's log-likelihood terms, residuals
+    ``r = y - mean`` and weights ``w``; the gradient ``[1, X_b]' r``; the upper triangle of
+    ``[1, X_b]' W [1, X_b]``. Logit families by ``e = exp(-|eta|)``:
+    ``softplus(eta) = max(eta, 0) + log1p(e)``, ``p = 1 / (1 + e)`` (``eta >= 0``) or
+    ``e / (1 + e)``, ``w = e / (1 + e)^2`` -- accurate in both tails; ``y * eta`` is 0 for
+    ``y = 0`` (also at ``eta = -inf``). No BLAS call: BLAS's thread pool, on a busy machine,
+    costs more than these products; one compiled order of operations gives the same bits
+    from every thread.
     """
-    if family == "poisson":
-        np.exp(eta, out=w)  # the mean, which is also the log link's weight
-        np.subtract(y, w, out=resid)
-        return float(y @ eta) - float(w.sum())
-    np.abs(eta, out=tmp)
-    np.negative(tmp, out=tmp)
-    np.exp(tmp, out=tmp)                       # e
-    np.add(tmp, 1.0, out=tmp2)                 # 1 + e
-    np.divide(tmp, tmp2, out=resid)            # e / (1 + e): p where eta < 0
-    np.divide(resid, tmp2, out=w)              # e / (1 + e)^2
-    np.reciprocal(tmp2, out=tmp2)              # 1 / (1 + e): p where eta >= 0
-    np.copyto(resid, tmp2, where=eta >= 0)     # p
-    np.log1p(tmp, out=tmp)
-    np.maximum(eta, 0.0, out=tmp2)
-    tmp += tmp2                                # softplus(eta)
-    if t is not None:
-        w *= t
-        resid *= t
-        tmp *= t
-    np.subtract(y, resid, out=resid)
-    return float(y @ eta) - float(tmp.sum())
+    import numba
+
+    @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+    def terms(code, x, y, off, t, beta, k, hessian, rows):  # pragma: no cover - Numba
+        n, d = x.shape
+        p = k + d
+        g = np.zeros(p)
+        h = np.zeros((p, p))
+        # the block transposed, row 0 the intercept's ones; rows padded off a power of two
+        # (columns 2^k * 8 bytes apart would share cache sets)
+        xt = np.ones((p, rows + 8))
+        eta = np.empty(rows)
+        r = np.empty(rows)
+        w = np.empty(rows)
+        wa = np.empty(rows)
+        has_off = off.shape[0] > 0
+        has_t = t.shape[0] > 0
+        ll = 0.0
+        for start in range(0, n, rows):
+            m = min(rows, n - start)
+            for i in range(m):
+                xi = x[start + i]
+                for j in range(d):
+                    xt[k + j, i] = xi[j]
+            for i in range(m):
+                eta[i] = off[start + i] if has_off else 0.0
+            for j in range(p):
+                bj = beta[j]
+                col = xt[j]
+                for i in range(m):
+                    eta[i] += bj * col[i]
+            for i in range(m):
+                e = eta[i]
+                y_i = y[start + i]
+                linear = y_i * e if y_i != 0.0 else 0.0
+                if code == 2:  # Poisson, log link
+                    mu = math.exp(e)
+                    w[i] = mu
+                    r[i] = y_i - mu
+                    ll += linear - mu
+                else:  # logit link
+                    a = math.exp(-abs(e))
+                    inv = 1.0 / (1.0 + a)
+                    q = a * inv
+                    prob = inv if e >= 0.0 else q
+                    wi = q * inv
+                    sp = (e if e > 0.0 else 0.0) + math.log1p(a)
+                    if has_t:
+                        t_i = t[start + i]
+                        wi *= t_i
+                        prob *= t_i
+                        sp *= t_i
+                    w[i] = wi
+                    r[i] = y_i - prob
+                    ll += linear - sp
+            for a in range(p):
+                col = xt[a]
+                acc = 0.0
+                for i in range(m):
+                    acc += col[i] * r[i]
+                g[a] += acc
+            if hessian:
+                for a in range(p):
+                    col = xt[a]
+                    for i in range(m):
+                        wa[i] = w[i] * col[i]
+                    for b in range(a, p):
+                        cb = xt[b]
+                        acc = 0.0
+                        for i in range(m):
+                            acc += wa[i] * cb[i]
+                        h[a, b] -= acc
+        for a in range(p):
+            for b in range(a):
+                h[a, b] = h[b, a]
+        return ll, g, h
+
+    return terms
 
 
 def loglik_terms(family: str, X: np.ndarray, y: np.ndarray, beta: np.ndarray, *,
@@ -207,12 +266,16 @@ def loglik_terms(family: str, X: np.ndarray, y: np.ndarray, beta: np.ndarray, *,
                  constant: float | None = None) -> tuple[float, np.ndarray, np.ndarray | None]:
     """Log-likelihood of a canonical-link GLM, its gradient and Hessian in ``beta``.
 
+    One compiled pass over blocks of rows of ``X`` (see :func:`_kernel`): the gradient
+    ``[1, X]' r`` and the Hessian ``-[1, X]' W [1, X]`` as the symmetric product of the
+    weighted block ``sqrt(w) [1, X_b]``, which stays in cache.
+
     Parameters
     ----------
     family : {"bernoulli", "binomial", "poisson"}
         Logit link (binomial: with ``trials``), log link (Poisson, with ``offset``).
     X : ndarray, shape (n, d)
-        Dense float64 design, in any memory layout (read block by block, never copied whole).
+        Dense float64 design, in any memory layout (read row by row, never copied).
     y : ndarray, shape (n,)
         Responses (0/1, successes, counts) as float64.
     beta : ndarray, shape (intercept + d,)
@@ -222,7 +285,7 @@ def loglik_terms(family: str, X: np.ndarray, y: np.ndarray, beta: np.ndarray, *,
     offset, trials : ndarray, optional
         Known offset of ``eta``; the binomial trials.
     hessian : bool, default True
-        Also the Hessian ``-[1, X]' W [1, X]``.
+        Also the Hessian.
     constant : float, optional
         :func:`loglik_constant` when already known (computed otherwise).
 
@@ -242,44 +305,19 @@ def loglik_terms(family: str, X: np.ndarray, y: np.ndarray, beta: np.ndarray, *,
     >>> round(ll, 6), g.tolist(), h.tolist()  # 3 log(1/2); X'(y - 1/2); -X'X / 4
     (-2.079442, [0.5, 1.5], [[-0.75, -0.75], [-0.75, -1.25]])
     """
-    n, d = X.shape
+    if family not in _CODES:
+        raise SpecError(f"No closed-form GLM terms for family {family!r}; valid: {FAMILIES}.")
+    if not (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2):
+        raise SpecError("The design must be a 2-D float64 ndarray.")
     k = int(intercept)
-    p = k + d
     beta = np.asarray(beta, dtype=np.float64)
-    coef = np.ascontiguousarray(beta[k:])
-    b0 = float(beta[0]) if k else 0.0
-    rows = min(block_rows(p), max(n, 1))
-    eta, resid, w, tmp, tmp2 = (aligned(rows) for _ in range(5))
-    yb_buf = aligned(rows)
-    weighted = aligned((rows, p)) if hessian else None
-    ll = loglik_constant(family, y, trials) if constant is None else float(constant)
-    g = np.zeros(p)
-    h = np.zeros((p, p)) if hessian else None
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            m = stop - start
-            xb = X[start:stop]
-            e, r, wb, t1, t2, yb = (a[:m] for a in (eta, resid, w, tmp, tmp2, yb_buf))
-            np.matmul(xb, coef, out=e)
-            if k:
-                e += b0
-            if offset is not None:
-                e += offset[start:stop]
-            yb[...] = y[start:stop]  # aligned: the reductions round alike on every call
-            tb = None if trials is None else trials[start:stop]
-            ll += _family_block(family, e, yb, tb, r, wb, t1, t2)
-            g[k:] += xb.T @ r
-            if k:
-                g[0] += float(r.sum())
-            if h is not None:
-                bw = weighted[:m]
-                np.sqrt(wb, out=t1)
-                np.multiply(xb, t1[:, None], out=bw[:, k:])
-                if k:
-                    bw[:, 0] = t1
-                h -= bw.T @ bw
-    return ll, g, h
+    empty = np.empty(0)
+    ll, g, h = _kernel()(_CODES[family], X, np.asarray(y, dtype=np.float64),
+                         empty if offset is None else np.asarray(offset, dtype=np.float64),
+                         empty if trials is None else np.asarray(trials, dtype=np.float64),
+                         np.ascontiguousarray(beta), k, hessian, BLOCK_ROWS)
+    const = loglik_constant(family, y, trials) if constant is None else float(constant)
+    return float(ll) + const, g, h if hessian else None
 
 
 # ---------------------------------------------------------------------------------------------
