@@ -107,7 +107,7 @@ class BoundModel:
                 raise SpecError(f"Model {self.spec.name!r} declares no canonical-GLM "
                                 "log-likelihood for closed-form Newton terms.")
             return GLMObjective(glm, self._prior_terms, hessian=hessian,
-                                constant=self._loglik_constant)
+                                constant=self._loglik_constant, last=self._last_loglik)
         fn = self.compiled.objective_fn(jacobian, hessian)
         data, n = self.data, self.size
 
@@ -171,6 +171,11 @@ class BoundModel:
         return self.compiled.linker == "numba" and self._glm is not None
 
     @cached_property
+    def _last_loglik(self) -> list:
+        """``[(x bytes, loglik)]`` of the closed-form objective's last call (or ``[None]``)."""
+        return [None]
+
+    @cached_property
     def _loglik_constant(self) -> float:
         glm = self._glm
         assert glm is not None
@@ -192,9 +197,13 @@ class BoundModel:
         if glm is None:
             raise SpecError(f"Model {self.spec.name!r} declares no canonical-GLM "
                             "log-likelihood for closed-form evaluation.")
-        objective = GLMObjective(glm, self._prior_terms, hessian=False,
-                                 constant=self._loglik_constant)
-        ll = float(objective.loglik(x, hessian=False)[0])
+        last = self._last_loglik[0]
+        if last is not None and last[0] == x.tobytes():  # the optimiser's final point
+            ll = float(last[1])
+        else:
+            objective = GLMObjective(glm, self._prior_terms, hessian=False,
+                                     constant=self._loglik_constant)
+            ll = float(objective.loglik(x, hessian=False)[0])
         logp = ll + float(self._prior_call(x)[3])
         beta = glm.A @ x + glm.c
         k = int(glm.intercept)
