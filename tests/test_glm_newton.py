@@ -204,3 +204,22 @@ def test_threads_give_the_serial_answers():
         assert np.array_equal(_flat(a), _flat(b))
         assert np.array_equal(_flat(a, "stderr"), _flat(b, "stderr"))
         assert a.logp == b.logp
+
+
+def test_the_contract_only_where_it_is_exact():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((200, 3))
+    y = (rng.random(200) < 0.5).astype(float)
+    assert bm.models.logistic_regression(X, y).glm is not None
+    probit = bm.models.binomial_regression(X, y, link="probit")
+    assert probit.glm(probit.arrays(), probit.priors) is None
+    horseshoe = bm.models.logistic_regression(X, y, prior=bm.Horseshoe(0.5))
+    assert bind(horseshoe).canonical_glm() is None
+    ill = X.copy()
+    ill[:, 1] = ill[:, 0] + 1e-9 * rng.standard_normal(200)  # kept as a stored copy (Q)
+    spec = bm.models.logistic_regression(ill, y)
+    assert spec.declare.coordinates(spec.priors).stored
+    assert bind(spec).canonical_glm() is None
+    assert bm.models.linear_regression(X, y).glm is None  # Gaussian: its own exact paths
+    softmax = bm.models.softmax_regression(X, (y + (X[:, 2] > 0)).astype(int))
+    assert softmax.glm is None
