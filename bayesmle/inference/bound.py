@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from pymc.blocking import DictToArrayBijection
 
 from bayesmle.errors import SpecError
 from bayesmle.inference.engine import CompiledModel, compiled_model
+from bayesmle.inference.glm_newton import GLMObjective, loglik_constant
 from bayesmle.inference.optimize import L1Terms
-from bayesmle.models.spec import ModelSpec
+from bayesmle.models.spec import CanonicalGLM, ModelSpec
 
 __all__ = ["BoundModel", "PointEval", "bind"]
 
@@ -83,15 +85,29 @@ class BoundModel:
         return self.compiled.size
 
     # -- evaluation --------------------------------------------------------------------------
-    def objective(self, *, jacobian: bool = False, hessian: bool = True
-                  ) -> Callable[[np.ndarray], tuple]:
+    def objective(self, *, jacobian: bool = False, hessian: bool = True,
+                  closed_form: bool | None = None) -> Callable[[np.ndarray], tuple]:
         """``x -> (f, grad, hess)`` (or ``(f, grad)``) of minus the smooth log-density.
 
         The smooth log-density leaves out the L1 parts of the priors (see :meth:`l1_terms`);
         with ``jacobian`` it is the density of ``x`` (Laplace approximation), without it the
         MLE/MAP objective in the natural parametrisation. A point where a compiled kernel
         raises an arithmetic error evaluates to ``inf`` (outside the numerical support).
+
+        Without ``jacobian``, a spec whose log-likelihood is a canonical GLM
+        (:attr:`uses_closed_form`: large data, see :meth:`canonical_glm`) is evaluated by
+        closed-form Newton terms (:class:`~bayesmle.inference.glm_newton.GLMObjective`) plus
+        the engine's prior terms; ``closed_form`` forces the choice (True: SpecError where
+        the spec has no such likelihood; False: the engine's autodiff objective).
         """
+        use = self.uses_closed_form if closed_form is None else closed_form
+        if use and not jacobian:
+            glm = self.canonical_glm()
+            if glm is None:
+                raise SpecError(f"Model {self.spec.name!r} declares no canonical-GLM "
+                                "log-likelihood for closed-form Newton terms.")
+            return GLMObjective(glm, self._prior_terms, hessian=hessian,
+                                constant=self._loglik_constant, last=self._last_loglik)
         fn = self.compiled.objective_fn(jacobian, hessian)
         data, n = self.data, self.size
 
@@ -104,8 +120,108 @@ class BoundModel:
 
         return evaluate
 
-    def evaluate(self, x: np.ndarray) -> PointEval:
-        """Log-likelihood, log-densities, reported values and their Jacobian at ``x``."""
+    # -- closed-form GLM terms ---------------------------------------------------------------
+    def canonical_glm(self) -> CanonicalGLM | None:
+        """The spec's log-likelihood as a canonical GLM in ``x`` (``ModelSpec.glm``), or None.
+
+        None unless the spec declares one for its priors and it matches the compiled model:
+        the layout of ``x`` (names and sizes of the value variables, in order), free
+        variables without transforms, and reported parameters ``intercept`` (when it has
+        one) and ``coef`` exactly.
+        """
+        return self._glm
+
+    @cached_property
+    def _glm(self) -> CanonicalGLM | None:
+        spec, cm = self.spec, self.compiled
+        if spec.glm is None:
+            return None
+        glm = spec.glm(spec.arrays(), spec.priors)
+        if glm is None:
+            return None
+        layout = tuple((name, int(np.prod(shape, dtype=int)))
+                       for name, shape, *_ in cm.point_map_info)
+        params = ("intercept", "coef") if glm.intercept else ("coef",)
+        model = cm.model
+        n, d = glm.X.shape
+        if (layout != tuple(glm.layout) or spec.params != params
+                or any(model.rvs_to_transforms.get(rv) is not None for rv in model.free_RVs)
+                or glm.A.shape != (d + int(glm.intercept), self.size)
+                or glm.y.shape != (n,)):
+            return None
+        return glm
+
+    @property
+    def uses_closed_form(self) -> bool:
+        """Whether the MLE/MAP objective is evaluated by closed-form GLM terms.
+
+        By data size only, the rule of the linker: where the engine would compile the model
+        with Numba (:func:`~bayesmle.inference.python_linker.linker_for`), for a spec whose
+        log-likelihood is a canonical GLM (:meth:`canonical_glm`). Smaller data keep the
+        engine's autodiff objective on the Python linker.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmle as bm
+        >>> spec = bm.models.logistic_regression(np.eye(3)[:, :1], np.array([0, 1, 1]))
+        >>> bind(spec).uses_closed_form, bind(spec).canonical_glm().family
+        (False, 'bernoulli')
+        """
+        return self.compiled.linker == "numba" and self._glm is not None
+
+    @cached_property
+    def _last_loglik(self) -> list:
+        """``[(x bytes, loglik)]`` of the closed-form objective's last call (or ``[None]``)."""
+        return [None]
+
+    @cached_property
+    def _loglik_constant(self) -> float:
+        glm = self._glm
+        assert glm is not None
+        return loglik_constant(glm.family, glm.y, glm.trials)
+
+    def _prior_call(self, x: np.ndarray) -> tuple:
+        fn = self.compiled.prior_fn()
+        try:
+            return fn(np.asarray(x, dtype=np.float64), *self.data)
+        except ArithmeticError:
+            n = self.size
+            return np.inf, np.full(n, np.nan), np.full((n, n), np.nan), -np.inf
+
+    def _prior_terms(self, x: np.ndarray) -> tuple:
+        return self._prior_call(x)[:3]
+
+    def _closed_form_eval(self, x: np.ndarray) -> PointEval:
+        glm = self._glm
+        if glm is None:
+            raise SpecError(f"Model {self.spec.name!r} declares no canonical-GLM "
+                            "log-likelihood for closed-form evaluation.")
+        last = self._last_loglik[0]
+        if last is not None and last[0] == x.tobytes():  # the optimiser's final point
+            ll = float(last[1])
+        else:
+            objective = GLMObjective(glm, self._prior_terms, hessian=False,
+                                     constant=self._loglik_constant)
+            ll = float(objective.loglik(x, hessian=False)[0])
+        logp = ll + float(self._prior_call(x)[3])
+        beta = glm.A @ x + glm.c
+        k = int(glm.intercept)
+        values = {"intercept": np.asarray(beta[0])} if k else {}
+        values["coef"] = beta[k:]
+        # free variables without transforms: the density of x is the Jacobian-free one
+        return PointEval(loglik=ll, logp=logp, logp_jacobian=logp, values=values,
+                         jacobian=glm.A.copy())
+
+    def evaluate(self, x: np.ndarray, *, closed_form: bool | None = None) -> PointEval:
+        """Log-likelihood, log-densities, reported values and their Jacobian at ``x``.
+
+        By the closed-form GLM terms where the objective uses them (:attr:`uses_closed_form`;
+        ``closed_form`` forces the choice, as in :meth:`objective`), else by the engine's
+        point function.
+        """
+        if self.uses_closed_form if closed_form is None else closed_form:
+            return self._closed_form_eval(np.asarray(x, dtype=np.float64))
         out = self.compiled.point_fn()(np.asarray(x, dtype=np.float64), *self.data)
         values = {name: np.asarray(v) for name, v in zip(self.spec.params, out[3:-1],
                                                          strict=True)}

@@ -44,10 +44,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from bayesmle.errors import MLENotFoundError, SpecError, checklist
 from bayesmle.inference.bound import PointEval
+from bayesmle.inference.glm_newton import block_terms as _block_terms
 from bayesmle.inference.optimize import L1Terms, minimize_composite
 from bayesmle.inference.point import PointResult
 from bayesmle.inference.point_fit import DECREMENT_TOL, point_result
@@ -55,7 +55,6 @@ from bayesmle.models.dask_data import (
     SOLVER,
     DaskGLMData,
     DaskSummary,
-    aligned,
     check_identified,
 )
 from bayesmle.models.spec import ModelSpec
@@ -68,7 +67,6 @@ NAME = "dask-newton"
 #: Separation suspected on data of at most this many bytes (X, y, offset as float64) is
 #: confirmed or refuted by the in-memory linear programme; larger data are refused.
 CONFIRM_MAX_BYTES = 256 * 2**20
-_EXTREME = 20.0  # |eta| beyond which a fitted value is within exp(-20) of its limit
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -85,82 +83,8 @@ def applies(spec: ModelSpec) -> bool:
     return spec.solver == SOLVER
 
 
-# ---------------------------------------------------------------------------------------------
-# Per chunk (runs on the workers)
-# ---------------------------------------------------------------------------------------------
-def _block_terms(xb: np.ndarray, yb: np.ndarray, ob: np.ndarray | None,
-                 tb: np.ndarray | None, theta: np.ndarray, family: str, intercept: bool,
-                 sigma_known: float) -> np.ndarray:
-    """Log-likelihood, gradient, Hessian (flattened), extreme-row count of one row chunk.
-
-    ``theta`` = ``(intercept, coef[, log sigma])``; the Hessian is of the log-likelihood
-    (negative semi-definite), over ``(intercept, coef)`` and ``log sigma``.
-    """
-    k = int(intercept)
-    nb, d = xb.shape
-    x = aligned(xb.shape, xb)  # every array a reduction reads starts on 64 bytes
-    yb = aligned(nb, yb)
-    eta = aligned(nb)
-    np.matmul(x, theta[k:k + d], out=eta)
-    if intercept:
-        eta += theta[0]
-    if ob is not None:
-        eta += ob
-    extreme = 0.0
-    resid, w, terms = aligned(nb), aligned(nb), aligned(nb)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        if family == "bernoulli":
-            np.subtract(yb * eta, np.logaddexp(0.0, eta), out=terms)
-            np.subtract(yb, scipy.special.expit(eta), out=resid)
-            np.multiply(scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
-            ll = float(terms.sum())
-            extreme = float(np.count_nonzero(eta * (2.0 * yb - 1.0) > _EXTREME))
-        elif family == "binomial":
-            terms[...] = (yb * eta - tb * np.logaddexp(0.0, eta) + scipy.special.gammaln(
-                tb + 1.0) - scipy.special.gammaln(yb + 1.0)
-                - scipy.special.gammaln(tb - yb + 1.0))
-            np.subtract(yb, tb * scipy.special.expit(eta), out=resid)
-            np.multiply(tb * scipy.special.expit(eta), scipy.special.expit(-eta), out=w)
-            ll = float(terms.sum())
-            extreme = float(np.count_nonzero(((yb == 0) & (eta < -_EXTREME))
-                                             | ((yb == tb) & (eta > _EXTREME))))
-        elif family == "poisson":
-            np.exp(eta, out=w)
-            terms[...] = yb * eta - w - scipy.special.gammaln(yb + 1.0)
-            np.subtract(yb, w, out=resid)
-            ll = float(terms.sum())
-            extreme = float(np.count_nonzero((yb == 0) & (eta < -_EXTREME)))
-        else:  # gaussian
-            np.subtract(yb, eta, out=resid)
-            rr = float(resid @ resid)
-            if sigma_known > 0:
-                s2 = sigma_known**2
-                ll = -0.5 * nb * _LOG_2PI - nb * math.log(sigma_known) - rr / (2.0 * s2)
-            else:
-                s = float(theta[-1])
-                s2 = math.exp(2.0 * s)
-                ll = -0.5 * nb * _LOG_2PI - nb * s - rr / (2.0 * s2)
-            resid /= s2
-            w[...] = 1.0 / s2
-    q = theta.size
-    p = k + d
-    g = np.zeros(q)
-    h = np.zeros((q, q))
-    xw = aligned(xb.shape)
-    np.multiply(x, w[:, None], out=xw)
-    g[k:p] = x.T @ resid
-    h[k:p, k:p] = -(x.T @ xw)
-    if intercept:
-        g[0] = resid.sum()
-        h[0, 0] = -w.sum()
-        h[0, 1:p] = h[1:p, 0] = -(w @ x)
-    if family == "gaussian" and sigma_known <= 0:  # log sigma
-        g[q - 1] = -float(nb) + rr / s2
-        h[:p, q - 1] = h[q - 1, :p] = -2.0 * g[:p]
-        h[q - 1, q - 1] = -2.0 * rr / s2
-    return np.concatenate(([ll], g, h.ravel(), [extreme]))
-
-
+# Per chunk (runs on the workers): glm_newton.block_terms, the closed forms shared with the
+# in-memory fits of large regressions.
 # ---------------------------------------------------------------------------------------------
 # Priors
 # ---------------------------------------------------------------------------------------------

@@ -253,6 +253,34 @@ class CompiledModel:
 
         return self._compile(("objective", jacobian, hessian), make)
 
+    def prior_fn(self) -> _Locked:
+        """``(x, *data) -> (f, grad, hess, log_prior)``: the prior terms alone.
+
+        ``f`` and its derivatives are minus the smooth log prior, exactly the terms of
+        :meth:`objective_fn` ``(jacobian=False)`` other than the log-likelihood (L1 parts left
+        out, their smooth remainders in); ``log_prior`` is the whole Jacobian-free log prior
+        density (L1 parts included), the prior part of the point function's ``logp``. On the
+        Python linker whatever the data size: no data-sized work is in these terms when the
+        spec's likelihood is evaluated elsewhere (:mod:`bayesmle.inference.glm_newton`).
+        """
+
+        def make():
+            model = self.model
+            everything = [*model.free_RVs, *model.potentials]
+            smooth = model.logp(vars=[v for v in everything if v not in self._l1_carriers],
+                                jacobian=False) + self._l1_remainders()
+            full = model.logp(vars=everything, jacobian=False)
+            [loss, full], x = self._join([-smooth, full])
+            loss = rewrite_pregrad(loss)
+            # a flat prior, or a Gaussian one, leaves the derivatives constant in x
+            grad = pytensor.gradient.grad(loss, x, disconnected_inputs="ignore")
+            hess = pytensor.gradient.jacobian(grad, [x], vectorize=True,
+                                              disconnected_inputs="ignore")[0]
+            return self._function([x], [loss, grad, hess, full], trust_input=True,
+                                  mode=PYTHON_MODE)
+
+        return self._compile(("prior",), make)
+
     def point_fn(self) -> _Locked:
         """``(x, *data) -> (loglik, logp, logp_jacobian, *reported, jacobian)``."""
 

@@ -33,7 +33,12 @@ from bayesmle.errors import (
     SpecError,
     checklist,
 )
-from bayesmle.models.coordinates import Coordinates, QRCoordinates, choose_coordinates
+from bayesmle.models.coordinates import (
+    Coordinates,
+    QRCoordinates,
+    StandardisedCoordinates,
+    choose_coordinates,
+)
 from bayesmle.models.design import (
     Design,
     GramFactor,
@@ -53,7 +58,7 @@ from bayesmle.models.distributions import (
 )
 from bayesmle.models.observations import Observations, Rows
 from bayesmle.models.separation import SEPARATION, improper_if_separated, no_map_if_separated
-from bayesmle.models.spec import ExistenceCheck, ModelSpec
+from bayesmle.models.spec import CanonicalGLM, ExistenceCheck, ModelSpec
 from bayesmle.priors import Flat, HalfFlat, Prior, check_support
 
 __all__ = ["LINKS", "Family", "RegressionModel", "RegressionObservations", "check_link",
@@ -270,6 +275,47 @@ class RegressionModel:
         rss = model["ss_rss0"] - 2.0 * pt.sum(model["ss_c"] * u) + pt.sum(u * gram_u)
         n = model["y"].shape[0].astype("float64")
         return -0.5 * n * np.log(2 * np.pi) - n * pt.log(sigma) - rss / (2.0 * sigma**2)
+
+    def canonical_glm(self, arrays: Mapping[str, np.ndarray],
+                      priors: Mapping[str, Prior]) -> CanonicalGLM | None:
+        """The log-likelihood as a canonical-link GLM in the free coordinates, or None.
+
+        Exactly one for a single-output bernoulli, logit-binomial or Poisson regression whose
+        coordinates compute the linear predictor from the user's dense ``X`` (no stored
+        transformed copy) and are the builder's own (not a prior's variables): then
+        ``(intercept, coef)`` is an affine map of ``x`` -- ``anchor + coef_map @ theta`` (QR
+        coordinates) or ``coef = coef_std / scale`` with a free or centred intercept
+        (standardised coordinates). See :class:`~bayesmle.models.spec.CanonicalGLM`.
+        """
+        if (self.family not in ("bernoulli", "binomial", "poisson") or self.n_out
+                or self.link not in ("", "logit")):
+            return None
+        coords = self.coordinates(priors)
+        if coords.stored or getattr(coords, "own_coef", False):
+            return None
+        X = arrays["X"]
+        if not (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2):
+            return None
+        d, k = X.shape[1], int(self.intercept)
+        if isinstance(coords, QRCoordinates):
+            a = np.array(arrays["coef_map"], dtype=float)
+            c = np.array(arrays["anchor"], dtype=float)
+            layout: tuple[tuple[str, int], ...] = (("theta", k + d),)
+        else:
+            assert isinstance(coords, StandardisedCoordinates)
+            a = np.zeros((k + d, d + k))
+            a[k:, :d] = np.diag(1.0 / np.asarray(arrays["scale"], dtype=float))
+            layout = (("coef_std", d),)
+            if k:  # intercept = a0 - center @ coef (center = 0 unless centred)
+                a[0, :d] = -np.asarray(arrays["center"], dtype=float) * np.diag(a[k:, :d])
+                a[0, d] = 1.0
+                layout += (("intercept_c" if coords.centred else "intercept", 1),)
+            c = np.zeros(k + d)
+        return CanonicalGLM(
+            family=self.family, X=X, y=arrays["y"],
+            offset=arrays["offset"] if self.family == "poisson" else None,
+            trials=arrays["trials"] if self.family == "binomial" else None,
+            intercept=self.intercept, A=a, c=c, layout=layout)
 
     # -- starting values --------------------------------------------------------------------
     def _eta0(self, arrays) -> np.ndarray | float:
@@ -810,6 +856,8 @@ def regression_spec(
         options=options,
         description=_EQUATIONS[family].format(link=options.get("link", "")),
         fast_loglik=builder.gaussian_loglik if family == "gaussian" else None,
+        glm=(builder.canonical_glm if family in ("bernoulli", "binomial", "poisson")
+             else None),
         mle_checks=(ExistenceCheck(mle_rank), *extra_mle_checks),
         posterior_checks=(_improper_if_unidentified(ident, scale_key),
                           *((improper_if_separated,) if separated else ()),

@@ -48,7 +48,7 @@ from bayesmle.priors import Prior
 if TYPE_CHECKING:
     from bayesmle.models.observations import Observations
 
-__all__ = ["ExistenceCheck", "ModelSpec"]
+__all__ = ["CanonicalGLM", "ExistenceCheck", "ModelSpec"]
 
 Declare = Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], pm.Model]
 
@@ -74,6 +74,54 @@ class ExistenceCheck:
     def __call__(self, spec: ModelSpec) -> None:
         """Run the check (raises MLENotFoundError when the MLE does not exist)."""
         self.run(spec)
+
+
+@dataclass(frozen=True, eq=False)
+class CanonicalGLM:
+    """A spec's log-likelihood as a GLM with canonical link, in its free coordinates ``x``.
+
+    The contract behind the inference layer's closed-form Newton terms
+    (:mod:`bayesmle.inference.glm_newton`): the log-likelihood of the observed data is exactly
+    ``sum_i loglik_F(y_i; eta_i)`` with ``eta = intercept + X @ coef + offset`` and the
+    family's canonical link (``bernoulli``: logit; ``binomial``: logit with ``trials``;
+    ``poisson``: log), and ``(intercept, coef) = A @ x + c`` is an exact affine function of
+    the model's free coordinates. ``layout`` names the value variables of ``x`` and their
+    sizes, in order (the engine checks it against the compiled model). Free variables carry
+    no transform, so the log-density of ``x`` is the Jacobian-free one.
+
+    Attributes
+    ----------
+    family : {"bernoulli", "binomial", "poisson"}
+    X : ndarray, shape (n, d)
+        The dense float64 design the model multiplies (no copy).
+    y : ndarray, shape (n,)
+    offset, trials : ndarray or None
+        The Poisson offset (log exposure); the binomial trials.
+    intercept : bool
+        Whether row 0 of ``A`` is the intercept.
+    A : ndarray, shape (intercept + d, size of x)
+    c : ndarray, shape (intercept + d,)
+    layout : tuple of (str, int)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bayesmle as bm
+    >>> spec = bm.models.logistic_regression(np.eye(3)[:, :2], np.array([0, 1, 1]))
+    >>> glm = spec.glm(spec.arrays(), spec.priors)
+    >>> glm.family, glm.A.shape, glm.layout
+    ('bernoulli', (3, 3), (('theta', 3),))
+    """
+
+    family: str
+    X: np.ndarray
+    y: np.ndarray
+    offset: np.ndarray | None
+    trials: np.ndarray | None
+    intercept: bool
+    A: np.ndarray
+    c: np.ndarray
+    layout: tuple[tuple[str, int], ...]
 
 
 def _frozen_array(value: Any) -> np.ndarray:
@@ -202,6 +250,12 @@ class ModelSpec:
     #: sufficient statistics). It must equal their log-density up to rounding; the optimisers
     #: (MLE, MAP, Laplace, profiles) and the reported ``loglik`` use it, NUTS the model itself.
     fast_loglik: Callable[[pm.Model, Mapping[str, Prior]], Any] | None = None
+    #: ``glm(arrays, priors) -> CanonicalGLM or None``: the log-likelihood as a canonical-link
+    #: GLM in the model's free coordinates (for these priors, which choose the coordinates),
+    #: or None where it is not exactly one. Large fits then evaluate the MLE/MAP objective by
+    #: closed-form Newton terms (:mod:`bayesmle.inference.glm_newton`) instead of autodiff.
+    glm: Callable[[Mapping[str, np.ndarray], Mapping[str, Prior]], CanonicalGLM | None] | None \
+        = field(default=None, repr=False)
     #: Checks run before a flat-prior fit; each raises MLENotFoundError when the MLE does not
     #: exist (plain functions of the spec, or :class:`ExistenceCheck` records).
     mle_checks: tuple[ExistenceCheck, ...] = ()
