@@ -25,8 +25,10 @@ __all__ = ["DEFER_CHECKS_ABOVE_ROWS", "FIT_METHODS", "METHODS", "OPTIONS", "fit"
 #: Existence checks that may be deferred (the separation LP) run *after* the fit on data with
 #: more rows than this, and only if the fit is not certified or reaches extreme fitted values:
 #: the log-likelihoods concerned are concave, so a certified optimum with moderate fitted values
-#: is the MLE, and separation cannot hide behind it.
-DEFER_CHECKS_ABOVE_ROWS = 20_000
+#: is the MLE, and separation cannot hide behind it. (The LP costs more than the fit from about
+#: a thousand rows: measured on a logistic MLE, 105 of 152 ms at n=10,000, d=5, and 536 of
+#: 588 ms at n=20,000, d=20.)
+DEFER_CHECKS_ABOVE_ROWS = 1_000
 
 METHODS = ("mle", "map", "laplace", "nuts")
 #: Variational approximations: accepted by ``fit`` and ``compare(methods=...)``, not run by
