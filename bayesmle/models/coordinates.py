@@ -50,6 +50,31 @@ from bayesmle.priors import Prior
 __all__ = ["Coordinates", "QRCoordinates", "StandardisedCoordinates", "choose_coordinates"]
 
 
+
+def design_data(name: str, value: np.ndarray):
+    """``pm.Data(name, value)`` for a validated design matrix, without copying it.
+
+    ``pm.Data`` copies a float array twice over (``astype`` and the shared variable's own
+    copy) and scans it for NaNs; a compiled model kept in the engine's cache would then hold
+    a copy of the first data set of its structure (1x X; its functions take the data as
+    inputs, so the values are never read there). The design was checked finite by
+    :func:`~bayesmle.models.design.as_design`.
+
+    Examples
+    --------
+    >>> X = np.eye(3)
+    >>> with pm.Model() as model:
+    ...     shared = design_data("X", X)
+    >>> shared.get_value(borrow=True) is X, model["X"] is shared
+    (True, True)
+    """
+    import pytensor
+
+    model = pm.modelcontext(None)
+    shared = pytensor.shared(value, model.name_for(name), borrow=True)
+    model.register_data_var(shared)
+    return shared
+
 @dataclass(frozen=True)
 class _Base:
     intercept: bool
@@ -104,7 +129,7 @@ class QRCoordinates(_Base):
                 cmap = pm.Data("coef_map", data["coef_map"])
                 i = int(self.intercept)
                 coef = anchor[i:] + cmap[i:] @ theta if k == 0 else cmap[i:] @ theta
-                eta = pm.Data("X", data["X"]) @ coef
+                eta = design_data("X", data["X"]) @ coef
                 intercept = None
                 if self.intercept:
                     intercept = anchor[0] + cmap[0] @ theta if k == 0 else cmap[0] @ theta
@@ -164,7 +189,7 @@ class StandardisedCoordinates(_Base):
         k = self.n_out
         name = "Xs" if self.stored else "X"
         with model:
-            xs = pm.Data(name, data[name])
+            xs = design_data(name, data[name])
             center = pm.Data("center", data["center"])
             scale = pm.Data("scale", data["scale"])
         col_scale = scale if k == 0 else scale[:, None]

@@ -38,6 +38,7 @@ from bayesmle.models.coordinates import (
     QRCoordinates,
     StandardisedCoordinates,
     choose_coordinates,
+    design_data,
 )
 from bayesmle.models.design import (
     Design,
@@ -413,7 +414,7 @@ class RegressionObservations:
         d = arrays["X"].shape[1]
         with pm.Model() as model:
             y = pm.Data("y", arrays["y"])
-            X = pm.Data("X", arrays["X"])
+            X = design_data("X", arrays["X"])
             coef = pm.Flat("coef", shape=(d,) if self.n_out == 0 else (d, self.n_out))
             eta = X @ coef
             if self.intercept:
