@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 import time
 
 import numpy as np
@@ -296,7 +297,7 @@ def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
 # cached kernel, and cached on disk under a key made of that kernel's own PyTensor cache key and
 # the layout: a persistent cache across processes, keyed by structure.
 
-_CFUNC_VERSION = "bayesmle-nutpie-cfunc-4"
+_CFUNC_VERSION = "bayesmle-nutpie-cfunc-5-exact"
 
 _LOGP_SRC = """
 def nutpie_logp(dim, x_, out_, logp_, user_data_):
@@ -430,7 +431,48 @@ def _nuts_mode(model: pm.Model, small: bool):
     return mode
 
 
+class _NoFastMath:
+    """PyTensor's ``numba__fastmath`` off, for bayesmle's NUTS kernels, one thread at a time.
+
+    Compiled with LLVM's fast-math flags (PyTensor's default) a kernel gave other bits in the
+    process that compiled it than in the processes that loaded it from the on-disk cache, so
+    NUTS draws for a seed depended on the cache state. PyTensor reads the flag from its
+    configuration while it builds the kernel, so the flag is set for that time only, under a
+    lock (another thread compiling PyTensor functions meanwhile gets exact arithmetic too).
+    """
+
+    _lock = threading.Lock()
+
+    def __enter__(self):
+        import pytensor
+
+        self._lock.acquire()
+        try:
+            self._flags = pytensor.config.change_flags(numba__fastmath=False)
+            self._flags.__enter__()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._flags.__exit__(*exc)
+        finally:
+            self._lock.release()
+
+
 def compile_nutpie_model(model: pm.Model, var_names: list[str], *, small: bool = False):
+    """The nutpie ``CompiledPyMCModel`` of ``model``, its C callbacks cached on disk by Numba.
+
+    Compiled without fast-math (:class:`_NoFastMath`): the same draws for a seed whether the
+    kernel was compiled in this process or loaded from the cache.
+    """
+    with _NoFastMath():
+        return _compile_nutpie_model(model, var_names, small=small)
+
+
+def _compile_nutpie_model(model: pm.Model, var_names: list[str], *, small: bool = False):
     """The nutpie ``CompiledPyMCModel`` of ``model``, its C callbacks cached on disk by Numba.
 
     The same graphs as ``nutpie.compile_pymc_model(model, var_names=var_names)`` (nutpie's own
